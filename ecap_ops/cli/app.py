@@ -1,0 +1,132 @@
+"""The `ecap-ops` command group and what every command shares.
+
+Commands live in modules beside this one (`topics.py`, `broker.py`, ...) and attach
+themselves to `main` with `@main.command()`; `ecap_ops.cli` imports them all.
+Heavy imports (Dagster, pandas) stay inside the commands that need them, so the CLI
+starts fast.
+"""
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from ecap_ops.errors import EcapOpsError
+from ecap_ops.settings import KafkaSettings
+
+
+@dataclass
+class CliContext:
+    overrides: dict[str, Any] = field(default_factory=dict)
+    env: str | None = None
+    catalog_path: str | None = None
+    _settings: KafkaSettings | None = None
+
+    def settings(self) -> KafkaSettings:
+        if self._settings is None:
+            self._settings = KafkaSettings.from_env(**self.overrides)
+        return self._settings
+
+    def catalog(self):
+        from ecap_ops.catalog import load_catalog
+
+        return load_catalog(self.catalog_path, env=self.env)
+
+    def gateway(self):
+        from ecap_ops.gateway import KafkaGateway
+
+        return KafkaGateway(self.settings())
+
+
+pass_cli = click.make_pass_decorator(CliContext, ensure=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--bootstrap-servers",
+    "-b",
+    metavar="HOST:PORT[,...]",
+    help="Kafka brokers to bootstrap from [env KAFKA_BOOTSTRAP_SERVERS, default localhost:9092].",
+)
+@click.option("--security-protocol", help="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL [env KAFKA_SECURITY_PROTOCOL].")
+@click.option("--sasl-mechanism", help="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 [env KAFKA_SASL_MECHANISM].")
+@click.option("--sasl-username", help="SASL user [env KAFKA_SASL_USERNAME]; the password comes only from KAFKA_SASL_PASSWORD.")
+@click.option("--ssl-cafile", help="CA bundle (PEM) for TLS [env KAFKA_SSL_CAFILE].")
+@click.option("--env", "env_name", envvar="ECAP_ENV", help="Catalog overlay: dev or prod [env ECAP_ENV, default dev].")
+@click.option("--catalog", "catalog_path", envvar="ECAP_CATALOG", help="Another catalog file [env ECAP_CATALOG].")
+@click.version_option(package_name="ecap-ops")
+@click.pass_context
+def main(ctx, bootstrap_servers, security_protocol, sasl_mechanism, sasl_username, ssl_cafile, env_name, catalog_path):
+    """ecap-ops: the operations plane for the E-Commerce Analytics Platform's Kafka cluster.
+
+    Exit codes: 0 success, healthy or nothing to change; 1 error or unhealthy;
+    2 `plan` found changes to make.
+    """
+    ctx.obj = CliContext(
+        overrides={
+            "bootstrap_servers": bootstrap_servers,
+            "security_protocol": security_protocol,
+            "sasl_mechanism": sasl_mechanism,
+            "sasl_username": sasl_username,
+            "ssl_cafile": ssl_cafile,
+        },
+        env=env_name,
+        catalog_path=catalog_path,
+    )
+
+
+def output_option(f: Callable) -> Callable:
+    """`--output table|json` for a read command."""
+    return click.option(
+        "--output",
+        "-o",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help="table for people, json (stable keys) for scripts.",
+    )(f)
+
+
+def guarded(f: Callable) -> Callable:
+    """Turn the project's errors into a clear message on stderr and exit code 1."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except EcapOpsError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def fmt_int(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def render_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], right: Iterable[int] = ()) -> str:
+    """An aligned plain-text table people can paste into an incident channel."""
+    rows = [["" if c is None else str(c) for c in r] for r in rows]
+    right = set(right)
+    widths = [len(h) for h in headers]
+    for r in rows:
+        for i, c in enumerate(r):
+            widths[i] = max(widths[i], len(c))
+
+    def line(cells):
+        out = []
+        for i, c in enumerate(cells):
+            out.append(c.rjust(widths[i]) if i in right else c.ljust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), sep] + [line(r) for r in rows])

@@ -1,0 +1,312 @@
+"""Planning: the catalog against the observed cluster gives an ordered plan of actions.
+
+Rules (see the project's safety design): never delete by omission, refuse what cannot be
+done safely at plan time, compare and write topic-level overrides only, and mark as
+destructive whatever can remove data (a retention decrease or a cleanup.policy change on
+a topic that holds data), which is applied only when acknowledged.
+"""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+from ecap_ops.catalog.kafka_configs import canonical_value
+from ecap_ops.catalog.model import Catalog, TopicSpec
+from ecap_ops.catalog.units import format_duration_ms, format_size
+from ecap_ops.core.state import ClusterState, TopicState
+
+# Kafka's own defaults, for a key whose fallback the broker did not report.
+KAFKA_DEFAULTS = {
+    "retention.ms": "604800000",
+    "retention.bytes": "-1",
+    "cleanup.policy": "delete",
+    "compression.type": "producer",
+    "max.message.bytes": "1048588",
+    "min.insync.replicas": "1",
+}
+
+
+class ActionKind(str, Enum):
+    CREATE_TOPIC = "create_topic"
+    ALTER_CONFIGS = "alter_configs"
+    ADD_PARTITIONS = "add_partitions"
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    key: str
+    old: str | None  # the topic-level override today (None: none, the default applies)
+    new: str | None  # the override to write (None: remove it, falling back to the default)
+    old_effective: str | None
+    new_effective: str | None
+    destructive: bool = False
+    reason: str = ""
+
+    def describe(self) -> str:
+        def show(v, eff):
+            return _human(self.key, v) if v is not None else f"(default {_human(self.key, eff)})"
+
+        return f"{self.key}: {show(self.old, self.old_effective)} -> {show(self.new, self.new_effective)}"
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    topic: str
+    partitions: int | None = None  # CREATE_TOPIC: count; ADD_PARTITIONS: the new total
+    current_partitions: int | None = None
+    replication_factor: int | None = None
+    configs: dict[str, str] = field(default_factory=dict)  # CREATE_TOPIC only
+    changes: tuple[ConfigChange, ...] = ()  # ALTER_CONFIGS only
+    warnings: tuple[str, ...] = ()
+    destructive: bool = False
+
+    def describe(self) -> str:
+        if self.kind is ActionKind.CREATE_TOPIC:
+            cfg = ", ".join(f"{k}={_human(k, v)}" for k, v in sorted(self.configs.items()))
+            return f"create topic {self.topic}: {self.partitions} partitions, replication {self.replication_factor}" + (f", {cfg}" if cfg else "")
+        if self.kind is ActionKind.ADD_PARTITIONS:
+            return f"add partitions to {self.topic}: {self.current_partitions} -> {self.partitions}"
+        return f"alter configs of {self.topic}: " + "; ".join(c.describe() for c in self.changes)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    topic: str
+    code: str  # partition_decrease, replication_change, destructive, too_few_brokers
+    message: str
+    field: str = ""  # the catalog path it concerns, when there is one
+
+
+@dataclass(frozen=True)
+class Plan:
+    cluster_id: str
+    env: str
+    catalog_digest: str
+    actions: tuple[Action, ...]
+    refusals: tuple[Refusal, ...]
+    unmanaged: tuple[str, ...]
+    in_sync: tuple[str, ...]
+    fingerprint: str  # of the observed state the plan was made from
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actions)
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.refusals)
+
+    def for_topic(self, name: str) -> "Plan":
+        return Plan(
+            self.cluster_id,
+            self.env,
+            self.catalog_digest,
+            tuple(a for a in self.actions if a.topic == name),
+            tuple(r for r in self.refusals if r.topic == name),
+            (),
+            tuple(t for t in self.in_sync if t == name),
+            self.fingerprint,
+        )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for a in d["actions"]:
+            a["kind"] = a["kind"].value if isinstance(a["kind"], ActionKind) else a["kind"]
+        d["summary"] = {
+            "create": sum(a.kind is ActionKind.CREATE_TOPIC for a in self.actions),
+            "alter_configs": sum(a.kind is ActionKind.ALTER_CONFIGS for a in self.actions),
+            "add_partitions": sum(a.kind is ActionKind.ADD_PARTITIONS for a in self.actions),
+            "refused": len(self.refusals),
+            "in_sync": len(self.in_sync),
+            "unmanaged": len(self.unmanaged),
+        }
+        return d
+
+
+def _human(key: str, value: str | None) -> str:
+    if value is None:
+        return "?"
+    try:
+        if key.endswith(".ms"):
+            return f"{value} ({format_duration_ms(int(value))})"
+        if key.endswith(".bytes"):
+            return f"{value} ({format_size(int(value))})"
+    except ValueError:
+        pass
+    return value
+
+
+def _retention_rank(value: str | None) -> float:
+    """-1 (infinite) ranks above every finite value."""
+    if value is None:
+        return float("inf")
+    n = int(value)
+    return float("inf") if n < 0 else float(n)
+
+
+def fingerprint(cluster: ClusterState, names: list[str]) -> str:
+    """A hash of everything the plan for `names` depends on, to detect a stale plan."""
+    parts = [cluster.cluster_id, len(cluster.brokers)]
+    for n in sorted(names):
+        t = cluster.topics.get(n)
+        parts.append(
+            [n, None]
+            if t is None
+            else [n, t.partition_count, t.replication_factor, sorted(t.overrides.items()), t.has_data]
+        )
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _config_changes(spec: TopicSpec, topic: TopicState) -> list[ConfigChange]:
+    changes = []
+    keys = sorted(set(spec.configs) | set(topic.overrides))
+    for key in keys:
+        want = spec.configs.get(key)
+        have = topic.overrides.get(key)
+        if canonical_value(key, want) == canonical_value(key, have):
+            continue
+        default = topic.defaults.get(key, KAFKA_DEFAULTS.get(key))
+        old_eff = have if have is not None else default
+        new_eff = want if want is not None else default
+        destructive, reason = False, ""
+        if key in ("retention.ms", "retention.bytes") and "delete" in (topic.effective("cleanup.policy") or "delete"):
+            if _retention_rank(new_eff) < _retention_rank(old_eff):
+                destructive = bool(topic.has_data) or topic.has_data is None
+                reason = f"lowers {key} from {_human(key, old_eff)} to {_human(key, new_eff)}: records older than that are deleted"
+        if key == "cleanup.policy":
+            destructive = bool(topic.has_data) or topic.has_data is None
+            reason = f"changes cleanup.policy from {old_eff} to {new_eff}: " + (
+                "compaction removes all but the latest record of each key" if "compact" in (new_eff or "") else "retention starts deleting records, including the latest value of each key"
+            )
+        changes.append(ConfigChange(key, have, want, old_eff, new_eff, destructive, reason if destructive else ""))
+    return changes
+
+
+def make_plan(
+    catalog: Catalog,
+    cluster: ClusterState,
+    acknowledge_destructive: frozenset[str] | set[str] = frozenset(),
+) -> Plan:
+    """Compare the catalog with the cluster. `acknowledge_destructive` holds the topic
+    names (or "*") whose destructive changes the operator has accepted."""
+    creates: list[Action] = []
+    alters: list[Action] = []
+    adds: list[Action] = []
+    refusals: list[Refusal] = []
+    in_sync: list[str] = []
+    live = cluster.broker_count
+    ack_all = "*" in acknowledge_destructive
+
+    for spec in catalog.topics:
+        path = f"topics.{spec.key}"
+        topic = cluster.topics.get(spec.name)
+        if topic is None:
+            if spec.replication_factor > live:
+                refusals.append(
+                    Refusal(
+                        spec.name,
+                        "too_few_brokers",
+                        f"{path}.replication_factor: {spec.replication_factor} is more than the {live} live broker(s) of cluster {cluster.cluster_id}; "
+                        f"the topic cannot be created (use ECAP_ENV=dev on a single broker, or start more brokers)",
+                        f"{path}.replication_factor",
+                    )
+                )
+                continue
+            creates.append(
+                Action(ActionKind.CREATE_TOPIC, spec.name, partitions=spec.partitions, replication_factor=spec.replication_factor, configs=dict(spec.configs))
+            )
+            continue
+
+        before = len(creates) + len(alters) + len(adds) + len(refusals)
+        if spec.partitions < topic.partition_count:
+            refusals.append(
+                Refusal(
+                    spec.name,
+                    "partition_decrease",
+                    f"{path}.partitions: the catalog asks for {spec.partitions} but {spec.name} has {topic.partition_count}; "
+                    "Kafka cannot remove partitions and ecap-ops never re-creates a topic to do it. "
+                    f"Set partitions to {topic.partition_count} (or more) in the catalog.",
+                    f"{path}.partitions",
+                )
+            )
+        elif spec.partitions > topic.partition_count:
+            warnings = ()
+            if spec.partition_key:
+                warnings = (
+                    f"{spec.name} is keyed by {spec.partition_key}: adding partitions changes which partition each key maps to, "
+                    "so records of one key written before and after the change may be read out of order",
+                )
+            adds.append(
+                Action(ActionKind.ADD_PARTITIONS, spec.name, partitions=spec.partitions, current_partitions=topic.partition_count, warnings=warnings)
+            )
+        if spec.replication_factor != topic.replication_factor:
+            refusals.append(
+                Refusal(
+                    spec.name,
+                    "replication_change",
+                    f"replication factor of {spec.name}: the catalog ({catalog.env}) asks for {spec.replication_factor}, the topic has {topic.replication_factor}; "
+                    "changing it needs a partition reassignment (kafka-reassign-partitions), which ecap-ops does not do for you",
+                    f"{path}.replication_factor",
+                )
+            )
+        changes = _config_changes(spec, topic)
+        if changes:
+            destructive = [c for c in changes if c.destructive]
+            if destructive and not (ack_all or spec.name in acknowledge_destructive or spec.key in acknowledge_destructive):
+                for c in destructive:
+                    refusals.append(
+                        Refusal(
+                            spec.name,
+                            "destructive",
+                            f"{spec.name} holds data and the change {c.reason}. Apply it only on purpose: "
+                            f"--acknowledge-destructive {spec.name} (CLI) or acknowledge_destructive: [{spec.name}] (Dagster)",
+                            f"{path}.{c.key}",
+                        )
+                    )
+            alters.append(Action(ActionKind.ALTER_CONFIGS, spec.name, changes=tuple(changes), destructive=bool(destructive)))
+        if len(creates) + len(alters) + len(adds) + len(refusals) == before:
+            in_sync.append(spec.name)
+
+    managed = set(catalog.names())
+    unmanaged = sorted(n for n, t in cluster.topics.items() if n not in managed and not t.internal and not n.startswith("__"))
+    return Plan(
+        cluster_id=cluster.cluster_id,
+        env=catalog.env,
+        catalog_digest=catalog.digest,
+        actions=tuple(creates + alters + adds),
+        refusals=tuple(refusals),
+        unmanaged=tuple(unmanaged),
+        in_sync=tuple(in_sync),
+        fingerprint=fingerprint(cluster, catalog.names()),
+    )
+
+
+def render_plan(plan: Plan) -> str:
+    """The plan as people read it, in the order it will be applied."""
+    lines = [f"Plan for cluster {plan.cluster_id} (env {plan.env}):"]
+    marks = {ActionKind.CREATE_TOPIC: "+", ActionKind.ALTER_CONFIGS: "~", ActionKind.ADD_PARTITIONS: "^"}
+    for a in plan.actions:
+        if a.kind is ActionKind.ALTER_CONFIGS:
+            lines.append(f"  ~ alter configs of {a.topic}" + ("  [DESTRUCTIVE]" if a.destructive else ""))
+            for c in a.changes:
+                lines.append(f"      {c.describe()}" + ("  [destructive]" if c.destructive else ""))
+        else:
+            lines.append(f"  {marks[a.kind]} {a.describe()}")
+        for w in a.warnings:
+            lines.append(f"      warning: {w}")
+    for r in plan.refusals:
+        lines.append(f"  ! refused: {r.message}")
+    for name in plan.in_sync:
+        lines.append(f"  = {name} matches the catalog")
+    if plan.unmanaged:
+        lines.append(f"  Unmanaged topics (not in the catalog, left alone): {', '.join(plan.unmanaged)}")
+    s = plan.to_dict()["summary"]
+    lines.append(
+        f"Plan: {s['create']} to create, {s['alter_configs']} to alter, {s['add_partitions']} to add partitions, "
+        f"{s['refused']} refused, {s['in_sync']} in sync."
+    )
+    if not plan.actions and not plan.refusals:
+        lines.append("No changes. The cluster matches the catalog.")
+    return "\n".join(lines)

@@ -1,0 +1,61 @@
+"""The observed state of a cluster, as plain data the core's functions take.
+
+The gateway reads these from Kafka; tests of pure logic build them by hand.
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    node_id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    partition: int
+    leader: int | None  # None (or -1 on the wire) when the partition is offline
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    offline_replicas: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class TopicState:
+    name: str
+    partitions: tuple[PartitionState, ...]
+    # Topic-level overrides only (config source DYNAMIC_TOPIC_CONFIG): what we compare.
+    overrides: dict[str, str] = field(default_factory=dict)
+    # The value each overridden key would fall back to (the broker's or Kafka's default),
+    # so a plan that removes an override can tell what the topic ends up with.
+    defaults: dict[str, str] = field(default_factory=dict)
+    internal: bool = False
+    topic_id: str | None = None
+    # Whether any partition holds records (end offset > start offset); None if unknown.
+    has_data: bool | None = None
+
+    @property
+    def partition_count(self) -> int:
+        return len(self.partitions)
+
+    @property
+    def replication_factor(self) -> int:
+        return max((len(p.replicas) for p in self.partitions), default=0)
+
+    def effective(self, key: str) -> str | None:
+        return self.overrides.get(key, self.defaults.get(key))
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    cluster_id: str
+    controller_id: int | None
+    brokers: tuple[BrokerInfo, ...]
+    topics: dict[str, TopicState]
+
+    @property
+    def broker_count(self) -> int:
+        return len(self.brokers)

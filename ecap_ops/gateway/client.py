@@ -1,0 +1,311 @@
+"""Layer 3: the only code that talks to Kafka.
+
+`KafkaGateway` reads cluster state into the core's plain data and carries out actions.
+Every call is bounded by the settings' timeouts and batched: one request per broker (or
+to the controller) for all topics at once, never one per topic. It counts the requests it
+sends, by type, so benchmarks can show that they do not grow with the number of topics.
+"""
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from ecap_ops.core.state import BrokerInfo, ClusterState, PartitionState, TopicState
+from ecap_ops.errors import KafkaRequestFailed
+from ecap_ops.gateway.errors import translate
+from ecap_ops.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+TOPIC_OVERRIDE_SOURCE = "DYNAMIC_TOPIC_CONFIG"
+_UNIT_MS = {".ms": 1, ".minutes": 60_000, ".hours": 3_600_000}
+
+
+def _fallback_value(key: str, synonyms: list[dict]) -> str | None:
+    """The value a topic override would fall back to, from the broker's synonyms."""
+    for syn in synonyms:
+        if syn.get("source") == TOPIC_OVERRIDE_SOURCE:
+            continue
+        value = syn.get("value")
+        if value is None:
+            continue
+        name = syn.get("name", "")
+        for suffix, factor in _UNIT_MS.items():
+            if key.endswith(".ms") and name.endswith(suffix) and factor != 1:
+                try:
+                    return str(int(value) * factor)
+                except ValueError:
+                    return value
+        return value
+    return None
+
+
+class KafkaGateway:
+    """A connection to one Kafka cluster. Use as a context manager; opens lazily."""
+
+    def __init__(self, settings: KafkaSettings):
+        self.settings = settings
+        self._admin = None
+        self.requests: Counter[str] = Counter()
+
+    # -- connection ------------------------------------------------------------------
+    def __enter__(self) -> "KafkaGateway":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._admin is not None:
+            try:
+                self._admin.close()
+            except Exception:  # closing a half-open client must not hide the real error
+                log.debug("closing the admin client failed", exc_info=True)
+            self._admin = None
+
+    @property
+    def admin(self):
+        if self._admin is None:
+            from kafka import KafkaAdminClient
+
+            with translate(self.settings, "connecting to Kafka"):
+                self._admin = KafkaAdminClient(**self.settings.client_kwargs())
+            self._count_requests(self._admin)
+        return self._admin
+
+    def _count_requests(self, admin) -> None:
+        manager = admin._manager
+        original = manager.send
+        counter = self.requests
+
+        def counting_send(request, node_id=None, request_timeout_ms=None):
+            counter[type(request).__name__.replace("Request", "")] += 1
+            return original(request, node_id=node_id, request_timeout_ms=request_timeout_ms)
+
+        manager.send = counting_send
+
+    def call(self, doing: str, fn, *args, **kwargs):
+        """Run one admin call with error translation."""
+        admin = self.admin
+        with translate(self.settings, doing):
+            return fn(admin, *args, **kwargs)
+
+    @property
+    def request_count(self) -> int:
+        return sum(self.requests.values())
+
+    # -- reading -------------------------------------------------------------------
+    def describe_cluster(self) -> dict:
+        return self.call("describing the cluster", lambda a: a.describe_cluster())
+
+    def brokers(self) -> tuple[str, int | None, tuple[BrokerInfo, ...]]:
+        info = self.describe_cluster()
+        brokers = tuple(
+            sorted(
+                (BrokerInfo(b["broker_id"], b["host"], b["port"], b.get("rack")) for b in info["brokers"] if not b.get("is_fenced")),
+                key=lambda b: b.node_id,
+            )
+        )
+        controller = info.get("controller_id")
+        return info["cluster_id"], (controller if controller is not None and controller >= 0 else None), brokers
+
+    def list_topic_names(self, include_internal: bool = False) -> list[str]:
+        topics = self.call("listing topics", lambda a: a.describe_topics())
+        return sorted(t["name"] for t in topics if include_internal or not t.get("is_internal"))
+
+    def describe_topics(self, names: Iterable[str] | None = None) -> dict[str, dict]:
+        """Metadata of topics (all when `names` is None) in one request; missing ones are left out."""
+        names = None if names is None else sorted(set(names))
+        if names == []:
+            return {}
+        raw = self.call("describing topics", lambda a: a.describe_topics(names))
+        out = {}
+        for t in raw:
+            if t.get("error_code", 0) != 0:
+                continue  # UNKNOWN_TOPIC_OR_PARTITION for a topic that does not exist
+            out[t["name"]] = t
+        return out
+
+    def topic_overrides(self, names: Iterable[str]) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
+        """Topic-level overrides of each topic, and the values they would fall back to."""
+        from kafka.admin import ConfigResource, ConfigResourceType
+
+        names = sorted(set(names))
+        if not names:
+            return {}
+        resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in names]
+        raw = self.call(
+            "reading topic configs",
+            lambda a: a.describe_configs(resources, include_synonyms=True, config_filter="modified"),
+        )
+        out: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+        for name, entries in (raw.get("topic") or {}).items():
+            if not isinstance(entries, dict):
+                continue
+            overrides, defaults = {}, {}
+            for key, entry in entries.items():
+                if entry.get("config_source") != TOPIC_OVERRIDE_SOURCE:
+                    continue
+                overrides[key] = entry.get("value")
+                fb = _fallback_value(key, entry.get("synonyms") or [])
+                if fb is not None:
+                    defaults[key] = fb
+            out[name] = (overrides, defaults)
+        return out
+
+    def all_topic_configs(self, names: Iterable[str]) -> dict[str, dict[str, dict]]:
+        """Every config of each topic with its source (for describe-topic and audits)."""
+        from kafka.admin import ConfigResource, ConfigResourceType
+
+        names = sorted(set(names))
+        if not names:
+            return {}
+        resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in names]
+        raw = self.call("reading topic configs", lambda a: a.describe_configs(resources, config_filter="all"))
+        return {n: e for n, e in (raw.get("topic") or {}).items() if isinstance(e, dict)}
+
+    def offsets(self, partitions: Iterable[tuple[str, int]], spec: Any = "latest", timeout_ms: int | None = None) -> dict[tuple[str, int], int]:
+        """Offsets of partitions, batched into one ListOffsets per partition leader.
+
+        `spec` is "latest", "earliest", or a timestamp in ms (the first offset at or after it; -1 if none)."""
+        from kafka import TopicPartition
+        from kafka.admin import OffsetSpec
+
+        tps = [TopicPartition(t, p) for t, p in partitions]
+        if not tps:
+            return {}
+        s = {"latest": OffsetSpec.LATEST, "earliest": OffsetSpec.EARLIEST}.get(spec, spec)
+        raw = self.call(
+            "reading partition offsets",
+            lambda a: a.list_partition_offsets({tp: s for tp in tps}, timeout_ms=timeout_ms or self.settings.request_timeout_ms),
+        )
+        return {(tp.topic, tp.partition): r.offset for tp, r in raw.items()}
+
+    def offset_ranges(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int]]:
+        """(start, end) offsets of each partition."""
+        parts = list(partitions)
+        start = self.offsets(parts, "earliest")
+        end = self.offsets(parts, "latest")
+        return {tp: (start.get(tp, 0), end.get(tp, 0)) for tp in parts}
+
+    def read_cluster_state(self, names: Iterable[str] | None = None, with_data: bool = True) -> ClusterState:
+        """Cluster id, live brokers, and the named topics (all topics if None) with their
+        partitions, overrides and whether they hold data. A fixed number of requests,
+        whatever the number of topics."""
+        cluster_id, controller, brokers = self.brokers()
+        all_meta = self.describe_topics(None)
+        wanted = set(all_meta) if names is None else set(names) & set(all_meta)
+        overrides = self.topic_overrides(wanted)
+        ranges: dict[tuple[str, int], tuple[int, int]] = {}
+        if with_data and wanted:
+            parts = [(n, p["partition_index"]) for n in wanted for p in all_meta[n]["partitions"] if p.get("leader_id", -1) >= 0]
+            ranges = self.offset_ranges(parts)
+        topics = {}
+        for name, meta in all_meta.items():
+            partitions = tuple(
+                sorted(
+                    (
+                        PartitionState(
+                            partition=p["partition_index"],
+                            leader=p["leader_id"] if p.get("leader_id", -1) >= 0 else None,
+                            replicas=tuple(p.get("replica_nodes") or ()),
+                            isr=tuple(p.get("isr_nodes") or ()),
+                            offline_replicas=tuple(p.get("offline_replicas") or ()),
+                        )
+                        for p in meta["partitions"]
+                    ),
+                    key=lambda p: p.partition,
+                )
+            )
+            ov, defaults = overrides.get(name, ({}, {}))
+            has_data = None
+            if name in wanted and with_data:
+                spans = [ranges.get((name, p.partition)) for p in partitions]
+                has_data = any(s and s[1] > s[0] for s in spans) if all(spans) else (True if any(s and s[1] > s[0] for s in spans) else None)
+            topics[name] = TopicState(
+                name=name,
+                partitions=partitions,
+                overrides=ov,
+                defaults=defaults,
+                internal=bool(meta.get("is_internal")) or name.startswith("__"),
+                topic_id=str(meta.get("topic_id")) if meta.get("topic_id") else None,
+                has_data=has_data,
+            )
+        return ClusterState(cluster_id=cluster_id, controller_id=controller, brokers=brokers, topics=topics)
+
+    # -- changing ------------------------------------------------------------------
+    @staticmethod
+    def _per_topic_errors(response: Any, list_key: str, name_key: str = "name") -> dict[str, str | None]:
+        from kafka import errors as kerr
+
+        if hasattr(response, "to_dict"):
+            response = response.to_dict()
+        out: dict[str, str | None] = {}
+        for item in response.get(list_key, []):
+            code = item.get("error_code", 0)
+            if code == 0:
+                out[item[name_key]] = None
+            else:
+                err = kerr.for_code(code)
+                out[item[name_key]] = f"{err.__name__}: {item.get('error_message') or err.description}"
+        return out
+
+    def create_topics(self, topics: dict[str, dict], validate_only: bool = False) -> dict[str, str | None]:
+        """Create topics in one request. `topics`: name -> {num_partitions, replication_factor, configs}.
+        Returns name -> None (done) or the broker's error."""
+        if not topics:
+            return {}
+        resp = self.call(
+            "validating new topics" if validate_only else "creating topics",
+            lambda a: a.create_topics(topics, validate_only=validate_only, raise_errors=False, timeout_ms=self.settings.request_timeout_ms),
+        )
+        return self._per_topic_errors(resp, "topics")
+
+    def create_partitions(self, totals: dict[str, int], validate_only: bool = False) -> dict[str, str | None]:
+        if not totals:
+            return {}
+        resp = self.call(
+            "validating new partitions" if validate_only else "adding partitions",
+            lambda a: a.create_partitions(totals, validate_only=validate_only, raise_errors=False, timeout_ms=self.settings.request_timeout_ms),
+        )
+        return self._per_topic_errors(resp, "results")
+
+    def alter_topic_configs(self, changes: dict[str, dict[str, str | None]], validate_only: bool = False) -> dict[str, str | None]:
+        """Incrementally set (value) or remove (None) topic-level overrides, all topics in one request."""
+        from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType
+
+        if not changes:
+            return {}
+        resources = [
+            ConfigResource(
+                ConfigResourceType.TOPIC,
+                name,
+                {k: ((AlterConfigOp.SET, v) if v is not None else (AlterConfigOp.DELETE, None)) for k, v in cfg.items()},
+            )
+            for name, cfg in changes.items()
+        ]
+        resp = self.call(
+            "validating config changes" if validate_only else "altering topic configs",
+            lambda a: a.alter_configs(resources, validate_only=validate_only, raise_on_unknown=False, incremental=True),
+        )
+        out: dict[str, str | None] = {}
+        for name, result in (resp.get("topic") or {}).items():
+            out[name] = None if result == "OK" else str(result)
+        for name in changes:
+            out.setdefault(name, "no answer from the broker for this topic")
+        return out
+
+    def delete_topics(self, names: list[str]) -> dict[str, str | None]:
+        if not names:
+            return {}
+        resp = self.call(
+            "deleting topics",
+            lambda a: a.delete_topics(names, raise_errors=False, timeout_ms=self.settings.request_timeout_ms),
+        )
+        return self._per_topic_errors(resp, "topics")
+
+    def require(self, result: dict[str, str | None], doing: str) -> None:
+        failed = {k: v for k, v in result.items() if v}
+        if failed:
+            raise KafkaRequestFailed(f"{doing} failed: " + "; ".join(f"{k}: {v}" for k, v in sorted(failed.items())))
