@@ -1,6 +1,12 @@
-"""The `ecap-ops` command line. Each module attaches its commands to `main`."""
+"""The `ecap-ops` command line. Each module listed here attaches its commands to `main`."""
 
-from ecap_ops.cli import broker, topics  # noqa: F401  (they register their commands)
+import importlib
+
 from ecap_ops.cli.app import main
+
+COMMAND_MODULES = ("topics", "broker")
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"ecap_ops.cli.{_name}")
 
 __all__ = ["main"]

@@ -23,11 +23,11 @@ def translate(settings: KafkaSettings, doing: str) -> Iterator[None]:
                 "Check KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD, the SASL mechanism and the ACLs."
             )
         ) from None
-    except (kerr.KafkaTimeoutError, kerr.NoBrokersAvailable, kerr.KafkaConnectionError, kerr.NodeNotReadyError, kerr.RequestTimedOutError) as exc:
+    except (kerr.KafkaTimeoutError, kerr.KafkaConnectionError, kerr.NodeNotReadyError, kerr.RequestTimedOutError) as exc:
         raise KafkaUnavailable(
             settings.redact(
                 f"{doing}: no Kafka broker answered at {settings.bootstrap_servers} within "
-                f"{max(settings.connect_timeout_ms, settings.request_timeout_ms) / 1000:g} s ({type(exc).__name__}). "
+                f"{(settings.connect_timeout_ms if doing.startswith('connecting') else settings.request_timeout_ms) / 1000:g} s ({type(exc).__name__}). "
                 "Is the cluster up? Locally: `ecap-ops broker status`; elsewhere check KAFKA_BOOTSTRAP_SERVERS and the network."
             )
         ) from None

@@ -1,0 +1,169 @@
+"""Topic commands of the setup guide: plan, create-topics, list-topics, describe-topic."""
+
+import json
+import sys
+
+import click
+
+from ecap_ops.catalog.units import format_duration_ms, format_size
+from ecap_ops.cli.app import CliContext, emit_json, fmt_int, guarded, main, output_option, pass_cli, render_table
+
+ACK_HELP = "Accept the destructive changes (retention decrease, cleanup.policy change) of this topic; repeat it, or 'all'."
+
+
+def _ack(values: tuple[str, ...]) -> frozenset[str]:
+    return frozenset("*" if v == "all" else v for v in values)
+
+
+@main.command()
+@click.option("--acknowledge-destructive", "ack", multiple=True, metavar="TOPIC", help=ACK_HELP)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, writable=True), help="Save the plan as JSON, for `create-topics --plan-file`.")
+@output_option
+@pass_cli
+@guarded
+def plan(cli: CliContext, ack, out_path, output):
+    """Show what create-topics would change. Exit 0: nothing to do; 2: changes pending; 1: refused or error."""
+    from ecap_ops.core.plan import render_plan
+    from ecap_ops.services.provisioning import plan_topics
+
+    catalog = cli.catalog()
+    with cli.gateway() as gw:
+        p = plan_topics(gw, catalog, _ack(ack))
+    data = p.to_dict()
+    if out_path:
+        with open(out_path, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+    if output == "json":
+        emit_json(data)
+    else:
+        click.echo(render_plan(p))
+    if p.blocked:
+        sys.exit(1)
+    sys.exit(2 if p.has_changes else 0)
+
+
+@main.command("create-topics")
+@click.option("--dry-run", is_flag=True, help="Show the plan and change nothing.")
+@click.option("--acknowledge-destructive", "ack", multiple=True, metavar="TOPIC", help=ACK_HELP)
+@click.option("--plan-file", type=click.Path(exists=True, dir_okay=False), help="Apply only if the cluster still matches this saved plan.")
+@output_option
+@pass_cli
+@guarded
+def create_topics(cli: CliContext, dry_run, ack, plan_file, output):
+    """Create and reconcile the catalog's topics (plan, then apply). Never deletes a topic."""
+    from ecap_ops.core.plan import render_plan
+    from ecap_ops.services.provisioning import apply_topics, load_saved_plan
+
+    catalog = cli.catalog()
+    saved = load_saved_plan(plan_file) if plan_file else None
+    with cli.gateway() as gw:
+        result = apply_topics(gw, catalog, _ack(ack), saved_plan=saved, dry_run=dry_run)
+    if output == "json":
+        emit_json({**result.to_dict(), "dry_run": dry_run})
+    else:
+        click.echo(render_plan(result.plan))
+        if dry_run:
+            click.echo("Dry run: nothing was changed.")
+        for s in result.steps:
+            mark = "ok  " if s.ok else ("skip" if s.skipped else "FAIL")
+            click.echo(f"  [{mark}] {s.step} {s.topic}: {s.detail}")
+        if result.steps:
+            click.echo(f"Applied {sum(s.ok for s in result.steps)}/{len(result.steps)} steps in {result.seconds:.2f} s.")
+    if not result.ok:
+        sys.exit(1)
+
+
+@main.command("list-topics")
+@click.option("--all", "include_internal", is_flag=True, help="Include Kafka's internal topics (__consumer_offsets, ...).")
+@output_option
+@pass_cli
+@guarded
+def list_topics(cli: CliContext, include_internal, output):
+    """List the cluster's topics, marking which the catalog manages."""
+    catalog = cli.catalog()
+    with cli.gateway() as gw:
+        state = gw.read_cluster_state(with_data=False)
+    rows = []
+    for name in sorted(state.topics):
+        t = state.topics[name]
+        if t.internal and not include_internal:
+            continue
+        spec = catalog.get(name)
+        rows.append(
+            {
+                "name": name,
+                "partitions": t.partition_count,
+                "replication_factor": t.replication_factor,
+                "managed": spec is not None and spec.name == name,
+                "internal": t.internal,
+            }
+        )
+    if output == "json":
+        emit_json({"cluster_id": state.cluster_id, "topics": rows})
+        return
+    click.echo(
+        render_table(
+            ["TOPIC", "PARTITIONS", "REPLICATION", "CATALOG"],
+            [[r["name"], r["partitions"], r["replication_factor"], "managed" if r["managed"] else ("internal" if r["internal"] else "unmanaged")] for r in rows],
+            right=(1, 2),
+        )
+    )
+    click.echo(f"{len(rows)} topic(s) on cluster {state.cluster_id}")
+
+
+@main.command("describe-topic")
+@click.argument("name")
+@output_option
+@pass_cli
+@guarded
+def describe_topic(cli: CliContext, name, output):
+    """Partitions (leader, replicas, ISR, offsets), non-default configs and catalog drift of a topic."""
+    from ecap_ops.services.topics import describe_topic as describe
+
+    catalog = cli.catalog()
+    with cli.gateway() as gw:
+        d = describe(gw, catalog, name)
+    if output == "json":
+        emit_json(d)
+        return
+    click.echo(f"Topic {d['name']}  (id {d['topic_id']}, cluster {d['cluster_id']})")
+    spec = d.get("catalog")
+    if spec:
+        click.echo(f"  purpose: {spec['purpose']}")
+        click.echo(f"  partition key: {spec['partition_key'] or '-'}")
+    else:
+        click.echo("  not in the catalog (unmanaged)")
+    click.echo(f"  partitions: {len(d['partitions'])}, replication: {d['replication_factor']}, records: {fmt_int(d['records'])}")
+    click.echo("")
+    click.echo(
+        render_table(
+            ["PARTITION", "LEADER", "REPLICAS", "ISR", "START", "END", "RECORDS"],
+            [
+                [p["partition"], p["leader"] if p["leader"] is not None else "OFFLINE", ",".join(map(str, p["replicas"])), ",".join(map(str, p["isr"])), fmt_int(p["start_offset"]), fmt_int(p["end_offset"]), fmt_int(p["records"])]
+                for p in d["partitions"]
+            ],
+            right=(0, 1, 4, 5, 6),
+        )
+    )
+    click.echo("")
+    click.echo("Non-default configs:")
+    rows = []
+    for key, c in sorted(d["configs"].items()):
+        rows.append([key, _human(key, c["value"]), c["source"]])
+    click.echo(render_table(["CONFIG", "VALUE", "SOURCE"], rows) if rows else "  (none)")
+    if d.get("drift"):
+        click.echo("")
+        click.echo("Differs from the catalog:")
+        for line in d["drift"]:
+            click.echo(f"  - {line}")
+
+
+def _human(key: str, value) -> str:
+    try:
+        if key.endswith(".ms"):
+            return f"{value} ({format_duration_ms(int(value))})"
+        if key.endswith(".bytes"):
+            return f"{value} ({format_size(int(value))})"
+    except (TypeError, ValueError):
+        pass
+    return str(value)

@@ -1,0 +1,24 @@
+"""The code location: every area's definitions merged into `defs`.
+
+Built on first access of `ecap_ops.defs` (not when `ecap_ops` is imported). Reads the
+catalog file and the environment; connects to nothing.
+"""
+
+import dagster as dg
+
+from ecap_ops.catalog import load_catalog
+from ecap_ops.orchestration import topics
+from ecap_ops.orchestration.alerts import alerts_resource_from_env
+from ecap_ops.orchestration.resources import kafka_resource_from_env
+
+
+def build_definitions() -> dg.Definitions:
+    catalog = load_catalog()
+    # Each area hands up its own definitions; add an area here.
+    return dg.Definitions.merge(
+        topics.build_defs(catalog),
+        dg.Definitions(resources={"kafka": kafka_resource_from_env(), "alerts": alerts_resource_from_env()}),
+    )
+
+
+defs = build_definitions()
