@@ -6,7 +6,16 @@ import sys
 import click
 
 from ecap_ops.catalog.units import format_duration_ms, format_size
-from ecap_ops.cli.app import CliContext, emit_json, fmt_int, guarded, main, output_option, pass_cli, render_table
+from ecap_ops.cli.app import (
+    CliContext,
+    emit_json,
+    fmt_int,
+    guarded,
+    main,
+    output_option,
+    pass_cli,
+    render_table,
+)
 
 ACK_HELP = "Accept the destructive changes (retention decrease, cleanup.policy change) of this topic; repeat it, or 'all'."
 

@@ -2,7 +2,7 @@
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 SEVERITIES = ("info", "warning", "critical", "resolved")
@@ -18,7 +18,7 @@ class Alert:
     fields: dict[str, Any] = field(default_factory=dict)  # structured facts for scripts
     key: str | None = None  # incident or dedup key
     run_url: str | None = None  # link to the Dagster run
-    at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:

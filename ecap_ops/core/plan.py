@@ -9,7 +9,7 @@ a topic that holds data), which is applied only when acknowledged.
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from ecap_ops.catalog.kafka_configs import canonical_value
 from ecap_ops.catalog.model import Catalog, TopicSpec
@@ -27,7 +27,7 @@ KAFKA_DEFAULTS = {
 }
 
 
-class ActionKind(str, Enum):
+class ActionKind(StrEnum):
     CREATE_TOPIC = "create_topic"
     ALTER_CONFIGS = "alter_configs"
     ADD_PARTITIONS = "add_partitions"

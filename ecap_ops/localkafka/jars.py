@@ -71,7 +71,11 @@ def _is_complete(lib: Path) -> bool:
     except (OSError, ValueError):
         return False
     jars = marker.get("jars") or []
-    return marker.get("version") == KAFKA_VERSION and bool(jars) and all((lib / j).is_file() for j in jars)
+    return (
+        marker.get("version") == KAFKA_VERSION
+        and bool(jars)
+        and all((lib / j).is_file() for j in jars)
+    )
 
 
 def find_executable(name: str) -> str:
@@ -153,8 +157,13 @@ def fetch_jars(quiet: bool = True) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix="lib.tmp-", dir=home))
         try:
             cmd = [
-                mvn, "-B", "-Dstyle.color=never", "-f", str(POM_PATH),
-                "dependency:copy-dependencies", "-DincludeScope=runtime",
+                mvn,
+                "-B",
+                "-Dstyle.color=never",
+                "-f",
+                str(POM_PATH),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
                 f"-DoutputDirectory={tmp}",
             ]
             if quiet:
@@ -171,7 +180,9 @@ def fetch_jars(quiet: bool = True) -> Path:
                 raise LocalKafkaError(
                     f"Maven finished but these jars are missing from the copy: {', '.join(missing)}"
                 )
-            (tmp / MARKER).write_text(json.dumps({"version": KAFKA_VERSION, "jars": jars}, indent=1))
+            (tmp / MARKER).write_text(
+                json.dumps({"version": KAFKA_VERSION, "jars": jars}, indent=1)
+            )
             if lib.exists():  # an incomplete leftover from an older, interrupted layout
                 shutil.rmtree(lib)
             os.rename(tmp, lib)

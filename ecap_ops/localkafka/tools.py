@@ -161,8 +161,11 @@ def _needs_config_file(spec: ToolSpec, args: Sequence[str], settings: KafkaSetti
         return False
     if spec.config_flag is None:
         if spec.bootstrap_flag is not None:
-            log.warning("%s takes no client config file; it connects without %s", spec.main_class,
-                        settings.security_protocol)
+            log.warning(
+                "%s takes no client config file; it connects without %s",
+                spec.main_class,
+                settings.security_protocol,
+            )
         return False
     # The user's own --command-config wins; two of them would be refused by the tool.
     return not _has_flag(args, (spec.config_flag, "--command-config"))

@@ -1,7 +1,7 @@
 """What the Dagster modules share: turning our errors into Dagster failures."""
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import dagster as dg
 

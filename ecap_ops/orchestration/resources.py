@@ -1,8 +1,8 @@
 """Resource `kafka`: connection and security settings for the platform's cluster."""
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
 
 import dagster as dg
 
@@ -16,10 +16,10 @@ class KafkaResource(dg.ConfigurableResource):
 
     bootstrap_servers: str = DEFAULT_BOOTSTRAP
     security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: Optional[str] = None
-    sasl_username: Optional[str] = None
-    sasl_password: Optional[str] = None
-    ssl_cafile: Optional[str] = None
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
     connect_timeout_ms: int = 6000
     request_timeout_ms: int = 8000
 

@@ -60,7 +60,6 @@ def build_topic_asset(catalog: Catalog, spec: TopicSpec) -> dg.AssetsDefinition:
         f"replication {spec.replication_factor}, key `{spec.partition_key or '-'}`.{vol} "
         "Materializing reconciles the topic with the catalog (plan, then apply).",
         kinds={"kafka"},
-        tags={"ecap_ops/topic": spec.name.replace(".", "_")},
         metadata={"catalog_configs": dg.MetadataValue.json(spec.configs), "partition_key": spec.partition_key or ""},
     )
     def _topic(context: dg.AssetExecutionContext, config: ReconcileTopicConfig, kafka: KafkaResource) -> dg.MaterializeResult:

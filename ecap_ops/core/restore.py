@@ -1,0 +1,544 @@
+"""The restore plan: a verified snapshot against the target cluster gives what to create,
+what to set, which group offsets to write, and what is left alone (conflicts).
+
+Rules (see the project's safety design): plan first; never delete anything; a topic that
+exists with another partition count is a conflict and left alone; offsets are written only
+into groups with no active members; restoring onto a cluster other than the snapshot's
+source is refused unless asked for explicitly.
+
+Replication: for a catalog topic it comes from the target's catalog overlay (dev 1, prod 3),
+for any other topic it is min(the snapshot's replication, the target's live brokers),
+unless the operator gives one. `min.insync.replicas` never exceeds the chosen replication.
+Offsets: a committed offset beyond the target partition's end offset (its records are gone,
+as on a freshly created topic) is clamped to that end offset; one before its start offset
+is clamped to the start. Both are reported.
+"""
+
+from dataclasses import asdict, dataclass, field
+
+from ecap_ops.catalog.kafka_configs import canonical_value
+from ecap_ops.catalog.model import Catalog
+from ecap_ops.core.snapshot import Snapshot
+from ecap_ops.core.state import ClusterState
+
+MAX_TOPIC_NAME = 249
+EMPTY_GROUP_STATES = ("Empty", "Dead", "")
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    include_offsets: bool = False
+    allow_other_cluster: bool = False
+    topics: tuple[str, ...] = ()  # restore only these (snapshot names); empty: all
+    name_prefix: str = ""  # create each topic as <prefix><name> (the DR drill's "drill.")
+    replication_factor: int | None = None  # force one replication for every created topic
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    """A consumer group on the target: its state, live members and committed offsets."""
+
+    group_id: str
+    state: str | None
+    members: int | None
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TopicCreate:
+    name: str  # on the target
+    source_name: str  # in the snapshot
+    partitions: int
+    replication_factor: int
+    replication_reason: str
+    configs: dict[str, str]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TopicAlter:
+    name: str
+    changes: dict[str, str]  # key -> value to set (the snapshot's)
+    before: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class Conflict:
+    subject: str  # a topic or a group
+    code: str  # partition_mismatch, config_missing, destructive_config, too_few_brokers, name_too_long, group_active
+    message: str
+
+
+@dataclass(frozen=True)
+class OffsetWrite:
+    topic: str
+    partition: int
+    offset: int  # what will be written
+    snapshot_offset: int
+    current: int | None  # committed on the target today
+    note: str = ""  # why it differs from the snapshot's (clamped)
+
+
+@dataclass(frozen=True)
+class GroupRestore:
+    group_id: str
+    writes: tuple[OffsetWrite, ...]
+    skipped: tuple[str, ...] = ()  # partitions left out, with the reason
+
+
+@dataclass
+class RestorePlan:
+    snapshot_checksum: str
+    snapshot_taken_at: str
+    source_cluster_id: str
+    target_cluster_id: str
+    target_brokers: int
+    env: str
+    options: RestoreOptions
+    refusals: list[str] = field(default_factory=list)  # block the whole restore
+    creates: list[TopicCreate] = field(default_factory=list)
+    alters: list[TopicAlter] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    in_sync: list[str] = field(default_factory=list)
+    groups: list[GroupRestore] = field(default_factory=list)
+    groups_in_sync: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    not_restored: list[str] = field(default_factory=list)
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.refusals)
+
+    @property
+    def offset_writes(self) -> int:
+        return sum(len(g.writes) for g in self.groups)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.creates or self.alters or self.offset_writes)
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "create": len(self.creates),
+            "alter_configs": len(self.alters),
+            "conflicts": len(self.conflicts),
+            "in_sync": len(self.in_sync),
+            "groups_to_write": sum(1 for g in self.groups if g.writes),
+            "offsets_to_write": self.offset_writes,
+            "groups_in_sync": len(self.groups_in_sync),
+            "refused": len(self.refusals),
+        }
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["options"]["topics"] = list(self.options.topics)
+        d["summary"] = self.summary()
+        d["blocked"] = self.blocked
+        return d
+
+
+def _same(key: str, a: str | None, b: str | None) -> bool:
+    return canonical_value(key, a) == canonical_value(key, b)
+
+
+def _retention_rank(value: str | None) -> float:
+    if value is None:
+        return float("inf")
+    try:
+        n = int(value)
+    except ValueError:
+        return float("inf")
+    return float("inf") if n < 0 else float(n)
+
+
+def _destructive(key: str, old: str | None, new: str, has_data: bool | None, cleanup: str) -> bool:
+    if has_data is False:
+        return False
+    if key == "cleanup.policy":
+        return True
+    if key in ("retention.ms", "retention.bytes") and "delete" in cleanup:
+        return _retention_rank(new) < _retention_rank(old)
+    return False
+
+
+def make_restore_plan(
+    snapshot: Snapshot,
+    target: ClusterState,
+    catalog: Catalog,
+    options: RestoreOptions = RestoreOptions(),
+    target_groups: dict[str, GroupStatus] | None = None,
+    target_ranges: dict[tuple[str, int], tuple[int, int]] | None = None,
+) -> RestorePlan:
+    """Compare a verified snapshot with the target cluster; change nothing."""
+    plan = RestorePlan(
+        snapshot_checksum=snapshot.checksum,
+        snapshot_taken_at=snapshot.taken_at,
+        source_cluster_id=snapshot.cluster_id,
+        target_cluster_id=target.cluster_id,
+        target_brokers=target.broker_count,
+        env=catalog.env,
+        options=options,
+    )
+    if snapshot.cluster_id != target.cluster_id and not options.allow_other_cluster:
+        plan.refusals.append(
+            f"the snapshot is of cluster {snapshot.cluster_id} ({snapshot.broker_count} broker(s)), the target is cluster "
+            f"{target.cluster_id} ({target.broker_count} broker(s)); restoring onto another cluster must be asked for "
+            "explicitly: --allow-other-cluster (CLI) or allow_other_cluster: true (Dagster)"
+        )
+    if options.replication_factor is not None and options.replication_factor < 1:
+        plan.refusals.append(f"replication factor: must be >= 1, got {options.replication_factor}")
+    topics = snapshot.topics
+    unknown = sorted(set(options.topics) - set(topics))
+    if unknown:
+        plan.refusals.append(
+            f"topic filter: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not in the snapshot "
+            f"({len(topics)} topic(s) taken {snapshot.taken_at})"
+        )
+    if not snapshot.complete.get("topics", True):
+        plan.notes.append(
+            "the snapshot says its topic list is incomplete: topics missing from it are not restored"
+        )
+    selected = sorted(options.topics) if options.topics else sorted(topics)
+    live = target.broker_count
+    restorable: dict[
+        str, str
+    ] = {}  # snapshot name -> target name, for topics whose offsets can be written
+    created: set[str] = set()
+
+    for src_name in selected:
+        t = topics[src_name]
+        name = options.name_prefix + src_name
+        if len(name) > MAX_TOPIC_NAME:
+            plan.conflicts.append(
+                Conflict(
+                    src_name,
+                    "name_too_long",
+                    f"{name!r} is longer than Kafka's {MAX_TOPIC_NAME} characters; left out",
+                )
+            )
+            continue
+        if t["overrides"] is None:
+            plan.conflicts.append(
+                Conflict(
+                    src_name,
+                    "config_missing",
+                    f"the snapshot has no config for topic {src_name} (it could not be read when the snapshot was taken); "
+                    "it is not restored, since it would come back without its overrides. Use another snapshot, or create it by hand.",
+                )
+            )
+            continue
+        want_configs = dict(t["overrides"])
+        spec = catalog.get(src_name)
+        if spec is not None and spec.name != src_name and spec.key != src_name:
+            spec = None
+        existing = target.topics.get(name)
+        if existing is None:
+            if options.replication_factor is not None:
+                rf, why = options.replication_factor, f"{options.replication_factor} as asked"
+            elif spec is not None:
+                rf, why = (
+                    spec.replication_factor,
+                    f"{spec.replication_factor} from the catalog (env {catalog.env})",
+                )
+            else:
+                rf = max(1, min(t["replication_factor"], live))
+                why = f"{rf} = min(snapshot {t['replication_factor']}, {live} live broker(s))"
+            notes = []
+            if spec is not None and "min.insync.replicas" in spec.configs:
+                if want_configs.get("min.insync.replicas") != spec.configs["min.insync.replicas"]:
+                    notes.append(
+                        f"min.insync.replicas {spec.configs['min.insync.replicas']} from the catalog (env {catalog.env}), snapshot had {want_configs.get('min.insync.replicas', '(default)')}"
+                    )
+                want_configs["min.insync.replicas"] = spec.configs["min.insync.replicas"]
+            misr = want_configs.get("min.insync.replicas")
+            if misr is not None and misr.isdigit() and int(misr) > rf:
+                notes.append(
+                    f"min.insync.replicas lowered from {misr} to {rf} to fit replication {rf}"
+                )
+                want_configs["min.insync.replicas"] = str(rf)
+            if rf > live:
+                plan.conflicts.append(
+                    Conflict(
+                        src_name,
+                        "too_few_brokers",
+                        f"{name} needs replication {rf} ({why}) but cluster {target.cluster_id} has {live} live broker(s); not created",
+                    )
+                )
+                continue
+            plan.creates.append(
+                TopicCreate(name, src_name, t["partitions"], rf, why, want_configs, tuple(notes))
+            )
+            restorable[src_name] = name
+            created.add(name)
+            continue
+        if existing.partition_count != t["partitions"]:
+            plan.conflicts.append(
+                Conflict(
+                    src_name,
+                    "partition_mismatch",
+                    f"{name} exists with {existing.partition_count} partition(s), the snapshot has {t['partitions']}; "
+                    "left alone (Kafka cannot remove partitions, and ecap-ops never re-creates a topic); its group offsets are not written",
+                )
+            )
+            continue
+        restorable[src_name] = name
+        changes, before, destructive = {}, {}, []
+        cleanup = existing.effective("cleanup.policy") or "delete"
+        for key, value in sorted(want_configs.items()):
+            have = existing.overrides.get(key)
+            if _same(key, have, value):
+                continue
+            if _destructive(key, existing.effective(key), value, existing.has_data, cleanup):
+                destructive.append(f"{key} {existing.effective(key)} -> {value}")
+                continue
+            changes[key] = value
+            before[key] = have
+        extra = sorted(set(existing.overrides) - set(want_configs))
+        if extra:
+            plan.notes.append(
+                f"{name}: override(s) not in the snapshot left as they are: {', '.join(extra)}"
+            )
+        if destructive:
+            plan.conflicts.append(
+                Conflict(
+                    src_name,
+                    "destructive_config",
+                    f"{name} holds data; setting {'; '.join(destructive)} could remove records, so these are left alone",
+                )
+            )
+        if existing.replication_factor != t["replication_factor"]:
+            plan.notes.append(
+                f"{name}: replication {existing.replication_factor} on the target, {t['replication_factor']} in the snapshot; left as is"
+            )
+        if changes:
+            plan.alters.append(TopicAlter(name, changes, before))
+        elif not destructive:
+            plan.in_sync.append(name)
+
+    if options.include_offsets and not options.name_prefix:
+        _plan_offsets(
+            plan, snapshot, selected, restorable, created, target_groups or {}, target_ranges or {}
+        )
+    elif snapshot.doc["groups"]:
+        plan.not_restored.append(
+            f"committed offsets of {len(snapshot.doc['groups'])} group(s): not asked for"
+            + (
+                " (--include-offsets / include_offsets: true)"
+                if not options.name_prefix
+                else " (never written under a name prefix)"
+            )
+        )
+    acls, users = snapshot.doc["acls"], snapshot.doc["scram_users"]
+    if acls:
+        plan.not_restored.append(
+            f"{len(acls)} ACL(s): recorded for reference; re-create them with kafka-acls (see docs/disaster-recovery.md)"
+        )
+    if not snapshot.complete.get("acls", True):
+        plan.not_restored.append(
+            "ACLs: the snapshot could not read them (" + _note_about(snapshot, "ACL") + ")"
+        )
+    if users:
+        plan.not_restored.append(
+            f"{len(users)} SCRAM user(s) ({', '.join(u['name'] for u in users[:10])}{', ...' if len(users) > 10 else ''}): "
+            "snapshots never hold secrets; re-create them with kafka-configs --alter --add-config 'SCRAM-SHA-512=[password=...]'"
+        )
+    return plan
+
+
+def _note_about(snapshot: Snapshot, word: str) -> str:
+    for n in snapshot.doc["notes"]:
+        if word.lower() in n.lower():
+            return n
+    return "no reason recorded"
+
+
+def _plan_offsets(
+    plan: RestorePlan,
+    snapshot: Snapshot,
+    selected: list[str],
+    restorable: dict[str, str],
+    created: set[str],
+    target_groups: dict[str, GroupStatus],
+    target_ranges: dict[tuple[str, int], tuple[int, int]],
+) -> None:
+    chosen = set(selected)
+    for gid, g in sorted(snapshot.groups.items()):
+        offsets = [o for o in g["offsets"] if o["topic"] in chosen]
+        if not offsets:
+            continue
+        status = target_groups.get(gid)
+        if status is not None and (
+            (status.members or 0) > 0 or (status.state or "") not in EMPTY_GROUP_STATES
+        ):
+            plan.conflicts.append(
+                Conflict(
+                    gid,
+                    "group_active",
+                    f"group {gid} has {status.members if status.members is not None else 'some'} active member(s) (state {status.state}) on the target; "
+                    "its offsets are not written (Kafka accepts offset changes only for empty groups). Stop its consumers and run the restore again.",
+                )
+            )
+            continue
+        current = status.offsets if status else {}
+        writes, skipped = [], []
+        for o in offsets:
+            topic, part, off = o["topic"], o["partition"], o["offset"]
+            name = restorable.get(topic)
+            if name is None:
+                skipped.append(f"{topic}[{part}]: topic not restored (see its conflict)")
+                continue
+            partitions = snapshot.topics[topic]["partitions"]
+            if part >= partitions:
+                skipped.append(f"{topic}[{part}]: no such partition")
+                continue
+            start, end = (
+                (0, 0) if name in created else target_ranges.get((name, part), (None, None))
+            )
+            if start is None:
+                skipped.append(
+                    f"{topic}[{part}]: its offsets on the target could not be read (no leader?)"
+                )
+                continue
+            value, note = off, ""
+            if off > end:
+                value = end
+                note = f"clamped from {off:,} to the end offset {end:,} (the target partition holds fewer records)"
+            elif off < start:
+                value = start
+                note = f"clamped from {off:,} to the start offset {start:,} (older records were deleted)"
+            have = current.get((name, part))
+            if have == value:
+                continue
+            writes.append(OffsetWrite(name, part, value, off, have, note))
+        if writes:
+            plan.groups.append(GroupRestore(gid, tuple(writes), tuple(skipped)))
+        elif skipped:
+            plan.groups.append(GroupRestore(gid, (), tuple(skipped)))
+        else:
+            plan.groups_in_sync.append(gid)
+
+
+def render_restore_plan(plan: RestorePlan, list_in_sync: int = 20) -> str:
+    """The restore plan as people read it, in the order it is applied."""
+    o = plan.options
+    lines = [
+        f"Restore plan: snapshot {plan.snapshot_checksum[:12]} of cluster {plan.source_cluster_id} (taken {plan.snapshot_taken_at}) "
+        f"-> cluster {plan.target_cluster_id} ({plan.target_brokers} live broker(s), catalog env {plan.env})"
+        + (f", topics created as {o.name_prefix}<name>" if o.name_prefix else "")
+    ]
+    lines.append(
+        "  replication rule: catalog topics take the target catalog's replication; other topics min(snapshot, live brokers)"
+        if o.replication_factor is None
+        else f"  replication rule: {o.replication_factor} for every created topic, as asked"
+    )
+    for r in plan.refusals:
+        lines.append(f"  ! refused: {r}")
+    for c in plan.creates:
+        cfg = ", ".join(f"{k}={v}" for k, v in sorted(c.configs.items()))
+        lines.append(
+            f"  + create topic {c.name}: {c.partitions} partitions, replication {c.replication_factor} ({c.replication_reason})"
+            + (f", {cfg}" if cfg else "")
+        )
+        for n in c.notes:
+            lines.append(f"      note: {n}")
+    for a in plan.alters:
+        lines.append(
+            f"  ~ set configs of {a.name}: "
+            + "; ".join(
+                f"{k}: {a.before.get(k) or '(default)'} -> {v}"
+                for k, v in sorted(a.changes.items())
+            )
+        )
+    for g in plan.groups:
+        if g.writes:
+            lines.append(f"  > write offsets of group {g.group_id}: {len(g.writes)} partition(s)")
+            for w in g.writes:
+                lines.append(
+                    f"      {w.topic}[{w.partition}]: {'(none)' if w.current is None else f'{w.current:,}'} -> {w.offset:,}"
+                    + (f"  ({w.note})" if w.note else "")
+                )
+        for s in g.skipped:
+            lines.append(f"      skipped {g.group_id} {s}")
+    for c in plan.conflicts:
+        lines.append(f"  ! conflict ({c.code}) {c.subject}: {c.message}")
+    if plan.in_sync:
+        shown = plan.in_sync[:list_in_sync]
+        more = len(plan.in_sync) - len(shown)
+        lines.append(
+            f"  = already as in the snapshot: {', '.join(shown)}"
+            + (f" and {more} more" if more else "")
+        )
+    if plan.groups_in_sync:
+        lines.append(
+            f"  = group offsets already as in the snapshot: {', '.join(plan.groups_in_sync[:list_in_sync])}"
+            + (
+                f" and {len(plan.groups_in_sync) - list_in_sync} more"
+                if len(plan.groups_in_sync) > list_in_sync
+                else ""
+            )
+        )
+    for n in plan.notes:
+        lines.append(f"  note: {n}")
+    for n in plan.not_restored:
+        lines.append(f"  not restored: {n}")
+    s = plan.summary()
+    lines.append(
+        f"Restore: {s['create']} topic(s) to create, {s['alter_configs']} to set configs, {s['offsets_to_write']} offset(s) in "
+        f"{s['groups_to_write']} group(s) to write, {s['conflicts']} conflict(s) left alone, {s['in_sync']} topic(s) already match."
+    )
+    if plan.blocked:
+        lines.append("Refused: nothing will be changed.")
+    elif not plan.has_changes:
+        lines.append("Nothing to restore: the cluster already matches the snapshot.")
+    return "\n".join(lines)
+
+
+# -- the DR drill's comparison ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TopicCheck:
+    topic: str  # the snapshot's name
+    restored_as: str
+    ok: bool
+    problems: tuple[str, ...] = ()
+
+
+def check_restored(
+    plan: RestorePlan, snapshot: Snapshot, observed: ClusterState
+) -> list[TopicCheck]:
+    """Topic by topic: does what the restore created match the snapshot (partitions, replication, overrides)?"""
+    checks: list[TopicCheck] = []
+    topics = snapshot.topics
+    for c in plan.creates:
+        t = topics[c.source_name]
+        got = observed.topics.get(c.name)
+        if got is None:
+            checks.append(TopicCheck(c.source_name, c.name, False, ("was not created",)))
+            continue
+        problems = []
+        if got.partition_count != t["partitions"]:
+            problems.append(
+                f"partitions: snapshot {t['partitions']}, restored {got.partition_count}"
+            )
+        if got.replication_factor != c.replication_factor:
+            problems.append(
+                f"replication: planned {c.replication_factor}, restored {got.replication_factor}"
+            )
+        for key in sorted(set(c.configs) | set(got.overrides)):
+            if not _same(key, c.configs.get(key), got.overrides.get(key)):
+                problems.append(
+                    f"{key}: snapshot {c.configs.get(key, '(default)')}, restored {got.overrides.get(key, '(default)')}"
+                )
+        checks.append(TopicCheck(c.source_name, c.name, not problems, tuple(problems)))
+    for k in plan.conflicts:
+        if k.subject in topics:
+            checks.append(
+                TopicCheck(
+                    k.subject,
+                    plan.options.name_prefix + k.subject,
+                    False,
+                    (f"{k.code}: {k.message}",),
+                )
+            )
+    return sorted(checks, key=lambda x: x.topic)

@@ -1,0 +1,187 @@
+"""Reading what the health check judges: brokers, the KRaft quorum, partitions, log
+directories, and a produce-then-consume canary on a topic of our own.
+
+Each step is bounded by the settings' timeouts. A cluster that does not answer at all
+gives an observation with `error` set (never an exception and never a hang); a step that
+fails on a cluster that does answer is recorded and the others still run.
+"""
+
+import logging
+import time
+import uuid
+
+from ecap_ops.catalog.model import Catalog
+from ecap_ops.core.health import CanaryResult, DiskInfo, HealthObservation, Quorum, QuorumVoter
+from ecap_ops.errors import EcapOpsError, KafkaAuthFailed, KafkaUnavailable
+from ecap_ops.gateway.activity import broker_config, log_dirs
+from ecap_ops.gateway.client import KafkaGateway
+from ecap_ops.gateway.errors import translate
+
+log = logging.getLogger(__name__)
+
+# Our own topic: not Kafka's (no "__" prefix), excluded from unmanaged reports and cleanup.
+CANARY_TOPIC = "ecap-ops-canary"
+CANARY_RETENTION_MS = 3_600_000
+
+
+def describe_quorum(gw: KafkaGateway) -> Quorum:
+    """The KRaft metadata quorum: leader, high watermark, voters with their log end offsets."""
+    raw = gw.call("describing the KRaft quorum", lambda a: a.describe_metadata_quorum())
+    part = raw["topics"][0]["partitions"][0]
+    leader = part.get("leader_id")
+    voters = tuple(
+        QuorumVoter(v["replica_id"], int(v.get("log_end_offset", -1)), v.get("last_fetch_timestamp"))
+        for v in part.get("current_voters") or []
+    )
+    observers = tuple(o["replica_id"] for o in part.get("observers") or [])
+    return Quorum(leader if leader is not None and leader >= 0 else None, int(part.get("high_watermark", 0)), voters, observers)
+
+
+def ensure_canary_topic(gw: KafkaGateway, live_brokers: int) -> None:
+    """Create the canary topic (1 partition, replication min(3, brokers), 1 h retention) if missing."""
+    if CANARY_TOPIC in gw.describe_topics([CANARY_TOPIC]):
+        return
+    result = gw.create_topics(
+        {
+            CANARY_TOPIC: {
+                "num_partitions": 1,
+                "replication_factor": max(1, min(3, live_brokers)),
+                "configs": {"retention.ms": str(CANARY_RETENTION_MS), "cleanup.policy": "delete"},
+            }
+        }
+    )
+    err = result.get(CANARY_TOPIC)
+    if err and not err.startswith("TopicAlreadyExistsError"):
+        raise EcapOpsError(f"creating the canary topic {CANARY_TOPIC}: {err}")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        meta = gw.describe_topics([CANARY_TOPIC]).get(CANARY_TOPIC)
+        if meta and all(p.get("leader_id", -1) >= 0 for p in meta["partitions"]):
+            return
+        time.sleep(0.2)
+
+
+def run_canary(gw: KafkaGateway, live_brokers: int, count: int = 3, timeout_s: float = 5.0) -> CanaryResult:
+    """Produce `count` uniquely tagged messages (acks=all) and read them back from the
+    partition, waiting at most `timeout_s` for them. Latency is send to receipt."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    settings = gw.settings
+    try:
+        ensure_canary_topic(gw, live_brokers)
+    except EcapOpsError as exc:
+        return CanaryResult(CANARY_TOPIC, count, 0, None, error=str(exc))
+    kw = settings.client_kwargs()
+    kw["request_timeout_ms"] = int(timeout_s * 1000)
+    tag = uuid.uuid4().hex
+    producer = consumer = None
+    sent_at: dict[bytes, float] = {}
+    got: dict[bytes, float] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        with translate(settings, "running the canary"):
+            producer = KafkaProducer(acks="all", linger_ms=0, max_block_ms=int(timeout_s * 1000), retries=1, **kw)
+            consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, fetch_max_wait_ms=100, **kw)
+            tp = TopicPartition(CANARY_TOPIC, 0)
+            consumer.assign([tp])
+            first_offset = None
+            for i in range(count):
+                value = f"{tag}:{i}".encode()
+                sent_at[value] = time.monotonic()
+                md = producer.send(CANARY_TOPIC, value=value, partition=0).get(timeout=max(0.5, deadline - time.monotonic()))
+                first_offset = md.offset if first_offset is None else first_offset
+            consumer.seek(tp, first_offset)
+            while len(got) < count and time.monotonic() < deadline:
+                batches = consumer.poll(timeout_ms=max(50, int(min(0.5, deadline - time.monotonic()) * 1000)))
+                now = time.monotonic()
+                for records in batches.values():
+                    for r in records:
+                        if r.value in sent_at and r.value not in got:
+                            got[r.value] = now
+    except EcapOpsError as exc:
+        err = str(exc)
+    except Exception as exc:  # a canary failure is a finding, never a crash of the check
+        err = settings.redact(f"{type(exc).__name__}: {exc}")
+    else:
+        err = None if len(got) == count else f"waited {timeout_s:g} s"
+    finally:
+        for client in (producer, consumer):
+            if client is not None:
+                try:
+                    client.close(timeout=1) if client is producer else client.close()
+                except Exception:
+                    log.debug("closing a canary client failed", exc_info=True)
+    latencies = [(got[v] - sent_at[v]) * 1000 for v in got]
+    return CanaryResult(CANARY_TOPIC, count, len(got), max(latencies) if latencies else None, error=err)
+
+
+def observe_health(
+    gw: KafkaGateway,
+    catalog: Catalog | None,
+    env: str,
+    canary: bool = True,
+    canary_timeout_s: float = 5.0,
+) -> HealthObservation:
+    """Read everything the health check judges. Unreachable: an observation with `error`."""
+    from ecap_ops.core.plan import make_plan
+
+    at_ms = int(time.time() * 1000)
+    bootstrap = gw.settings.bootstrap_servers
+    try:
+        info = gw.describe_cluster()
+        cluster = gw.read_cluster_state(None, with_data=False)
+    except (KafkaUnavailable, KafkaAuthFailed) as exc:
+        return HealthObservation(bootstrap, env, at_ms, error=str(exc))
+    fenced = tuple(sorted(b["broker_id"] for b in info.get("brokers", []) if b.get("is_fenced")))
+    quorum, quorum_error = None, None
+    try:
+        quorum = describe_quorum(gw)
+    except EcapOpsError as exc:
+        quorum_error = str(exc)
+
+    default_min_isr = 1
+    live = [b.node_id for b in cluster.brokers]
+    if live:
+        try:
+            default_min_isr = int(broker_config(gw, live[0], ["min.insync.replicas"]).get("min.insync.replicas", "1"))
+        except (EcapOpsError, ValueError):
+            log.debug("could not read the broker's min.insync.replicas", exc_info=True)
+    min_isr = {n: int(t.overrides.get("min.insync.replicas", default_min_isr)) for n, t in cluster.topics.items()}
+
+    disks, disk_errors = [], {}
+    for b in log_dirs(gw, live, {}):
+        if b.error:
+            disk_errors[b.broker] = b.error
+        for d in b.dirs:
+            disks.append(DiskInfo(d.broker, d.path, d.error, d.total_bytes, d.usable_bytes))
+
+    missing: tuple[str, ...] = ()
+    drift: tuple[str, ...] = ()
+    catalog_error = None
+    if catalog is not None:
+        try:
+            plan = make_plan(catalog, cluster)
+            missing = tuple(sorted(n for n in catalog.names() if n not in cluster.topics))
+            drift = tuple(a.describe() for a in plan.actions if a.topic not in missing) + tuple(r.message for r in plan.refusals)
+        except Exception as exc:  # the comparison must not stop the rest of the check
+            catalog_error = f"{type(exc).__name__}: {exc}"
+
+    canary_result = None
+    if canary:
+        canary_result = run_canary(gw, len(live), timeout_s=canary_timeout_s)
+    return HealthObservation(
+        bootstrap=bootstrap,
+        env=env,
+        at_ms=at_ms,
+        cluster=cluster,
+        fenced_brokers=fenced,
+        quorum=quorum,
+        quorum_error=quorum_error,
+        min_isr=min_isr,
+        disks=tuple(disks),
+        disk_errors=disk_errors,
+        catalog_missing=missing,
+        catalog_drift=drift,
+        catalog_error=catalog_error,
+        canary=canary_result,
+    )

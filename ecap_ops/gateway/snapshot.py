@@ -1,0 +1,291 @@
+"""Reading what a metadata snapshot holds, and writing restored group offsets.
+
+Every read is batched: topics and configs in one request each, groups listed once per
+broker, described and their offsets fetched once per coordinator, end offsets once per
+partition leader. ACLs and SCRAM users are read once; a cluster without an authorizer
+gives no ACLs, which is recorded as a completeness flag, not a failure. SCRAM users are
+recorded by name and mechanism only, never a secret.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from ecap_ops.core.restore import GroupStatus
+from ecap_ops.core.snapshot import group_entry, topic_entry
+from ecap_ops.gateway.client import KafkaGateway
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SnapshotInputs:
+    """What the gateway read for a snapshot, before the core turns it into a document."""
+
+    cluster_id: str
+    broker_count: int
+    topics: list[dict] = field(default_factory=list)
+    groups: list[dict] = field(default_factory=list)
+    acls: list[dict] = field(default_factory=list)
+    scram_users: list[dict] = field(default_factory=list)
+    complete: dict[str, bool] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def read_topics(gw: KafkaGateway) -> tuple[list[dict], bool, list[str]]:
+    """Every non-internal topic with partitions, replica assignment, overrides and id."""
+    meta = gw.describe_topics(None)
+    names = sorted(
+        n for n, m in meta.items() if not m.get("is_internal") and not n.startswith("__")
+    )
+    overrides = gw.topic_overrides(names)
+    topics, missing = [], []
+    for name in names:
+        parts = sorted(meta[name]["partitions"], key=lambda p: p["partition_index"])
+        assignment = [list(p.get("replica_nodes") or ()) for p in parts]
+        ov = overrides.get(name)
+        if ov is None:
+            missing.append(name)
+        topics.append(
+            topic_entry(
+                name,
+                len(parts),
+                max((len(a) for a in assignment), default=0),
+                assignment,
+                None if ov is None else ov[0],
+                str(meta[name]["topic_id"]) if meta[name].get("topic_id") else None,
+            )
+        )
+    notes = (
+        [f"the configs of {len(missing)} topic(s) could not be read: {', '.join(missing[:20])}"]
+        if missing
+        else []
+    )
+    return topics, not missing, notes
+
+
+def _group_call(gw: KafkaGateway, doing: str, fn, wait_s: float = 15.0):
+    """A group request, retried (bounded) while the group coordinator is still loading or
+    moving, as on a fresh cluster before __consumer_offsets exists."""
+    from kafka import errors as kerr
+
+    retriable = (kerr.CoordinatorNotAvailableError, kerr.CoordinatorLoadInProgressError, kerr.NotCoordinatorError)
+    deadline = time.monotonic() + wait_s
+
+    def attempt(admin):
+        while True:
+            try:
+                return fn(admin)
+            except retriable:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.5)
+
+    return gw.call(doing, attempt)
+
+
+def list_groups(gw: KafkaGateway) -> dict[str, dict]:
+    """Every group on the cluster: id -> {state, protocol_type, type} (one ListGroups per broker)."""
+    raw = gw.call("listing consumer groups", lambda a: a.list_groups())
+    out = {}
+    for g in raw:
+        out[g["group_id"]] = {
+            "state": g.get("group_state"),
+            "protocol_type": g.get("protocol_type"),
+            "type": g.get("group_type"),
+        }
+    return out
+
+
+def describe_members(gw: KafkaGateway, group_ids: list[str]) -> dict[str, int | None]:
+    """Live members of each group (None when the broker could not describe it, e.g. a KIP-848 group)."""
+    if not group_ids:
+        return {}
+    raw = _group_call(gw, "describing consumer groups", lambda a: a.describe_groups(group_ids))
+    out: dict[str, int | None] = {}
+    for gid in group_ids:
+        d = raw.get(gid)
+        out[gid] = None if d is None or d.get("error") else len(d.get("members") or [])
+    return out
+
+
+def group_offsets(gw: KafkaGateway, group_ids: list[str]) -> dict[str, dict[tuple[str, int], int]]:
+    """Committed offsets of each group (one OffsetFetch per coordinator for all groups)."""
+    if not group_ids:
+        return {}
+    raw = _group_call(
+        gw,
+        "reading committed offsets", lambda a: a.list_group_offsets({g: None for g in group_ids})
+    )
+    out = {}
+    for gid, parts in raw.items():
+        out[gid] = {
+            (tp.topic, tp.partition): oam.offset
+            for tp, oam in parts.items()
+            if oam.offset is not None and oam.offset >= 0
+        }
+    return out
+
+
+def read_groups(gw: KafkaGateway) -> tuple[list[dict], bool, list[str]]:
+    """Every group with its committed offsets and each partition's end offset at that time."""
+    listed = list_groups(gw)
+    ids = sorted(listed)
+    members = describe_members(gw, ids)
+    offsets = group_offsets(gw, ids)
+    read_at_ms = int(time.time() * 1000)
+    parts = sorted({tp for o in offsets.values() for tp in o})
+    ends = gw.offsets(parts, "latest") if parts else {}
+    groups, notes = [], []
+    for gid in ids:
+        entries = [
+            {"topic": t, "partition": p, "offset": off, "end_offset": ends.get((t, p))}
+            for (t, p), off in offsets.get(gid, {}).items()
+        ]
+        g = listed[gid]
+        groups.append(
+            group_entry(gid, g["state"], g["protocol_type"], members.get(gid), entries, read_at_ms)
+        )
+    missing = [gid for gid in ids if gid not in offsets]
+    if missing:
+        notes.append(
+            f"committed offsets of {len(missing)} group(s) could not be read: {', '.join(missing[:20])}"
+        )
+    return groups, not missing, notes
+
+
+def read_acls(gw: KafkaGateway) -> tuple[list[dict], bool, list[str]]:
+    """Every ACL binding; a cluster without an authorizer gives ([], False, a note)."""
+    from kafka import errors as kerr
+    from kafka.admin import (
+        ACLFilter,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        ResourcePatternFilter,
+        ResourceType,
+    )
+
+    flt = ACLFilter(
+        principal=None,
+        host=None,
+        operation=ACLOperation.ANY,
+        permission_type=ACLPermissionType.ANY,
+        resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
+    )
+
+    def describe(admin):
+        try:
+            return admin.describe_acls(flt)[0]
+        except kerr.SecurityDisabledError:
+            return None
+
+    acls = gw.call("reading ACLs", describe)
+    if acls is None:
+        return (
+            [],
+            False,
+            [
+                "ACLs not available: the cluster has no authorizer (SecurityDisabledError), so there are none to record"
+            ],
+        )
+    out = [
+        {
+            "principal": a.principal,
+            "host": a.host,
+            "operation": a.operation.name,
+            "permission": a.permission_type.name,
+            "resource_type": a.resource_pattern.resource_type.name,
+            "resource_name": a.resource_pattern.resource_name,
+            "pattern_type": a.resource_pattern.pattern_type.name,
+        }
+        for a in acls
+    ]
+    return out, True, []
+
+
+def read_scram_users(gw: KafkaGateway) -> tuple[list[dict], bool, list[str]]:
+    """SCRAM users by name and mechanism (iterations too); never salts or keys."""
+    from kafka import errors as kerr
+
+    def describe(admin):
+        try:
+            return admin.describe_user_scram_credentials()
+        except (kerr.UnsupportedVersionError, kerr.ClusterAuthorizationFailedError) as exc:
+            return type(exc).__name__
+
+    raw = gw.call("reading SCRAM users", describe)
+    if isinstance(raw, str):
+        return [], False, [f"SCRAM users not available: {raw}"]
+    users = []
+    for name, info in sorted(raw.items()):
+        if info.get("error"):
+            continue
+        users.append(
+            {
+                "name": name,
+                "mechanisms": sorted(
+                    (
+                        {
+                            "mechanism": ci["mechanism"].name.replace("_", "-"),
+                            "iterations": ci["iterations"],
+                        }
+                        for ci in info.get("credential_infos", [])
+                    ),
+                    key=lambda m: m["mechanism"],
+                ),
+            }
+        )
+    return users, True, []
+
+
+def read_snapshot_inputs(gw: KafkaGateway) -> SnapshotInputs:
+    """Everything a snapshot holds, read in a fixed number of batched requests."""
+    cluster_id, _controller, brokers = gw.brokers()
+    inputs = SnapshotInputs(cluster_id=cluster_id, broker_count=len(brokers))
+    inputs.topics, inputs.complete["topic_configs"], notes = read_topics(gw)
+    inputs.complete["topics"] = True
+    inputs.notes += notes
+    inputs.groups, inputs.complete["group_offsets"], notes = read_groups(gw)
+    inputs.complete["groups"] = True
+    inputs.notes += notes
+    inputs.acls, inputs.complete["acls"], notes = read_acls(gw)
+    inputs.notes += notes
+    inputs.scram_users, inputs.complete["scram_users"], notes = read_scram_users(gw)
+    inputs.notes += notes
+    return inputs
+
+
+def read_group_status(gw: KafkaGateway, group_ids: list[str]) -> dict[str, GroupStatus]:
+    """State, live members and committed offsets of the named groups that exist on the target."""
+    listed = list_groups(gw)
+    present = sorted(g for g in group_ids if g in listed)
+    members = describe_members(gw, present)
+    offsets = group_offsets(gw, present)
+    return {
+        g: GroupStatus(g, listed[g]["state"], members.get(g), offsets.get(g, {})) for g in present
+    }
+
+
+def write_group_offsets(
+    gw: KafkaGateway, group_id: str, offsets: dict[tuple[str, int], int]
+) -> dict[tuple[str, int], str | None]:
+    """Commit offsets for an empty group; (topic, partition) -> None (done) or the broker's error."""
+    from kafka import TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    payload = {
+        TopicPartition(t, p): OffsetAndMetadata(o, "restored by ecap-ops", None)
+        for (t, p), o in offsets.items()
+    }
+    raw = _group_call(
+        gw,
+        f"writing offsets of group {group_id}", lambda a: a.alter_group_offsets(group_id, payload)
+    )
+    out: dict[tuple[str, int], str | None] = {}
+    for tp, err in raw.items():
+        name = getattr(err, "__name__", str(err))
+        out[(tp.topic, tp.partition)] = None if name == "NoError" else name
+    for tp in offsets:
+        out.setdefault(tp, "no answer from the group coordinator for this partition")
+    return out

@@ -1,0 +1,137 @@
+"""The job `kafka_health_check` (every 5 minutes): brokers, quorum, partitions, catalog,
+log directories, disk and a produce-then-consume canary, judged into one report.
+
+The report is a markdown table in the run's metadata, with numeric metadata (canary
+latency, under-replicated partitions, ...) that the UI plots over time. The same
+observation also records the `availability` and `replication` asset checks of every
+catalog topic, so their history fills every 5 minutes without a second pass over the
+cluster. An unhealthy report goes to the alert sinks.
+"""
+
+import os
+
+import dagster as dg
+from pydantic import Field
+
+from ecap_ops.catalog.model import Catalog
+from ecap_ops.orchestration.alerts import AlertsResource
+from ecap_ops.orchestration.common import as_failure, md_table
+from ecap_ops.orchestration.resources import KafkaResource
+
+
+def schedule_default_status() -> dg.DefaultScheduleStatus:
+    """Routine schedules run when ECAP_SCHEDULES_DEFAULT=running (the deployment), else stopped."""
+    value = os.environ.get("ECAP_SCHEDULES_DEFAULT", "stopped").strip().lower()
+    return dg.DefaultScheduleStatus.RUNNING if value == "running" else dg.DefaultScheduleStatus.STOPPED
+
+
+class HealthCheckConfig(dg.Config):
+    """What the health check measures and when it alerts."""
+
+    canary: bool = Field(default=True, description="Produce and consume back messages on the topic ecap-ops-canary.")
+    canary_timeout_seconds: float = Field(default=5.0, gt=0, le=30, description="Longest wait for the canary's messages.")
+    canary_warn_ms: float = Field(default=1000.0, gt=0, description="A canary round trip slower than this is a warning.")
+    disk_warn_percent: float = Field(default=80.0, gt=0, le=100, description="Disk use (per log directory) that is a warning.")
+    disk_crit_percent: float = Field(default=90.0, gt=0, le=100, description="Disk use (per log directory) that is critical.")
+    alert_on: str = Field(default="warning", pattern="^(warning|critical)$", description="Lowest status that sends an alert: warning or critical.")
+
+
+def _check_evaluations(catalog: Catalog, report) -> list[dg.AssetCheckEvaluation]:
+    """The topic assets' availability and replication checks, from the health observation."""
+    from ecap_ops.orchestration.topics import topic_key
+
+    out = []
+    for spec in catalog.topics:
+        key = topic_key(spec)
+        partitions = report.topic_partitions.get(spec.name)
+        if partitions is None:
+            why = "the cluster did not answer" if report.cluster_id is None else f"{spec.name} does not exist"
+            for name in ("availability", "replication"):
+                out.append(dg.AssetCheckEvaluation(asset_key=key, check_name=name, passed=False, severity=dg.AssetCheckSeverity.ERROR, description=why))
+            continue
+        offline = report.offline.get(spec.name, [])
+        under = report.under_replicated.get(spec.name, [])
+        under_min = report.under_min_isr.get(spec.name, [])
+        out.append(
+            dg.AssetCheckEvaluation(
+                asset_key=key,
+                check_name="availability",
+                passed=not offline,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description="all partitions have a leader" if not offline else f"offline partitions: {offline}",
+                metadata={"offline_partitions": dg.MetadataValue.int(len(offline)), "partitions": dg.MetadataValue.int(partitions), "source": "kafka_health_check"},
+            )
+        )
+        out.append(
+            dg.AssetCheckEvaluation(
+                asset_key=key,
+                check_name="replication",
+                passed=not under and not under_min,
+                severity=dg.AssetCheckSeverity.ERROR if under_min else dg.AssetCheckSeverity.WARN,
+                description="fully replicated"
+                if not under and not under_min
+                else f"under-replicated partitions: {under}" + (f"; below min.insync.replicas: {under_min}" if under_min else ""),
+                metadata={"under_replicated": dg.MetadataValue.int(len(under)), "under_min_isr": dg.MetadataValue.int(len(under_min)), "source": "kafka_health_check"},
+            )
+        )
+    return out
+
+
+def build_defs(catalog: Catalog) -> dg.Definitions:
+    @dg.op(
+        name="kafka_health_report",
+        description="Observe the cluster (brokers, KRaft quorum, partitions, catalog, log directories, disk, canary) and judge it OK, WARN or CRIT; alert when unhealthy.",
+        out=dg.Out(dict, description="The health report as JSON-able data."),
+    )
+    def kafka_health_report(context: dg.OpExecutionContext, config: HealthCheckConfig, kafka: KafkaResource, alerts: AlertsResource):
+        from ecap_ops.core.health import CRIT, OK, HealthThresholds, report_rows
+        from ecap_ops.services.health import health_alert, run_health_check
+
+        if config.disk_warn_percent > config.disk_crit_percent:
+            raise dg.Failure(description=f"config disk_warn_percent ({config.disk_warn_percent}) must not exceed disk_crit_percent ({config.disk_crit_percent})")
+        thresholds = HealthThresholds(
+            disk_warn_fraction=config.disk_warn_percent / 100,
+            disk_crit_fraction=config.disk_crit_percent / 100,
+            canary_warn_ms=config.canary_warn_ms,
+        )
+        with as_failure("health check"), kafka.gateway() as gw:
+            report = run_health_check(gw, catalog, canary=config.canary, canary_timeout_s=config.canary_timeout_seconds, thresholds=thresholds)
+        context.log.info(f"health {report.status}: {len(report.problems())} problem(s)")
+        for f in report.problems():
+            context.log.warning(f"[{f.severity}] {f.check} {f.subject}: {f.message}")
+        # Record the topic assets' checks from the same observation.
+        for evaluation in _check_evaluations(catalog, report):
+            context.log_event(evaluation)
+        alert = health_alert(report, run_url=alerts.run_url(context.run_id))
+        if alert is not None and (report.status == CRIT or config.alert_on == "warning"):
+            results = alerts.send(alert, context.log)
+            context.log.info(f"alert sent: {results}")
+        m = report.metrics
+        metadata = {
+            "status": dg.MetadataValue.text(report.status),
+            "healthy": dg.MetadataValue.bool(report.status == OK),
+            "report": dg.MetadataValue.md(md_table(["severity", "check", "subject", "finding"], report_rows(report))),
+            "cluster_id": dg.MetadataValue.text(report.cluster_id or "unreachable"),
+            "problems": dg.MetadataValue.int(len(report.problems())),
+        }
+        for key in ("under_replicated_partitions", "under_min_isr_partitions", "offline_partitions", "brokers", "canary_latency_ms", "canary_lost", "disk_used_max_percent", "quorum_max_lag"):
+            if m.get(key) is not None:
+                metadata[key] = dg.MetadataValue.float(float(m[key])) if isinstance(m[key], float) else dg.MetadataValue.int(int(m[key]))
+        return dg.Output(report.to_dict(), metadata=metadata)
+
+    @dg.job(
+        name="kafka_health_check",
+        description="Health check of the Kafka cluster: brokers, KRaft quorum, offline / under-replicated / under-min-ISR partitions, catalog topics, log directories, disk use and a produce-then-consume canary. Records the topic assets' availability and replication checks and alerts when unhealthy.",
+        tags={"ecap_ops/area": "health"},
+    )
+    def kafka_health_check():
+        kafka_health_report()
+
+    schedule = dg.ScheduleDefinition(
+        name="kafka_health_check_schedule",
+        job=kafka_health_check,
+        cron_schedule="*/5 * * * *",
+        default_status=schedule_default_status(),
+        description="Every 5 minutes: the health check.",
+    )
+    return dg.Definitions(jobs=[kafka_health_check], schedules=[schedule])

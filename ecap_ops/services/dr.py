@@ -1,0 +1,592 @@
+"""Disaster recovery: take and keep snapshots, plan and apply a restore, run a DR drill.
+
+One function per action, called by both the CLI and the Dagster jobs.
+"""
+
+import logging
+import os
+import re
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import ecap_ops
+from ecap_ops.catalog.model import Catalog
+from ecap_ops.core.restore import (
+    RestoreOptions,
+    RestorePlan,
+    TopicCheck,
+    check_restored,
+    make_restore_plan,
+    render_restore_plan,
+)
+from ecap_ops.core.snapshot import (
+    Snapshot,
+    build_snapshot,
+    diff_snapshots,
+    parse_snapshot,
+    serialize,
+)
+from ecap_ops.core.state import ClusterState
+from ecap_ops.errors import ConfigError, KafkaRequestFailed, PlanRefused, SnapshotInvalid
+from ecap_ops.gateway import KafkaGateway
+from ecap_ops.gateway.snapshot import read_group_status, read_snapshot_inputs, write_group_offsets
+from ecap_ops.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KEEP = 48
+SNAPSHOT_FILE = re.compile(r"^snapshot-[A-Za-z0-9_-]+-\d{8}T\d{6}\d{3}Z\.json$")
+
+
+# -- where snapshots live --------------------------------------------------------------
+
+
+def snapshot_dir(env: dict[str, str] | None = None) -> Path:
+    """ECAP_SNAPSHOT_DIR, else <DAGSTER_HOME or ~/.ecap-ops>/snapshots."""
+    env = os.environ if env is None else env
+    if env.get("ECAP_SNAPSHOT_DIR"):
+        return Path(env["ECAP_SNAPSHOT_DIR"]).expanduser()
+    base = Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else Path.home() / ".ecap-ops"
+    return base / "snapshots"
+
+
+def snapshot_keep(env: dict[str, str] | None = None) -> int:
+    """ECAP_SNAPSHOT_KEEP (default 48): how many snapshots the directory keeps."""
+    env = os.environ if env is None else env
+    raw = env.get("ECAP_SNAPSHOT_KEEP")
+    if not raw:
+        return DEFAULT_KEEP
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"ECAP_SNAPSHOT_KEEP: expected a whole number of snapshots to keep, got {raw!r}"
+        ) from None
+    if n < 1:
+        raise ConfigError(f"ECAP_SNAPSHOT_KEEP: must be >= 1, got {n}")
+    return n
+
+
+def list_snapshots(directory: Path) -> list[Path]:
+    """The snapshot files of a directory, oldest first (by the time in their names)."""
+    if not directory.is_dir():
+        return []
+    files = [p for p in directory.iterdir() if p.is_file() and SNAPSHOT_FILE.match(p.name)]
+    return sorted(files, key=lambda p: (p.name.rsplit("-", 1)[-1], p.name))
+
+
+def latest_snapshot(directory: Path) -> Path:
+    files = list_snapshots(directory)
+    if not files:
+        raise SnapshotInvalid(
+            f"no snapshot in {directory}; take one with `ecap-ops snapshot` or the Dagster job dr_snapshot "
+            "(ECAP_SNAPSHOT_DIR sets the directory)"
+        )
+    return files[-1]
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a temporary file beside `path`, flush it to disk, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def prune(directory: Path, keep: int) -> list[Path]:
+    """Remove the oldest snapshots beyond `keep`; returns what was removed."""
+    files = list_snapshots(directory)
+    removed = files[: max(0, len(files) - keep)]
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
+
+
+def load_snapshot(path: str | os.PathLike) -> Snapshot:
+    """Read and verify a snapshot file (checksum, format version, layout, structure)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise SnapshotInvalid(f"{p}: no such snapshot file") from None
+    except IsADirectoryError:
+        raise SnapshotInvalid(f"{p}: is a directory, not a snapshot file") from None
+    except OSError as exc:
+        raise SnapshotInvalid(f"{p}: cannot be read: {exc.strerror}") from None
+    return parse_snapshot(data, str(p))
+
+
+# -- taking a snapshot ---------------------------------------------------------------
+
+
+@dataclass
+class SnapshotResult:
+    path: Path
+    snapshot: Snapshot
+    pruned: list[Path] = field(default_factory=list)
+    requests: dict[str, int] = field(default_factory=dict)
+    size_bytes: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "path": str(self.path),
+            "size_bytes": self.size_bytes,
+            "pruned": [str(p) for p in self.pruned],
+            "requests": dict(self.requests),
+            **self.snapshot.summary(),
+        }
+
+
+def capture_snapshot(gw: KafkaGateway, catalog: Catalog) -> Snapshot:
+    """Read the cluster and build a sealed snapshot in memory."""
+    started = time.monotonic()
+    before = dict(gw.requests)
+    now = datetime.now(UTC)
+    inputs = read_snapshot_inputs(gw)
+    requests = {k: v - before.get(k, 0) for k, v in gw.requests.items() if v - before.get(k, 0)}
+    doc = build_snapshot(
+        tool_version=ecap_ops.__version__,
+        cluster_id=inputs.cluster_id,
+        broker_count=inputs.broker_count,
+        taken_at=now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        taken_at_ms=int(now.timestamp() * 1000),
+        duration_ms=int((time.monotonic() - started) * 1000),
+        catalog_env=catalog.env,
+        catalog_digest=catalog.digest,
+        topics=inputs.topics,
+        groups=inputs.groups,
+        acls=inputs.acls,
+        scram_users=inputs.scram_users,
+        complete=inputs.complete,
+        notes=inputs.notes,
+        requests=requests,
+    )
+    return Snapshot(doc, "new snapshot")
+
+
+def take_snapshot(
+    gw: KafkaGateway,
+    catalog: Catalog,
+    output: str | os.PathLike | None = None,
+    directory: Path | None = None,
+    keep: int | None = None,
+) -> SnapshotResult:
+    """Take a snapshot and write it atomically: to `output`, or into the snapshot directory
+    (which then keeps the newest `keep`)."""
+    before = dict(gw.requests)
+    snap = capture_snapshot(gw, catalog)
+    text = serialize(snap.doc)
+    if output is not None:
+        path = Path(output)
+        if path.is_dir():
+            raise ConfigError(f"--output {path}: is a directory; give a file path")
+        write_atomically(path, text)
+        pruned: list[Path] = []
+    else:
+        directory = directory or snapshot_dir()
+        stamp = (
+            datetime.fromtimestamp(snap.doc["taken_at_ms"] / 1000, UTC).strftime("%Y%m%dT%H%M%S%f")[
+                :-3
+            ]
+            + "Z"
+        )
+        safe_id = re.sub(r"[^A-Za-z0-9_-]", "_", snap.cluster_id)
+        path = directory / f"snapshot-{safe_id}-{stamp}.json"
+        write_atomically(path, text)
+        pruned = prune(directory, keep or snapshot_keep())
+    # Read it back: what is on disk must verify.
+    written = load_snapshot(path)
+    requests = {k: v - before.get(k, 0) for k, v in gw.requests.items() if v - before.get(k, 0)}
+    return SnapshotResult(path, written, pruned, requests, len(text.encode("utf-8")))
+
+
+def previous_snapshot(directory: Path, exclude: Path) -> Snapshot | None:
+    """The newest verifiable snapshot in the directory other than `exclude`, or None."""
+    for p in reversed(list_snapshots(directory)):
+        if p.resolve() == exclude.resolve():
+            continue
+        try:
+            return load_snapshot(p)
+        except SnapshotInvalid as exc:
+            log.warning("skipping %s for the diff: %s", p, exc)
+    return None
+
+
+def diff_files(a: str | os.PathLike, b: str | os.PathLike):
+    return diff_snapshots(load_snapshot(a), load_snapshot(b))
+
+
+# -- restore ------------------------------------------------------------------------
+
+
+def plan_restore(
+    gw: KafkaGateway, catalog: Catalog, snapshot: Snapshot, options: RestoreOptions
+) -> RestorePlan:
+    """Read the target and plan the restore; changes nothing."""
+    target = gw.read_cluster_state()
+    groups, ranges = None, None
+    if options.include_offsets and not options.name_prefix:
+        selected = set(options.topics) if options.topics else set(snapshot.topics)
+        gids = [
+            g
+            for g, d in snapshot.groups.items()
+            if any(o["topic"] in selected for o in d["offsets"])
+        ]
+        groups = read_group_status(gw, gids)
+        parts = sorted(
+            {
+                (o["topic"], o["partition"])
+                for g in gids
+                for o in snapshot.groups[g]["offsets"]
+                if o["topic"] in target.topics
+                and o["partition"] < target.topics[o["topic"]].partition_count
+            }
+        )
+        ranges = gw.offset_ranges(parts) if parts else {}
+    return make_restore_plan(snapshot, target, catalog, options, groups, ranges)
+
+
+@dataclass
+class RestoreStep:
+    step: str  # create_topic, alter_configs, write_offsets
+    subject: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class RestoreResult:
+    plan: RestorePlan
+    executed: bool
+    steps: list[RestoreStep] = field(default_factory=list)
+    seconds: float = 0.0
+    requests: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.steps)
+
+    @property
+    def created(self) -> list[str]:
+        return [
+            s.subject
+            for s in self.steps
+            if s.step == "create_topic" and s.ok and s.detail == "created"
+        ]
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "executed": self.executed,
+            "plan": self.plan.to_dict(),
+            "steps": [asdict(s) for s in self.steps],
+            "seconds": round(self.seconds, 3),
+            "requests": dict(self.requests),
+        }
+
+
+def restore(
+    gw: KafkaGateway,
+    catalog: Catalog,
+    snapshot: Snapshot,
+    options: RestoreOptions,
+    execute: bool = False,
+) -> RestoreResult:
+    """Plan the restore and, if `execute`, apply exactly it: validate every create and config
+    change with the brokers first, create topics, set configs, then write group offsets
+    (each group checked again for members just before). Never deletes anything."""
+    started = time.monotonic()
+    before = dict(gw.requests)
+    plan = plan_restore(gw, catalog, snapshot, options)
+    result = RestoreResult(plan, executed=False)
+    if plan.blocked:
+        raise PlanRefused(
+            "the restore is refused, so nothing was changed:\n"
+            + "\n".join(f"  - {r}" for r in plan.refusals)
+        )
+    if not execute or not plan.has_changes:
+        result.seconds = time.monotonic() - started
+        return result
+    result.executed = True
+    creates = {
+        c.name: {
+            "num_partitions": c.partitions,
+            "replication_factor": c.replication_factor,
+            "configs": dict(c.configs),
+        }
+        for c in plan.creates
+    }
+    alters = {a.name: dict(a.changes) for a in plan.alters}
+    problems = {}
+    for step, items, fn in (
+        ("create_topic", creates, gw.create_topics),
+        ("alter_configs", alters, gw.alter_topic_configs),
+    ):
+        for name, err in fn(items, validate_only=True).items():
+            if err:
+                problems[(step, name)] = err
+    if problems:
+        raise PlanRefused(
+            "the brokers rejected the restore in validation, so nothing was changed:\n"
+            + "\n".join(
+                f"  - {step} {name}: {err}" for (step, name), err in sorted(problems.items())
+            )
+        )
+    if creates:
+        for name, err in gw.create_topics(creates).items():
+            if err and err.startswith("TopicAlreadyExistsError"):
+                result.steps.append(
+                    RestoreStep(
+                        "create_topic",
+                        name,
+                        False,
+                        "created by someone else since the plan; not touched (run the restore again to compare)",
+                    )
+                )
+            else:
+                result.steps.append(
+                    RestoreStep("create_topic", name, err is None, err or "created")
+                )
+        _wait_for_leaders(gw, [n for n in creates])
+    if alters and result.ok:
+        for name, err in gw.alter_topic_configs(alters).items():
+            result.steps.append(
+                RestoreStep("alter_configs", name, err is None, err or "configs set")
+            )
+    writes = [g for g in plan.groups if g.writes]
+    if writes and result.ok:
+        # Members may have joined since the plan: check again right before writing.
+        now = read_group_status(gw, [g.group_id for g in writes])
+        for g in writes:
+            st = now.get(g.group_id)
+            if st is not None and (
+                (st.members or 0) > 0 or (st.state or "") not in ("Empty", "Dead", "")
+            ):
+                result.steps.append(
+                    RestoreStep(
+                        "write_offsets",
+                        g.group_id,
+                        False,
+                        f"refused: the group now has {st.members} active member(s) (state {st.state}); nothing written",
+                    )
+                )
+                continue
+            out = write_group_offsets(
+                gw, g.group_id, {(w.topic, w.partition): w.offset for w in g.writes}
+            )
+            failed = {tp: e for tp, e in out.items() if e}
+            detail = f"{len(out) - len(failed)} offset(s) written" + (
+                f"; failed: {', '.join(f'{t}[{p}]: {e}' for (t, p), e in sorted(failed.items()))}"
+                if failed
+                else ""
+            )
+            result.steps.append(RestoreStep("write_offsets", g.group_id, not failed, detail))
+    elif writes:
+        result.steps += [
+            RestoreStep("write_offsets", g.group_id, False, "skipped: an earlier step failed")
+            for g in writes
+        ]
+    result.seconds = time.monotonic() - started
+    result.requests = {
+        k: v - before.get(k, 0) for k, v in gw.requests.items() if v - before.get(k, 0)
+    }
+    for s in result.steps:
+        log.info("%s %s: %s", s.step, s.subject, s.detail)
+    return result
+
+
+def _wait_for_leaders(gw: KafkaGateway, names: list[str], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        meta = gw.describe_topics(names)
+        if len(meta) == len(names) and all(
+            p.get("leader_id", -1) >= 0 for t in meta.values() for p in t["partitions"]
+        ):
+            return
+        time.sleep(0.2)
+    log.warning("restored topics had no leader for every partition after %.0f s", timeout_s)
+
+
+# -- the DR drill --------------------------------------------------------------------
+
+
+@dataclass
+class DrillReport:
+    snapshot_path: str
+    snapshot_checksum: str
+    target: str  # "same cluster, prefix drill." or the other cluster's id
+    name_prefix: str
+    passed: bool
+    checks: list[TopicCheck] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # drill-level failures
+    created: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    left_behind: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    plan_text: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["failed_topics"] = [c.topic for c in self.checks if not c.ok]
+        return d
+
+    def render(self) -> str:
+        head = "PASSED" if self.passed else "FAILED"
+        lines = [
+            f"DR drill {head}: snapshot {self.snapshot_checksum[:12]} ({self.snapshot_path}) restored onto {self.target}"
+            + (f" as {self.name_prefix}<topic>" if self.name_prefix else "")
+        ]
+        for p in self.problems:
+            lines.append(f"  ! {p}")
+        ok = [c for c in self.checks if c.ok]
+        for c in self.checks:
+            if not c.ok:
+                lines.append(f"  x {c.topic} (as {c.restored_as}): " + "; ".join(c.problems))
+        lines.append(f"  {len(ok)}/{len(self.checks)} topic(s) match the snapshot")
+        lines.append(
+            f"  created {len(self.created)}, removed {len(self.deleted)}"
+            + (f", LEFT BEHIND: {', '.join(self.left_behind)}" if self.left_behind else "")
+        )
+        lines.append(f"  took {self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+def run_drill(
+    target_gw: KafkaGateway,
+    catalog: Catalog,
+    snapshot_path: str | os.PathLike,
+    name_prefix: str = "drill.",
+    topics: tuple[str, ...] = (),
+    same_cluster: bool = True,
+) -> DrillReport:
+    """Restore a snapshot onto a scratch target (another cluster, or this one under a name
+    prefix), check topic by topic that the result matches it, then delete exactly what it
+    created. Offsets are never written."""
+    started = time.monotonic()
+    if same_cluster and not name_prefix:
+        raise ConfigError(
+            "DR drill on the same cluster: a name prefix (such as 'drill.') is required so the drill never touches real topics"
+        )
+    report = DrillReport(str(snapshot_path), "", "", name_prefix, passed=False)
+    try:
+        snap = load_snapshot(snapshot_path)
+    except SnapshotInvalid as exc:
+        report.problems.append(f"the snapshot does not verify: {exc}")
+        report.seconds = time.monotonic() - started
+        return report
+    report.snapshot_checksum = snap.checksum
+    for flag in ("topics", "topic_configs"):
+        if not snap.complete.get(flag, False):
+            report.problems.append(
+                f"the snapshot is incomplete: its {flag.replace('_', ' ')} flag is false ({'; '.join(snap.doc['notes']) or 'no note'})"
+            )
+    # A snapshot taken during an earlier drill may list drill topics; never restore those.
+    wanted = tuple(topics) or tuple(
+        n for n in sorted(snap.topics) if not (name_prefix and n.startswith(name_prefix))
+    )
+    options = RestoreOptions(
+        include_offsets=False, allow_other_cluster=True, topics=wanted, name_prefix=name_prefix
+    )
+    plan = plan_restore(target_gw, catalog, snap, options)
+    report.target = f"cluster {plan.target_cluster_id}" + (
+        " (the same cluster)" if same_cluster else ""
+    )
+    report.plan_text = render_restore_plan(plan)
+    leftovers = [
+        name_prefix + n
+        for n in wanted
+        if (name_prefix + n) in plan.in_sync or any(a.name == name_prefix + n for a in plan.alters)
+    ]
+    if leftovers:
+        report.problems.append(
+            f"the drill target is not clean: {', '.join(leftovers[:10])} already exist(s) (left from an earlier drill?); "
+            "the drill did not touch them. Remove them (ecap-ops delete-topic) or use another prefix."
+        )
+    if plan.blocked:
+        report.problems += plan.refusals
+    if not plan.blocked and not leftovers and plan.creates:
+        try:
+            result = restore(target_gw, catalog, snap, options, execute=True)
+            report.created = result.created
+            report.problems += [
+                f"{s.step} {s.subject}: {s.detail}" for s in result.steps if not s.ok
+            ]
+            observed = target_gw.read_cluster_state([c.name for c in plan.creates], with_data=False)
+            report.checks = check_restored(plan, snap, observed)
+        except Exception as exc:  # report, then clean up below
+            report.problems.append(f"restoring failed: {exc}")
+        finally:
+            report.deleted, report.left_behind = _remove_created(target_gw, report.created)
+    else:
+        # Nothing was created: report the conflicts, topic by topic.
+        planned = {c.name for c in plan.creates}
+        report.checks = [
+            c
+            for c in check_restored(plan, snap, ClusterState(plan.target_cluster_id, None, (), {}))
+            if c.restored_as not in planned
+        ]
+    if not plan.creates and not plan.conflicts and not report.problems:
+        report.problems.append(
+            "the drill restored nothing: the snapshot (after the topic filter) has no topics"
+        )
+    report.passed = (
+        not report.problems
+        and bool(report.checks)
+        and all(c.ok for c in report.checks)
+        and not report.left_behind
+    )
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _remove_created(
+    gw: KafkaGateway, created: list[str], timeout_s: float = 30.0
+) -> tuple[list[str], list[str]]:
+    """Delete exactly the topics the drill created; return (deleted, still there)."""
+    if not created:
+        return [], []
+    try:
+        out = gw.delete_topics(sorted(created))
+    except Exception as exc:
+        log.error("the drill could not delete its topics: %s", exc)
+        return [], sorted(created)
+    asked = [n for n, e in out.items() if e is None or e.startswith("UnknownTopicOrPartition")]
+    deadline = time.monotonic() + timeout_s
+    remaining = set(created)
+    while time.monotonic() < deadline:
+        remaining = set(gw.describe_topics(sorted(created)))
+        if not remaining:
+            break
+        time.sleep(0.3)
+    deleted = sorted(n for n in asked if n not in remaining)
+    return deleted, sorted(remaining)
+
+
+def drill_target(
+    settings: KafkaSettings, target_bootstrap: str | None
+) -> tuple[KafkaGateway, bool]:
+    """The drill's target gateway, and whether it is the snapshot's own cluster."""
+    if not target_bootstrap:
+        return KafkaGateway(settings), True
+    return KafkaGateway(settings.with_overrides(bootstrap_servers=target_bootstrap)), False
+
+
+def require_ok(result: RestoreResult) -> None:
+    if not result.ok:
+        raise KafkaRequestFailed(
+            "the restore did not complete: "
+            + "; ".join(f"{s.step} {s.subject}: {s.detail}" for s in result.steps if not s.ok)
+        )

@@ -1,0 +1,53 @@
+"""The health check, called by the CLI's `health-check` and the Dagster job `kafka_health_check`."""
+
+import time
+
+from ecap_ops.catalog.model import Catalog
+from ecap_ops.core.alerts import Alert
+from ecap_ops.core.health import CRIT, OK, WARN, HealthObservation, HealthReport, HealthThresholds, evaluate, render_text
+from ecap_ops.errors import KafkaAuthFailed, KafkaUnavailable
+from ecap_ops.gateway import KafkaGateway
+from ecap_ops.gateway.health import observe_health
+
+
+def run_health_check(
+    gw: KafkaGateway,
+    catalog: Catalog | None,
+    env: str | None = None,
+    canary: bool = True,
+    canary_timeout_s: float = 5.0,
+    thresholds: HealthThresholds = HealthThresholds(),
+) -> HealthReport:
+    """Observe the cluster and judge it. An unreachable cluster is a CRIT report, not an error."""
+    env = env or (catalog.env if catalog else "dev")
+    try:
+        obs = observe_health(gw, catalog, env, canary=canary, canary_timeout_s=canary_timeout_s)
+    except (KafkaUnavailable, KafkaAuthFailed) as exc:
+        # The cluster went away between two steps of the observation.
+        obs = HealthObservation(gw.settings.bootstrap_servers, env, int(time.time() * 1000), error=str(exc))
+    return evaluate(obs, thresholds)
+
+
+def health_alert(report: HealthReport, run_url: str | None = None) -> Alert | None:
+    """The alert an unhealthy report sends (None when it is OK)."""
+    if report.status == OK:
+        return None
+    problems = report.problems()
+    head = problems[0] if problems else None
+    title = f"Kafka health {report.status} on {report.cluster_id or report.bootstrap} ({report.env})"
+    if head is not None:
+        title += f": {head.check} {head.subject}"
+    return Alert(
+        source="health_check",
+        severity="critical" if report.status == CRIT else "warning" if report.status == WARN else "info",
+        title=title,
+        text=render_text(report),
+        fields={
+            "status": report.status,
+            "cluster_id": report.cluster_id,
+            "findings": [{"severity": f.severity, "check": f.check, "subject": f.subject, "message": f.message} for f in problems],
+            "metrics": report.metrics,
+        },
+        key=f"health:{report.cluster_id or report.bootstrap}",
+        run_url=run_url,
+    )

@@ -1,0 +1,65 @@
+"""Shared fixtures: a real local Kafka (1 node for the session, 3 nodes on demand) and helpers."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ecap_ops.localkafka import LocalCluster, fetch_jars
+from ecap_ops.settings import KafkaSettings
+from ecap_ops_tests.helpers import topic_name
+
+# Generous: a cold CI machine fetches jars first and starts JVMs on 2 slow cores.
+START_TIMEOUT_S = 180
+
+
+@pytest.fixture(scope="session")
+def kafka_lib() -> Path:
+    """Kafka's jars, fetched with Maven once per session (a no-op when cached)."""
+    return fetch_jars()
+
+
+def _run_cluster(data_dir: Path, nodes: int) -> Iterator[LocalCluster]:
+    """Start a cluster on free ports, yield it, and always stop it."""
+    cluster = LocalCluster(data_dir, nodes=nodes, port=0)
+    try:
+        cluster.start(timeout=START_TIMEOUT_S)
+        yield cluster
+    finally:
+        cluster.stop(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(
+    kafka_lib: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster]:
+    """A one-node local Kafka shared by the whole session."""
+    yield from _run_cluster(tmp_path_factory.mktemp("kafka1"), nodes=1)
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster3(
+    kafka_lib: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster]:
+    """A three-node local Kafka, started only when a test asks for it."""
+    yield from _run_cluster(tmp_path_factory.mktemp("kafka3"), nodes=3)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_cluster: LocalCluster) -> str:
+    """Bootstrap servers of the session's one-node cluster."""
+    return kafka_cluster.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    """Connection settings for the session's cluster, with short timeouts."""
+    return KafkaSettings(
+        bootstrap_servers=kafka_bootstrap, connect_timeout_ms=5000, request_timeout_ms=10000
+    )
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A fresh topic-name-safe string for this test (its name plus a random suffix)."""
+    return topic_name(request.node.name.removeprefix("test_")[:40])
