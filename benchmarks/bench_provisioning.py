@@ -1,0 +1,110 @@
+"""Provisioning benchmarks (issue: foundation), each beside its reference in the same run.
+
+1. `ecap-ops plan` on the five catalog topics vs Kafka's own `kafka-topics --describe` of
+   the same topics: whole-process wall time (median of N runs).
+2. A generated catalog of 1,000 topics: first apply and the no-op plan after it: wall
+   time and requests sent (batched, not one per topic).
+3. `dagster definitions validate` of ecap_ops vs a one-asset definitions file.
+
+Usage: python benchmarks/bench_provisioning.py [--quick]
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import kafka_script_command, local_cluster, print_table  # noqa: E402
+from ecap_ops.catalog import load_catalog, parse_catalog  # noqa: E402
+from ecap_ops.gateway import KafkaGateway  # noqa: E402
+from ecap_ops.services.provisioning import apply_topics, plan_topics  # noqa: E402
+from ecap_ops.settings import KafkaSettings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(cmd: list[str], env: dict | None = None, runs: int = 5) -> tuple[float, list[float]]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        times.append(time.perf_counter() - started)
+        if out.returncode not in (0, 2):
+            raise SystemExit(f"{' '.join(cmd[:4])}... failed ({out.returncode}): {out.stderr[-800:]}")
+    return statistics.median(times), times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer runs and 200 topics instead of 1,000")
+    args = ap.parse_args()
+    runs = 3 if args.quick else 7
+    n_topics = 200 if args.quick else 1000
+
+    with local_cluster() as cluster:
+        bootstrap = cluster.bootstrap_servers
+        settings = KafkaSettings(bootstrap_servers=bootstrap, request_timeout_ms=60000)
+        catalog = load_catalog(env="dev")
+        with KafkaGateway(settings) as gw:
+            apply_topics(gw, catalog)
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+        env.pop("ECAP_CATALOG", None)
+
+        ours, _ = timed([sys.executable, "-m", "ecap_ops", "plan"], env, runs)
+        ref_cmd = kafka_script_command("kafka-topics", ["--bootstrap-server", bootstrap, "--describe", "--topic", ",".join(catalog.names())])
+        # kafka-topics takes one --topic (a regex): describe the five by an alternation.
+        ref_cmd[-1] = "|".join(catalog.names())
+        theirs, _ = timed(ref_cmd, env, runs)
+        print_table(
+            "1. Plan/describe of the five catalog topics (whole process, median of %d)" % runs,
+            ["tool", "wall time"],
+            [["ecap-ops plan", f"{ours:.2f} s"], ["kafka-topics --describe (Kafka 4.4)", f"{theirs:.2f} s"], ["ratio (kafka-topics / ecap-ops)", f"{theirs / ours:.1f}x"]],
+        )
+
+        lines = ["version: 1", "topics:"]
+        for i in range(n_topics):
+            lines.append(f"  bench-{i:04d}: {{partitions: 1, retention: {1 + i % 30}d, compression: lz4, max_message_size: 1MiB}}")
+        big = parse_catalog("\n".join(lines) + "\n", env="dev", source="generated")
+        with KafkaGateway(settings) as gw:
+            started = time.perf_counter()
+            result = apply_topics(gw, big)
+            first = time.perf_counter() - started
+            first_requests = dict(gw.requests)
+            assert result.ok and len(result.steps) == n_topics, result.failed[:3]
+        with KafkaGateway(settings) as gw:
+            started = time.perf_counter()
+            plan = plan_topics(gw, big)
+            noop = time.perf_counter() - started
+            assert not plan.actions, plan.actions[:3]
+            noop_requests = dict(gw.requests)
+        print_table(
+            f"2. Generated catalog of {n_topics:,} topics",
+            ["step", "wall time", "requests", "by type"],
+            [
+                ["first apply (create all)", f"{first:.2f} s", sum(first_requests.values()), ", ".join(f"{k} {v}" for k, v in sorted(first_requests.items()))],
+                ["no-op plan after it", f"{noop:.2f} s", sum(noop_requests.values()), ", ".join(f"{k} {v}" for k, v in sorted(noop_requests.items()))],
+            ],
+        )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        one = Path(tmp) / "one_asset.py"
+        one.write_text("import dagster as dg\n\n@dg.asset\ndef one():\n    return 1\n\ndefs = dg.Definitions(assets=[one])\n")
+        venv_dagster = [sys.executable, "-m", "dagster", "definitions", "validate"]
+        denv = {**os.environ, "DAGSTER_HOME": tmp}
+        ours_v, _ = timed(venv_dagster + ["-m", "ecap_ops", "-a", "defs"], denv, max(3, runs // 2))
+        base_v, _ = timed(venv_dagster + ["-f", str(one)], denv, max(3, runs // 2))
+        print_table(
+            "3. dagster definitions validate (median)",
+            ["code location", "wall time"],
+            [["ecap_ops (all areas)", f"{ours_v:.2f} s"], ["one-asset file", f"{base_v:.2f} s"], ["what ecap_ops adds", f"{ours_v - base_v:+.2f} s"]],
+        )
+
+
+if __name__ == "__main__":
+    main()
