@@ -124,8 +124,9 @@ class KafkaSettings:
                 if mech == "PLAIN"
                 else "org.apache.kafka.common.security.scram.ScramLoginModule"
             )
-            user = (self.sasl_username or "").replace('"', '\\"')
-            pw = (self.sasl_password or "").replace('"', '\\"')
+            # JAAS reads backslash as an escape: escape it first, then the quote.
+            user = (self.sasl_username or "").replace("\\", "\\\\").replace('"', '\\"')
+            pw = (self.sasl_password or "").replace("\\", "\\\\").replace('"', '\\"')
             props["sasl.jaas.config"] = f'{module} required username="{user}" password="{pw}";'
         if self.ssl_cafile:
             props["ssl.truststore.type"] = "PEM"

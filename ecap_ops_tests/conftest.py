@@ -34,7 +34,7 @@ def kafka_cluster(
     kafka_lib: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalCluster]:
     """A one-node local Kafka shared by the whole session."""
-    yield from _run_cluster(tmp_path_factory.mktemp("kafka1"), nodes=1)
+    yield from _run_cluster(tmp_path_factory.mktemp("kafka-1node"), nodes=1)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +42,7 @@ def kafka_cluster3(
     kafka_lib: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalCluster]:
     """A three-node local Kafka, started only when a test asks for it."""
-    yield from _run_cluster(tmp_path_factory.mktemp("kafka3"), nodes=3)
+    yield from _run_cluster(tmp_path_factory.mktemp("kafka-3node"), nodes=3)
 
 
 @pytest.fixture(scope="session")

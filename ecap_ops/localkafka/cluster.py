@@ -263,6 +263,13 @@ class LocalCluster:
             )
         if self.port:  # broker ports may move; controller ports may not
             for i, node in enumerate(state["nodes"]):
+                if node["port"] != self.port + i and self._pid_alive(node):
+                    log.warning(
+                        "node %s runs on port %s; it keeps that port until restarted",
+                        node["node_id"],
+                        node["port"],
+                    )
+                    continue
                 node["port"] = self.port + i
         state["heap"] = self.heap
         state["overrides"] = self.overrides
@@ -608,16 +615,16 @@ class LocalCluster:
         if unformatted:
             self._format(unformatted)
         launched: list[dict[str, Any]] = []
+        t0 = time.monotonic()
         try:
             for node in to_start:
                 self._launch(node)
                 launched.append(node)
-        except BaseException:
+            self._wait_ready(launched, all_ids, timeout)
+        except BaseException:  # including Ctrl-C: leave no half-started nodes behind
             self._terminate(launched, 10)
             self._write_state()
             raise
-        t0 = time.monotonic()
-        self._wait_ready(launched, all_ids, timeout)
         log.info(
             "local Kafka ready at %s after %.1fs", self.bootstrap_servers, time.monotonic() - t0
         )

@@ -12,6 +12,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,8 @@ BROKER_LOG_CONFIG = PACKAGE_DIR / "log4j2.yaml"
 TOOLS_LOG_CONFIG = PACKAGE_DIR / "tools-log4j2.yaml"
 
 MARKER = ".complete.json"
+# Maven colours some lines even in batch mode.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 FETCH_TIMEOUT_S = 900.0
 LOCK_TIMEOUT_S = FETCH_TIMEOUT_S + 60.0
 # Without these the broker or the tools cannot run; checked after every fetch.
@@ -127,7 +130,7 @@ def _run_maven(cmd: list[str], quiet: bool) -> tuple[int, str]:
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
-            tail.append(line.rstrip())
+            tail.append(ANSI_ESCAPE.sub("", line).rstrip())
             if not quiet:
                 # Progress goes to stderr: stdout belongs to the command's real output.
                 sys.stderr.write(line)
