@@ -198,7 +198,7 @@ def make_restore_plan(
         plan.notes.append(
             "the snapshot says its topic list is incomplete: topics missing from it are not restored"
         )
-    selected = sorted(options.topics) if options.topics else sorted(topics)
+    selected = sorted(set(options.topics) & set(topics)) if options.topics else sorted(topics)
     live = target.broker_count
     restorable: dict[
         str, str

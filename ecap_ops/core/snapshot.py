@@ -209,7 +209,9 @@ def parse_snapshot(data: bytes | str, source: str = "snapshot") -> Snapshot:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         stripped = text.rstrip()
-        if text.lstrip().startswith("{") and exc.pos >= len(stripped) - 1:
+        if text.lstrip().startswith("{") and (
+            not stripped.endswith("}") or exc.pos >= len(stripped) - 1
+        ):
             raise SnapshotInvalid(
                 f"{source}: truncated: the JSON document ends early, at byte {len(text.encode('utf-8')):,} "
                 f"(line {exc.lineno}, column {exc.colno}: {exc.msg}). The file was cut off while being copied "

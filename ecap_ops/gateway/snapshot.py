@@ -69,7 +69,11 @@ def _group_call(gw: KafkaGateway, doing: str, fn, wait_s: float = 15.0):
     moving, as on a fresh cluster before __consumer_offsets exists."""
     from kafka import errors as kerr
 
-    retriable = (kerr.CoordinatorNotAvailableError, kerr.CoordinatorLoadInProgressError, kerr.NotCoordinatorError)
+    retriable = (
+        kerr.CoordinatorNotAvailableError,
+        kerr.CoordinatorLoadInProgressError,
+        kerr.NotCoordinatorError,
+    )
     deadline = time.monotonic() + wait_s
 
     def attempt(admin):
@@ -115,7 +119,8 @@ def group_offsets(gw: KafkaGateway, group_ids: list[str]) -> dict[str, dict[tupl
         return {}
     raw = _group_call(
         gw,
-        "reading committed offsets", lambda a: a.list_group_offsets({g: None for g in group_ids})
+        "reading committed offsets",
+        lambda a: a.list_group_offsets({g: None for g in group_ids}),
     )
     out = {}
     for gid, parts in raw.items():
@@ -280,7 +285,8 @@ def write_group_offsets(
     }
     raw = _group_call(
         gw,
-        f"writing offsets of group {group_id}", lambda a: a.alter_group_offsets(group_id, payload)
+        f"writing offsets of group {group_id}",
+        lambda a: a.alter_group_offsets(group_id, payload),
     )
     out: dict[tuple[str, int], str | None] = {}
     for tp, err in raw.items():

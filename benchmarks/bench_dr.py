@@ -1,0 +1,133 @@
+"""Disaster-recovery benchmarks (issue 5), beside the reference in the same run.
+
+A fresh local cluster with N topics (1-3 partitions, a topic-level override each) and N
+consumer groups with committed offsets. Measured:
+
+1. `ecap-ops snapshot` in process: wall time, requests sent by type, snapshot size.
+2. The restore plan (dry run) of that snapshot against the same cluster: wall time, requests.
+3. The reference: exporting the same metadata with Kafka's own tools, the way runbooks do
+   (`kafka-topics --describe`, `kafka-configs --describe --entity-type topics --all`,
+   `kafka-consumer-groups --describe --all-groups`): wall time and output size.
+
+Usage: python benchmarks/bench_dr.py [--quick]   (--quick: 100 topics and 100 groups)
+"""
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import kafka_script_command, local_cluster, print_table  # noqa: E402
+from ecap_ops.catalog import load_catalog  # noqa: E402
+from ecap_ops.core.restore import RestoreOptions  # noqa: E402
+from ecap_ops.gateway import KafkaGateway  # noqa: E402
+from ecap_ops.gateway.snapshot import write_group_offsets  # noqa: E402
+from ecap_ops.services import dr  # noqa: E402
+from ecap_ops.settings import KafkaSettings  # noqa: E402
+
+
+def populate(gw: KafkaGateway, n_topics: int, n_groups: int) -> None:
+    names = [f"bench.t{i:04d}" for i in range(n_topics)]
+    for i in range(0, n_topics, 200):
+        batch = {
+            n: {
+                "num_partitions": 1 + (j % 3),
+                "replication_factor": 1,
+                "configs": {"retention.ms": str(3_600_000 * (1 + j % 5))},
+            }
+            for j, n in enumerate(names[i : i + 200], start=i)
+        }
+        gw.require(gw.create_topics(batch), "creating benchmark topics")
+    for g in range(n_groups):
+        write_group_offsets(gw, f"bench.g{g:04d}", {(names[g % n_topics], 0): 0})
+
+
+def run_ref(tool: str, args: list[str]) -> tuple[float, int]:
+    started = time.perf_counter()
+    out = subprocess.run(kafka_script_command(tool, args), capture_output=True, text=True)
+    took = time.perf_counter() - started
+    if out.returncode != 0:
+        raise SystemExit(f"{tool} failed: {out.stderr[-800:]}")
+    return took, len(out.stdout.encode())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument(
+        "--quick", action="store_true", help="100 topics and 100 groups instead of 1,000 each"
+    )
+    args = ap.parse_args()
+    n = 100 if args.quick else 1000
+    catalog = load_catalog(env="dev")
+    with local_cluster() as cluster, tempfile.TemporaryDirectory(prefix="ecap-bench-dr-") as tmp:
+        bootstrap = cluster.bootstrap_servers
+        settings = KafkaSettings(bootstrap_servers=bootstrap, request_timeout_ms=60000)
+        with KafkaGateway(settings) as gw:
+            t0 = time.perf_counter()
+            populate(gw, n, n)
+            print(f"set up {n:,} topics and {n:,} groups in {time.perf_counter() - t0:.1f} s")
+
+        with KafkaGateway(settings) as gw:
+            started = time.perf_counter()
+            snap = dr.take_snapshot(gw, catalog, output=Path(tmp) / "bench.json")
+            snap_s = time.perf_counter() - started
+        with KafkaGateway(settings) as gw:
+            started = time.perf_counter()
+            plan = dr.plan_restore(gw, catalog, snap.snapshot, RestoreOptions(include_offsets=True))
+            plan_s = time.perf_counter() - started
+            plan_requests = dict(gw.requests)
+        s = snap.snapshot.summary()
+        assert s["topics"] >= n and s["groups"] >= n, s
+        assert len(plan.in_sync) >= n and not plan.creates, (
+            "the plan against the same cluster should find nothing to create"
+        )
+
+        ref = {}
+        ref["kafka-topics --describe"] = run_ref(
+            "kafka-topics", ["--bootstrap-server", bootstrap, "--describe"]
+        )
+        ref["kafka-configs --describe (topics)"] = run_ref(
+            "kafka-configs",
+            ["--bootstrap-server", bootstrap, "--describe", "--entity-type", "topics"],
+        )
+        ref["kafka-consumer-groups --describe --all-groups"] = run_ref(
+            "kafka-consumer-groups", ["--bootstrap-server", bootstrap, "--describe", "--all-groups"]
+        )
+        ref_total = sum(t for t, _ in ref.values()), sum(b for _, b in ref.values())
+
+        print_table(
+            f"Snapshot and restore plan: {s['topics']:,} topics ({s['partitions']:,} partitions), {s['groups']:,} groups",
+            ["what", "wall time", "requests", "size"],
+            [
+                [
+                    "ecap-ops snapshot (verified, checksummed)",
+                    f"{snap_s:.2f} s",
+                    f"{sum(snap.requests.values())} ({', '.join(f'{k} {v}' for k, v in sorted(snap.requests.items()))})",
+                    f"{snap.size_bytes:,} B",
+                ],
+                [
+                    "ecap-ops restore plan (dry run, with offsets)",
+                    f"{plan_s:.2f} s",
+                    f"{sum(plan_requests.values())} ({', '.join(f'{k} {v}' for k, v in sorted(plan_requests.items()))})",
+                    "-",
+                ],
+                *[
+                    [f"reference: {k}", f"{t:.2f} s", "-", f"{b:,} B text"]
+                    for k, (t, b) in ref.items()
+                ],
+                [
+                    "reference: the three tools together",
+                    f"{ref_total[0]:.2f} s",
+                    "-",
+                    f"{ref_total[1]:,} B text (no checksum, no restore)",
+                ],
+            ],
+        )
+
+
+if __name__ == "__main__":
+    main()

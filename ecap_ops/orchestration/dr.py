@@ -1,0 +1,312 @@
+"""Disaster recovery in Dagster: the hourly metadata snapshot asset, the restore job (dry
+run by default) and the weekly DR drill that proves a snapshot can be restored."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from ecap_ops.catalog.model import Catalog
+from ecap_ops.orchestration.alerts import AlertsResource
+from ecap_ops.orchestration.common import as_failure, md_table
+from ecap_ops.orchestration.resources import KafkaResource
+
+GROUP = "disaster_recovery"
+SNAPSHOT_PARTITIONS = dg.HourlyPartitionsDefinition(start_date="2025-01-01-00:00")
+# Runs carrying this tag change topics; the run coordinator lets one at a time run.
+RESTORE_TAG = {"ecap_ops/provisioning": "topics"}
+
+
+def schedule_status() -> dg.DefaultScheduleStatus:
+    """ECAP_SCHEDULES_DEFAULT=running|stopped (default stopped, for local development)."""
+    raw = (os.environ.get("ECAP_SCHEDULES_DEFAULT") or "stopped").strip().lower()
+    return (
+        dg.DefaultScheduleStatus.RUNNING if raw == "running" else dg.DefaultScheduleStatus.STOPPED
+    )
+
+
+def _diff_metadata(diff) -> dict:
+    if diff is None:
+        return {"diff_vs_previous": dg.MetadataValue.md("no earlier snapshot in the directory")}
+    from ecap_ops.core.snapshot import render_diff
+
+    c = diff.counts()
+    return {
+        "diff_vs_previous": dg.MetadataValue.md("```\n" + render_diff(diff)[:20000] + "\n```"),
+        "diff_empty": dg.MetadataValue.bool(diff.empty),
+        "topics_added": dg.MetadataValue.int(c["topics_added"]),
+        "topics_removed": dg.MetadataValue.int(c["topics_removed"]),
+        "config_changes": dg.MetadataValue.int(c["config_changes"]),
+        "partition_changes": dg.MetadataValue.int(c["partition_changes"]),
+    }
+
+
+def build_snapshot_asset(catalog: Catalog) -> dg.AssetsDefinition:
+    @dg.asset(
+        name="kafka_metadata_snapshot",
+        group_name=GROUP,
+        partitions_def=SNAPSHOT_PARTITIONS,
+        kinds={"kafka", "json"},
+        description="A verified, checksummed snapshot of the cluster's metadata (topics, partitions, replication, "
+        "topic-level overrides, consumer-group offsets, ACLs, SCRAM user names) written atomically into the "
+        "snapshot directory (ECAP_SNAPSHOT_DIR), which keeps the newest ECAP_SNAPSHOT_KEEP. Metadata shows the "
+        "diff against the previous snapshot.",
+    )
+    def kafka_metadata_snapshot(
+        context: dg.AssetExecutionContext, kafka: KafkaResource
+    ) -> dg.MaterializeResult:
+        from ecap_ops.core.snapshot import diff_snapshots
+        from ecap_ops.services.dr import previous_snapshot, snapshot_dir, take_snapshot
+
+        directory = snapshot_dir()
+        with as_failure("taking the metadata snapshot"), kafka.gateway() as gw:
+            result = take_snapshot(gw, catalog, directory=directory)
+            prev = previous_snapshot(directory, result.path)
+        diff = diff_snapshots(prev, result.snapshot) if prev else None
+        s = result.snapshot.summary()
+        context.log.info(
+            f"snapshot written to {result.path} ({result.size_bytes:,} bytes, sha256 {s['checksum']})"
+        )
+        for n in s["notes"]:
+            context.log.info(f"note: {n}")
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(result.path)),
+                "checksum_sha256": dg.MetadataValue.text(s["checksum"]),
+                "cluster_id": dg.MetadataValue.text(s["cluster_id"]),
+                "broker_count": dg.MetadataValue.int(s["broker_count"]),
+                "topics": dg.MetadataValue.int(s["topics"]),
+                "partitions": dg.MetadataValue.int(s["partitions"]),
+                "consumer_groups": dg.MetadataValue.int(s["groups"]),
+                "group_offsets": dg.MetadataValue.int(s["group_offsets"]),
+                "acls": dg.MetadataValue.int(s["acls"]),
+                "scram_users": dg.MetadataValue.int(s["scram_users"]),
+                "size_bytes": dg.MetadataValue.int(result.size_bytes),
+                "duration_ms": dg.MetadataValue.int(s["duration_ms"]),
+                "requests": dg.MetadataValue.json(result.requests),
+                "complete": dg.MetadataValue.json(s["complete"]),
+                "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in s["notes"]) or "none"),
+                "pruned": dg.MetadataValue.int(len(result.pruned)),
+                **_diff_metadata(diff),
+            }
+        )
+
+    return kafka_metadata_snapshot
+
+
+class RestoreConfig(dg.Config):
+    """Restore a snapshot. Dry run by default: set dry_run to false to apply. Never deletes anything."""
+
+    snapshot_path: str = Field(
+        default="",
+        description="Snapshot file to restore; empty: the newest in the snapshot directory.",
+    )
+    dry_run: bool = Field(default=True, description="Plan only, change nothing.")
+    include_offsets: bool = Field(
+        default=False,
+        description="Also write consumer-group offsets (only into groups with no active members).",
+    )
+    allow_other_cluster: bool = Field(
+        default=False,
+        description="Allow restoring onto a cluster other than the snapshot's source.",
+    )
+    topics: list[str] = Field(
+        default_factory=list, description="Restore only these topics (snapshot names); empty: all."
+    )
+
+
+def _resolve(path: str) -> Path:
+    from ecap_ops.services.dr import latest_snapshot, snapshot_dir
+
+    return Path(path) if path else latest_snapshot(snapshot_dir())
+
+
+def _plan_metadata(plan) -> dict:
+    from ecap_ops.core.restore import render_restore_plan
+
+    s = plan.summary()
+    return {
+        "plan": dg.MetadataValue.md("```\n" + render_restore_plan(plan)[:30000] + "\n```"),
+        "to_create": dg.MetadataValue.int(s["create"]),
+        "to_alter": dg.MetadataValue.int(s["alter_configs"]),
+        "offsets_to_write": dg.MetadataValue.int(s["offsets_to_write"]),
+        "conflicts": dg.MetadataValue.int(s["conflicts"]),
+        "conflict_table": dg.MetadataValue.md(
+            md_table(
+                ["subject", "code", "message"],
+                [[c.subject, c.code, c.message] for c in plan.conflicts],
+            )
+            if plan.conflicts
+            else "none"
+        ),
+        "source_cluster_id": dg.MetadataValue.text(plan.source_cluster_id),
+        "target_cluster_id": dg.MetadataValue.text(plan.target_cluster_id),
+    }
+
+
+@dg.op(out=dg.Out(dict, description="The restore result: plan, steps, timing."))
+def restore_from_snapshot(
+    context: dg.OpExecutionContext, config: RestoreConfig, kafka: KafkaResource
+) -> dg.Output:
+    """Plan the restore of a verified snapshot and, unless dry_run, apply it."""
+    from ecap_ops.catalog import load_catalog
+    from ecap_ops.core.restore import RestoreOptions, render_restore_plan
+    from ecap_ops.services.dr import load_snapshot, restore
+
+    options = RestoreOptions(
+        include_offsets=config.include_offsets,
+        allow_other_cluster=config.allow_other_cluster,
+        topics=tuple(config.topics),
+    )
+    with as_failure("restoring from a snapshot"):
+        path = _resolve(config.snapshot_path)
+        snap = load_snapshot(path)
+        with kafka.gateway() as gw:
+            result = restore(gw, load_catalog(), snap, options, execute=not config.dry_run)
+    context.log.info(render_restore_plan(result.plan))
+    for s in result.steps:
+        context.log.info(f"{s.step} {s.subject}: {s.detail}")
+    if not result.ok:
+        raise dg.Failure(
+            description="the restore did not complete: "
+            + "; ".join(f"{s.step} {s.subject}: {s.detail}" for s in result.steps if not s.ok)
+        )
+    meta = _plan_metadata(result.plan)
+    meta["snapshot"] = dg.MetadataValue.path(str(path))
+    meta["dry_run"] = dg.MetadataValue.bool(config.dry_run)
+    meta["steps_done"] = dg.MetadataValue.int(sum(s.ok for s in result.steps))
+    return dg.Output(result.to_dict(), metadata=meta)
+
+
+class DrillConfig(dg.Config):
+    """Restore the newest snapshot onto a scratch target, check it topic by topic, then remove what was created."""
+
+    snapshot_path: str = Field(
+        default="", description="Snapshot to drill; empty: the newest in the snapshot directory."
+    )
+    target_bootstrap_servers: str | None = Field(
+        default=None,
+        description="A second (scratch) cluster to restore onto; empty: this cluster, under name_prefix.",
+    )
+    name_prefix: str = Field(
+        default="drill.",
+        description="Topics are created as <prefix><name>; required on the same cluster.",
+    )
+    topics: list[str] = Field(
+        default_factory=list, description="Drill only these topics (snapshot names); empty: all."
+    )
+
+
+@dg.op(out=dg.Out(dict, description="The drill report."))
+def run_dr_drill(
+    context: dg.OpExecutionContext,
+    config: DrillConfig,
+    kafka: KafkaResource,
+    alerts: AlertsResource,
+) -> dg.Output:
+    """Run the DR drill; alert and fail when the snapshot cannot be restored faithfully."""
+    from ecap_ops.catalog import load_catalog
+    from ecap_ops.core.alerts import Alert
+    from ecap_ops.services.dr import drill_target, run_drill
+
+    with as_failure("running the DR drill"):
+        path = _resolve(config.snapshot_path)
+        target, same = drill_target(kafka.settings(), config.target_bootstrap_servers)
+        with target:
+            report = run_drill(
+                target,
+                load_catalog(),
+                path,
+                name_prefix=config.name_prefix,
+                topics=tuple(config.topics),
+                same_cluster=same,
+            )
+    text = report.render()
+    context.log.info(text)
+    meta = {
+        "passed": dg.MetadataValue.bool(report.passed),
+        "snapshot": dg.MetadataValue.path(report.snapshot_path),
+        "topics_checked": dg.MetadataValue.int(len(report.checks)),
+        "topics_failed": dg.MetadataValue.int(sum(not c.ok for c in report.checks)),
+        "created": dg.MetadataValue.int(len(report.created)),
+        "removed": dg.MetadataValue.int(len(report.deleted)),
+        "seconds": dg.MetadataValue.float(round(report.seconds, 2)),
+        "report": dg.MetadataValue.md("```\n" + text[:30000] + "\n```"),
+        "checks": dg.MetadataValue.md(
+            md_table(
+                ["topic", "restored as", "result", "problems"],
+                [
+                    [c.topic, c.restored_as, "ok" if c.ok else "FAIL", "; ".join(c.problems)]
+                    for c in report.checks
+                ],
+            )
+            if report.checks
+            else "none"
+        ),
+    }
+    if not report.passed:
+        alerts.send(
+            Alert(
+                source="dr_drill",
+                severity="critical",
+                title=f"DR drill failed: snapshot {report.snapshot_checksum[:12] or '(unverified)'} cannot be restored faithfully",
+                text=text,
+                fields={
+                    "snapshot": report.snapshot_path,
+                    "failed_topics": [c.topic for c in report.checks if not c.ok],
+                    "problems": report.problems[:20],
+                },
+                key=f"dr_drill:{report.snapshot_checksum[:16]}",
+                run_url=alerts.run_url(context.run_id),
+            ),
+            context.log,
+        )
+        raise dg.Failure(description=text[:4000], metadata=meta, allow_retries=False)
+    return dg.Output(report.to_dict(), metadata=meta)
+
+
+@dg.job(
+    description="Restore a metadata snapshot: plan first, dry run by default (set dry_run: false to apply). Creates missing "
+    "topics with their partitions and overrides, writes group offsets into empty groups if asked, never deletes anything.",
+    tags=RESTORE_TAG,
+)
+def dr_restore():
+    restore_from_snapshot()
+
+
+@dg.job(
+    description="DR drill: restore the newest snapshot onto a scratch target (a second cluster, or this one under the "
+    "prefix drill.), check every topic against the snapshot, alert on failure, and remove what it created."
+)
+def dr_drill():
+    run_dr_drill()
+
+
+def build_defs(catalog: Catalog) -> dg.Definitions:
+    snapshot_asset = build_snapshot_asset(catalog)
+    dr_snapshot = dg.define_asset_job(
+        "dr_snapshot",
+        selection=[snapshot_asset],
+        partitions_def=SNAPSHOT_PARTITIONS,
+        description="Take a verified snapshot of the cluster's metadata into the snapshot directory.",
+    )
+    dr_snapshot_schedule = dg.build_schedule_from_partitioned_job(
+        dr_snapshot,
+        name="dr_snapshot_schedule",
+        description="Hourly metadata snapshot.",
+        default_status=schedule_status(),
+    )
+    dr_drill_schedule = dg.ScheduleDefinition(
+        name="dr_drill_schedule",
+        job=dr_drill,
+        cron_schedule="0 4 * * 1",
+        execution_timezone="UTC",
+        description="Weekly DR drill (Mondays 04:00 UTC) on the newest snapshot.",
+        default_status=schedule_status(),
+    )
+    return dg.Definitions(
+        assets=[snapshot_asset],
+        jobs=[dr_snapshot, dr_restore, dr_drill],
+        schedules=[dr_snapshot_schedule, dr_drill_schedule],
+    )
