@@ -1,0 +1,93 @@
+"""One consumer-lag tick: measure (gateway), judge (core), and hand back what to notify.
+
+Both front ends call `lag_tick`: the Dagster sensor keeps the window in its cursor, the
+CLI's `lag --watch` keeps it in memory.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+
+from ecap_ops.catalog.model import Catalog, LagThresholds
+from ecap_ops.core.lag import (
+    CursorInvalid,
+    EvalConfig,
+    Evaluation,
+    GroupTopicStatus,
+    decode_window,
+    encode_window,
+    evaluate,
+)
+from ecap_ops.gateway.client import KafkaGateway
+from ecap_ops.gateway.lag import LagScope, Measurement, measure_lag
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUDGET_S = 20.0
+DEFAULT_CURSOR_MAX_BYTES = 1_000_000
+
+
+@dataclass
+class LagTick:
+    measurement: Measurement
+    evaluation: Evaluation
+
+    @property
+    def statuses(self) -> tuple[GroupTopicStatus, ...]:
+        return self.evaluation.statuses
+
+    def to_dict(self) -> dict:
+        obs = self.measurement.observation
+        return {
+            "cluster_id": obs.cluster_id,
+            "at": obs.at,
+            "partial": obs.partial,
+            "notes": list(self.evaluation.notes),
+            "seconds": round(self.measurement.seconds, 3),
+            "requests": dict(self.measurement.requests),
+            "statuses": [s.to_dict() for s in self.statuses],
+            "events": [e.to_dict() for e in self.evaluation.events],
+        }
+
+
+def catalog_thresholds(catalog: Catalog):
+    """thresholds(topic) for the evaluation: the catalog's, defaults outside it."""
+    cache: dict[str, LagThresholds] = {}
+
+    def thresholds(topic: str) -> LagThresholds:
+        if topic not in cache:
+            cache[topic] = catalog.lag_for(topic)
+        return cache[topic]
+
+    return thresholds
+
+
+def lag_tick(
+    gateway: KafkaGateway,
+    catalog: Catalog,
+    window: dict | None,
+    config: EvalConfig | None = None,
+    scope: LagScope | None = None,
+    budget_s: float = DEFAULT_BUDGET_S,
+    now: float | None = None,
+) -> LagTick:
+    """Measure every group in scope and judge it against the window of earlier ticks."""
+    thresholds = catalog_thresholds(catalog)
+    transactional = [t.name for t in catalog.topics if t.transactional]
+    m = measure_lag(
+        gateway, thresholds, transactional, scope, budget_s, now if now is not None else time.time()
+    )
+    return LagTick(m, evaluate(window, m.observation, thresholds, config))
+
+
+def read_cursor(cursor: str | None) -> tuple[dict | None, str | None]:
+    """The window in a sensor cursor, or (None, why) when it cannot be read: the sensor then
+    starts afresh instead of failing every tick."""
+    try:
+        return decode_window(cursor), None
+    except CursorInvalid as exc:
+        return None, str(exc)
+
+
+def write_cursor(window: dict, max_bytes: int = DEFAULT_CURSOR_MAX_BYTES) -> tuple[str, list[str]]:
+    return encode_window(window, max_bytes)
