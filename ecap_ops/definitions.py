@@ -7,7 +7,7 @@ catalog file and the environment; connects to nothing.
 import dagster as dg
 
 from ecap_ops.catalog import load_catalog
-from ecap_ops.orchestration import topics
+from ecap_ops.orchestration import audits, cleanup, dr, failures, health, lag, topics
 from ecap_ops.orchestration.alerts import alerts_resource_from_env
 from ecap_ops.orchestration.resources import kafka_resource_from_env
 
@@ -17,6 +17,12 @@ def build_definitions() -> dg.Definitions:
     # Each area hands up its own definitions; add an area here.
     return dg.Definitions.merge(
         topics.build_defs(catalog),
+        dr.build_defs(catalog),
+        health.build_defs(catalog),
+        audits.build_defs(catalog),
+        cleanup.build_defs(catalog),
+        lag.build_defs(catalog),
+        failures.build_defs(),
         dg.Definitions(resources={"kafka": kafka_resource_from_env(), "alerts": alerts_resource_from_env()}),
     )
 

@@ -4,14 +4,38 @@ import sys
 
 import click
 
-from ecap_ops.cli.app import CliContext, emit_json, guarded, main, output_option, pass_cli, render_table
+from ecap_ops.cli.app import (
+    CliContext,
+    emit_json,
+    guarded,
+    main,
+    output_option,
+    pass_cli,
+    render_table,
+)
 
 
 @main.command("health-check")
-@click.option("--strict", is_flag=True, help="Exit 1 on warnings too, not only on critical findings.")
-@click.option("--no-canary", is_flag=True, help="Skip the produce-then-consume canary on topic ecap-ops-canary.")
-@click.option("--canary-timeout", type=click.FloatRange(0.1, 30), default=5.0, show_default=True, help="Longest wait in seconds for the canary's messages.")
-@click.option("--alert", is_flag=True, help="Also send an unhealthy report to the alert sinks (ECAP_ALERT_WEBHOOK_URL, ECAP_ALERT_JSONL).")
+@click.option(
+    "--strict", is_flag=True, help="Exit 1 on warnings too, not only on critical findings."
+)
+@click.option(
+    "--no-canary",
+    is_flag=True,
+    help="Skip the produce-then-consume canary on topic ecap-ops-canary.",
+)
+@click.option(
+    "--canary-timeout",
+    type=click.FloatRange(0.1, 30),
+    default=5.0,
+    show_default=True,
+    help="Longest wait in seconds for the canary's messages.",
+)
+@click.option(
+    "--alert",
+    is_flag=True,
+    help="Also send an unhealthy report to the alert sinks (ECAP_ALERT_WEBHOOK_URL, ECAP_ALERT_JSONL).",
+)
 @output_option
 @pass_cli
 @guarded
@@ -25,7 +49,9 @@ def health_check(cli: CliContext, strict, no_canary, canary_timeout, alert, outp
 
     catalog = cli.catalog()
     with cli.gateway() as gw:
-        report = run_health_check(gw, catalog, canary=not no_canary, canary_timeout_s=canary_timeout)
+        report = run_health_check(
+            gw, catalog, canary=not no_canary, canary_timeout_s=canary_timeout
+        )
     if alert:
         from ecap_ops.alerts import sinks_from_env
 

@@ -154,7 +154,9 @@ def _parts(items: dict[str, list[int]]) -> str:
     return "; ".join(f"{t}: {', '.join(map(str, ps))}" for t, ps in sorted(items.items()))
 
 
-def evaluate(obs: HealthObservation, thresholds: HealthThresholds = HealthThresholds()) -> HealthReport:
+def evaluate(
+    obs: HealthObservation, thresholds: HealthThresholds = HealthThresholds()
+) -> HealthReport:
     """Judge an observation: one finding per check (OK ones too, so the report says what was
     measured), severities fitted to the environment."""
     prod = obs.env != "dev"
@@ -165,8 +167,21 @@ def evaluate(obs: HealthObservation, thresholds: HealthThresholds = HealthThresh
     offline: dict[str, list[int]] = {}
 
     if obs.error is not None or obs.cluster is None:
-        findings.append(Finding("connection", CRIT, "cluster", f"unreachable: {obs.error or 'no answer'}"))
-        return HealthReport(CRIT, obs.env, None, obs.bootstrap, obs.at_ms, tuple(findings), {"reachable": 0}, {}, {}, {})
+        findings.append(
+            Finding("connection", CRIT, "cluster", f"unreachable: {obs.error or 'no answer'}")
+        )
+        return HealthReport(
+            CRIT,
+            obs.env,
+            None,
+            obs.bootstrap,
+            obs.at_ms,
+            tuple(findings),
+            {"reachable": 0},
+            {},
+            {},
+            {},
+        )
 
     cluster = obs.cluster
     metrics["reachable"] = 1
@@ -189,27 +204,63 @@ def evaluate(obs: HealthObservation, thresholds: HealthThresholds = HealthThresh
                 )
             )
         elif prod and len(live) < 3:
-            findings.append(Finding("brokers", WARN, "cluster", f"{len(live)} broker(s): production needs at least 3 for replication 3"))
+            findings.append(
+                Finding(
+                    "brokers",
+                    WARN,
+                    "cluster",
+                    f"{len(live)} broker(s): production needs at least 3 for replication 3",
+                )
+            )
         else:
-            findings.append(Finding("brokers", OK, "cluster", f"{len(live)} broker(s) registered: {', '.join(map(str, sorted(live)))}"))
+            findings.append(
+                Finding(
+                    "brokers",
+                    OK,
+                    "cluster",
+                    f"{len(live)} broker(s) registered: {', '.join(map(str, sorted(live)))}",
+                )
+            )
     if cluster.controller_id is None:
         findings.append(Finding("brokers", WARN, "cluster", "the cluster reports no controller"))
 
     # -- KRaft quorum -----------------------------------------------------------------
     q = obs.quorum
     if q is None:
-        findings.append(Finding("quorum", WARN, "quorum", f"the KRaft quorum could not be described: {obs.quorum_error or 'no answer'}"))
+        findings.append(
+            Finding(
+                "quorum",
+                WARN,
+                "quorum",
+                f"the KRaft quorum could not be described: {obs.quorum_error or 'no answer'}",
+            )
+        )
     elif q.leader_id is None:
-        findings.append(Finding("quorum", CRIT, "quorum", f"no active controller (quorum leader) among voters {[v.node_id for v in q.voters]}"))
+        findings.append(
+            Finding(
+                "quorum",
+                CRIT,
+                "quorum",
+                f"no active controller (quorum leader) among voters {[v.node_id for v in q.voters]}",
+            )
+        )
     else:
         behind = []
         for v in q.voters:
             if v.node_id == q.leader_id:
                 continue
             lag = q.high_watermark - v.log_end_offset
-            stale = v.last_fetch_ms is not None and v.last_fetch_ms >= 0 and obs.at_ms - v.last_fetch_ms > thresholds.voter_stale_ms
+            stale = (
+                v.last_fetch_ms is not None
+                and v.last_fetch_ms >= 0
+                and obs.at_ms - v.last_fetch_ms > thresholds.voter_stale_ms
+            )
             if lag > thresholds.voter_lag_records or stale:
-                ago = f", last fetch {(obs.at_ms - v.last_fetch_ms) / 1000:.0f} s ago" if v.last_fetch_ms and v.last_fetch_ms > 0 else ""
+                ago = (
+                    f", last fetch {(obs.at_ms - v.last_fetch_ms) / 1000:.0f} s ago"
+                    if v.last_fetch_ms and v.last_fetch_ms > 0
+                    else ""
+                )
                 behind.append(f"voter {v.node_id} {lag:,} records behind{ago}")
         max_lag = max((q.high_watermark - v.log_end_offset for v in q.voters), default=0)
         metrics["quorum_voters"] = len(q.voters)
@@ -217,15 +268,45 @@ def evaluate(obs: HealthObservation, thresholds: HealthThresholds = HealthThresh
         n = len(q.voters)
         healthy_voters = n - len(behind)
         if behind and healthy_voters <= n // 2:
-            findings.append(Finding("quorum", CRIT, "quorum", f"leader {q.leader_id} has lost its majority: " + "; ".join(behind)))
+            findings.append(
+                Finding(
+                    "quorum",
+                    CRIT,
+                    "quorum",
+                    f"leader {q.leader_id} has lost its majority: " + "; ".join(behind),
+                )
+            )
         elif behind:
-            findings.append(Finding("quorum", WARN, "quorum", f"leader {q.leader_id}; " + "; ".join(behind)))
+            findings.append(
+                Finding("quorum", WARN, "quorum", f"leader {q.leader_id}; " + "; ".join(behind))
+            )
         elif n == 1 and prod:
-            findings.append(Finding("quorum", WARN, "quorum", f"one voter (node {q.voters[0].node_id}): the metadata quorum has no fault tolerance; production needs 3"))
+            findings.append(
+                Finding(
+                    "quorum",
+                    WARN,
+                    "quorum",
+                    f"one voter (node {q.voters[0].node_id}): the metadata quorum has no fault tolerance; production needs 3",
+                )
+            )
         elif n % 2 == 0 and n > 0:
-            findings.append(Finding("quorum", WARN, "quorum", f"{n} voters: an even quorum tolerates no more failures than {n - 1}"))
+            findings.append(
+                Finding(
+                    "quorum",
+                    WARN,
+                    "quorum",
+                    f"{n} voters: an even quorum tolerates no more failures than {n - 1}",
+                )
+            )
         else:
-            findings.append(Finding("quorum", OK, "quorum", f"leader {q.leader_id}, {n} voter(s), max lag {max_lag:,} records"))
+            findings.append(
+                Finding(
+                    "quorum",
+                    OK,
+                    "quorum",
+                    f"leader {q.leader_id}, {n} voter(s), max lag {max_lag:,} records",
+                )
+            )
 
     # -- partitions -------------------------------------------------------------------
     rf1 = []
@@ -243,42 +324,113 @@ def evaluate(obs: HealthObservation, thresholds: HealthThresholds = HealthThresh
     n_under = sum(map(len, under.values()))
     n_under_min = sum(map(len, under_min.values()))
     n_offline = sum(map(len, offline.values()))
-    metrics.update(under_replicated_partitions=n_under, under_min_isr_partitions=n_under_min, offline_partitions=n_offline)
+    metrics.update(
+        under_replicated_partitions=n_under,
+        under_min_isr_partitions=n_under_min,
+        offline_partitions=n_offline,
+    )
     metrics["topics"] = len(cluster.topics)
     if offline:
-        findings.append(Finding("partitions", CRIT, "offline", f"{n_offline} partition(s) without a leader: {_parts(offline)}"))
+        findings.append(
+            Finding(
+                "partitions",
+                CRIT,
+                "offline",
+                f"{n_offline} partition(s) without a leader: {_parts(offline)}",
+            )
+        )
     if under_min:
-        findings.append(Finding("partitions", CRIT, "under min ISR", f"{n_under_min} partition(s) below min.insync.replicas (acks=all producers fail): {_parts(under_min)}"))
+        findings.append(
+            Finding(
+                "partitions",
+                CRIT,
+                "under min ISR",
+                f"{n_under_min} partition(s) below min.insync.replicas (acks=all producers fail): {_parts(under_min)}",
+            )
+        )
     if under:
-        findings.append(Finding("partitions", WARN, "under-replicated", f"{n_under} partition(s) with replicas out of sync: {_parts(under)}"))
+        findings.append(
+            Finding(
+                "partitions",
+                WARN,
+                "under-replicated",
+                f"{n_under} partition(s) with replicas out of sync: {_parts(under)}",
+            )
+        )
     if not (offline or under or under_min):
         total = sum(t.partition_count for t in cluster.topics.values())
-        findings.append(Finding("partitions", OK, "partitions", f"{total} partition(s) of {len(cluster.topics)} topic(s): all led and in sync"))
+        findings.append(
+            Finding(
+                "partitions",
+                OK,
+                "partitions",
+                f"{total} partition(s) of {len(cluster.topics)} topic(s): all led and in sync",
+            )
+        )
     if rf1 and prod:
         shown = ", ".join(rf1[:10]) + (f" and {len(rf1) - 10} more" if len(rf1) > 10 else "")
-        findings.append(Finding("partitions", WARN, "replication 1", f"{len(rf1)} topic(s) with a single replica lose data with one disk: {shown}"))
+        findings.append(
+            Finding(
+                "partitions",
+                WARN,
+                "replication 1",
+                f"{len(rf1)} topic(s) with a single replica lose data with one disk: {shown}",
+            )
+        )
 
     # -- catalog ----------------------------------------------------------------------
     if obs.catalog_error:
-        findings.append(Finding("catalog", WARN, "catalog", f"could not compare with the catalog: {obs.catalog_error}"))
+        findings.append(
+            Finding(
+                "catalog",
+                WARN,
+                "catalog",
+                f"could not compare with the catalog: {obs.catalog_error}",
+            )
+        )
     else:
         if obs.catalog_missing:
             findings.append(
-                Finding("catalog", CRIT if prod else WARN, "catalog", f"catalog topic(s) missing: {', '.join(obs.catalog_missing)} (run `ecap-ops create-topics`)")
+                Finding(
+                    "catalog",
+                    CRIT if prod else WARN,
+                    "catalog",
+                    f"catalog topic(s) missing: {', '.join(obs.catalog_missing)} (run `ecap-ops create-topics`)",
+                )
             )
         if obs.catalog_drift:
-            findings.append(Finding("catalog", WARN, "catalog", "differs from the catalog: " + "; ".join(obs.catalog_drift)))
+            findings.append(
+                Finding(
+                    "catalog",
+                    WARN,
+                    "catalog",
+                    "differs from the catalog: " + "; ".join(obs.catalog_drift),
+                )
+            )
         if not obs.catalog_missing and not obs.catalog_drift:
-            findings.append(Finding("catalog", OK, "catalog", "every catalog topic exists and matches"))
+            findings.append(
+                Finding("catalog", OK, "catalog", "every catalog topic exists and matches")
+            )
 
     # -- log directories and disk -----------------------------------------------------
     for broker, err in sorted(obs.disk_errors.items()):
-        findings.append(Finding("log_dirs", WARN, f"broker {broker}", f"log directories could not be read: {err}"))
+        findings.append(
+            Finding(
+                "log_dirs", WARN, f"broker {broker}", f"log directories could not be read: {err}"
+            )
+        )
     worst_used = None
     for d in obs.disks:
         subject = f"broker {d.broker} {d.path}"
         if d.error:
-            findings.append(Finding("log_dirs", CRIT, subject, f"log directory error {d.error}: its replicas are offline"))
+            findings.append(
+                Finding(
+                    "log_dirs",
+                    CRIT,
+                    subject,
+                    f"log directory error {d.error}: its replicas are offline",
+                )
+            )
             continue
         used = d.used_fraction
         if used is None:
@@ -286,12 +438,28 @@ def evaluate(obs: HealthObservation, thresholds: HealthThresholds = HealthThresh
         worst_used = used if worst_used is None else max(worst_used, used)
         text = f"{used:.0%} used, {format_size(d.usable_bytes or 0)} free of {format_size(d.total_bytes or 0)}"
         if used >= thresholds.disk_crit_fraction:
-            findings.append(Finding("disk", CRIT, subject, text + f" (critical at {thresholds.disk_crit_fraction:.0%})"))
+            findings.append(
+                Finding(
+                    "disk",
+                    CRIT,
+                    subject,
+                    text + f" (critical at {thresholds.disk_crit_fraction:.0%})",
+                )
+            )
         elif used >= thresholds.disk_warn_fraction:
-            findings.append(Finding("disk", WARN, subject, text + f" (warning at {thresholds.disk_warn_fraction:.0%})"))
+            findings.append(
+                Finding(
+                    "disk",
+                    WARN,
+                    subject,
+                    text + f" (warning at {thresholds.disk_warn_fraction:.0%})",
+                )
+            )
         else:
             findings.append(Finding("disk", OK, subject, text))
-    metrics["disk_used_max_percent"] = round(worst_used * 100, 1) if worst_used is not None else None
+    metrics["disk_used_max_percent"] = (
+        round(worst_used * 100, 1) if worst_used is not None else None
+    )
 
     # -- canary -----------------------------------------------------------------------
     c = obs.canary
@@ -299,17 +467,53 @@ def evaluate(obs: HealthObservation, thresholds: HealthThresholds = HealthThresh
         metrics["canary_latency_ms"] = round(c.latency_ms, 1) if c.latency_ms is not None else None
         metrics["canary_lost"] = c.lost
         if c.error and c.received == 0:
-            findings.append(Finding("canary", CRIT, c.topic, f"produce-then-consume failed: {c.error}"))
+            findings.append(
+                Finding("canary", CRIT, c.topic, f"produce-then-consume failed: {c.error}")
+            )
         elif c.lost:
-            findings.append(Finding("canary", CRIT, c.topic, f"{c.lost} of {c.sent} canary message(s) not consumed back in time" + (f" ({c.error})" if c.error else "")))
+            findings.append(
+                Finding(
+                    "canary",
+                    CRIT,
+                    c.topic,
+                    f"{c.lost} of {c.sent} canary message(s) not consumed back in time"
+                    + (f" ({c.error})" if c.error else ""),
+                )
+            )
         elif c.latency_ms is not None and c.latency_ms > thresholds.canary_warn_ms:
-            findings.append(Finding("canary", WARN, c.topic, f"round trip {c.latency_ms:.0f} ms (warning above {thresholds.canary_warn_ms:.0f} ms)"))
+            findings.append(
+                Finding(
+                    "canary",
+                    WARN,
+                    c.topic,
+                    f"round trip {c.latency_ms:.0f} ms (warning above {thresholds.canary_warn_ms:.0f} ms)",
+                )
+            )
         else:
-            findings.append(Finding("canary", OK, c.topic, f"{c.received}/{c.sent} message(s) back, round trip {c.latency_ms or 0:.0f} ms"))
+            findings.append(
+                Finding(
+                    "canary",
+                    OK,
+                    c.topic,
+                    f"{c.received}/{c.sent} message(s) back, round trip {c.latency_ms or 0:.0f} ms",
+                )
+            )
 
     status = worst(f.severity for f in findings)
     counts = {n: t.partition_count for n, t in cluster.topics.items()}
-    return HealthReport(status, obs.env, cluster.cluster_id, obs.bootstrap, obs.at_ms, tuple(findings), metrics, under, under_min, offline, counts)
+    return HealthReport(
+        status,
+        obs.env,
+        cluster.cluster_id,
+        obs.bootstrap,
+        obs.at_ms,
+        tuple(findings),
+        metrics,
+        under,
+        under_min,
+        offline,
+        counts,
+    )
 
 
 def report_rows(report: HealthReport) -> list[list[str]]:
@@ -320,7 +524,9 @@ def report_rows(report: HealthReport) -> list[list[str]]:
 
 def render_text(report: HealthReport) -> str:
     """A plain-text summary for the alert's body and the CLI's footer."""
-    lines = [f"{report.status}: cluster {report.cluster_id or '?'} at {report.bootstrap} ({report.env})"]
+    lines = [
+        f"{report.status}: cluster {report.cluster_id or '?'} at {report.bootstrap} ({report.env})"
+    ]
     for f in report.problems():
         lines.append(f"  [{f.severity}] {f.check} {f.subject}: {f.message}")
     return "\n".join(lines)

@@ -43,7 +43,9 @@ def _err_name(code: int) -> str | None:
     return kerr.for_code(code).__name__
 
 
-def log_dirs(gw: KafkaGateway, brokers: Iterable[int], partitions: dict[str, list[int]]) -> list[BrokerLogDirs]:
+def log_dirs(
+    gw: KafkaGateway, brokers: Iterable[int], partitions: dict[str, list[int]]
+) -> list[BrokerLogDirs]:
     """DescribeLogDirs for these partitions ({} for the directories' capacity only), one
     request per broker. A broker that fails is reported, not raised, so one dead broker does
     not hide the others' disks."""
@@ -52,7 +54,9 @@ def log_dirs(gw: KafkaGateway, brokers: Iterable[int], partitions: dict[str, lis
         try:
             raw = gw.call(
                 f"describing the log directories of broker {broker}",
-                lambda a, b=broker: a.describe_log_dirs(topic_partitions=dict(partitions), brokers=[b]),
+                lambda a, b=broker: a.describe_log_dirs(
+                    topic_partitions=dict(partitions), brokers=[b]
+                ),
             )
         except EcapOpsError as exc:
             out.append(BrokerLogDirs(broker, (), error=str(exc)))
@@ -63,7 +67,9 @@ def log_dirs(gw: KafkaGateway, brokers: Iterable[int], partitions: dict[str, lis
                 replicas = {}
                 for t in d.get("topics") or []:
                     for p in t.get("partitions") or []:
-                        replicas[(t["name"], p["partition_index"])] = int(p.get("partition_size") or 0)
+                        replicas[(t["name"], p["partition_index"])] = int(
+                            p.get("partition_size") or 0
+                        )
                 total = d.get("total_bytes")
                 usable = d.get("usable_bytes")
                 dirs.append(
@@ -105,10 +111,15 @@ def record_timestamps(
     if not tps:
         return {}
     timeout = gw.settings.request_timeout_ms
-    first = gw.call("reading the oldest record times", lambda a: a.list_partition_offsets({tp: 0 for tp in tps}, timeout_ms=timeout))
+    first = gw.call(
+        "reading the oldest record times",
+        lambda a: a.list_partition_offsets({tp: 0 for tp in tps}, timeout_ms=timeout),
+    )
     last = gw.call(
         "reading the newest record times",
-        lambda a: a.list_partition_offsets({tp: OffsetSpec.MAX_TIMESTAMP for tp in tps}, timeout_ms=timeout),
+        lambda a: a.list_partition_offsets(
+            {tp: OffsetSpec.MAX_TIMESTAMP for tp in tps}, timeout_ms=timeout
+        ),
     )
 
     def ts(r) -> int | None:
@@ -126,7 +137,9 @@ def broker_config(gw: KafkaGateway, broker: int, keys: Iterable[str]) -> dict[st
     wanted = set(keys)
     raw = gw.call(
         f"reading the configs of broker {broker}",
-        lambda a: a.describe_configs([ConfigResource(ConfigResourceType.BROKER, str(broker))], config_filter="all"),
+        lambda a: a.describe_configs(
+            [ConfigResource(ConfigResourceType.BROKER, str(broker))], config_filter="all"
+        ),
     )
     out: dict[str, str] = {}
     for _name, entries in (raw.get("broker") or {}).items():
@@ -174,7 +187,9 @@ def consumer_groups(gw: KafkaGateway) -> list[GroupInfo]:
     one DescribeGroups and one OffsetFetch per coordinator."""
     listed = gw.call("listing consumer groups", lambda a: a.list_groups())
     # A group coordinated by two brokers during a move appears twice; keep one.
-    by_id = {g["group_id"]: g for g in listed if g.get("protocol_type", "consumer") in ("consumer", "")}
+    by_id = {
+        g["group_id"]: g for g in listed if g.get("protocol_type", "consumer") in ("consumer", "")
+    }
     if not by_id:
         return []
     ids = sorted(by_id)
@@ -182,7 +197,9 @@ def consumer_groups(gw: KafkaGateway) -> list[GroupInfo]:
     classic = [g for g in ids if (by_id[g].get("group_type") or "classic") == "classic"]
     if classic:
         described = gw.call("describing consumer groups", lambda a: a.describe_groups(classic))
-    offsets = gw.call("reading committed offsets", lambda a: a.list_group_offsets({g: None for g in ids}))
+    offsets = gw.call(
+        "reading committed offsets", lambda a: a.list_group_offsets({g: None for g in ids})
+    )
     out = []
     for gid in ids:
         g = by_id[gid]
@@ -205,7 +222,11 @@ def consumer_groups(gw: KafkaGateway) -> list[GroupInfo]:
                     )
                 )
             members = tuple(ms)
-        committed = {(tp.topic, tp.partition): om.offset for tp, om in (offsets.get(gid) or {}).items() if om.offset is not None and om.offset >= 0}
+        committed = {
+            (tp.topic, tp.partition): om.offset
+            for tp, om in (offsets.get(gid) or {}).items()
+            if om.offset is not None and om.offset >= 0
+        }
         out.append(
             GroupInfo(
                 group_id=gid,

@@ -30,11 +30,18 @@ def describe_quorum(gw: KafkaGateway) -> Quorum:
     part = raw["topics"][0]["partitions"][0]
     leader = part.get("leader_id")
     voters = tuple(
-        QuorumVoter(v["replica_id"], int(v.get("log_end_offset", -1)), v.get("last_fetch_timestamp"))
+        QuorumVoter(
+            v["replica_id"], int(v.get("log_end_offset", -1)), v.get("last_fetch_timestamp")
+        )
         for v in part.get("current_voters") or []
     )
     observers = tuple(o["replica_id"] for o in part.get("observers") or [])
-    return Quorum(leader if leader is not None and leader >= 0 else None, int(part.get("high_watermark", 0)), voters, observers)
+    return Quorum(
+        leader if leader is not None and leader >= 0 else None,
+        int(part.get("high_watermark", 0)),
+        voters,
+        observers,
+    )
 
 
 def ensure_canary_topic(gw: KafkaGateway, live_brokers: int) -> None:
@@ -61,7 +68,9 @@ def ensure_canary_topic(gw: KafkaGateway, live_brokers: int) -> None:
         time.sleep(0.2)
 
 
-def run_canary(gw: KafkaGateway, live_brokers: int, count: int = 3, timeout_s: float = 5.0) -> CanaryResult:
+def run_canary(
+    gw: KafkaGateway, live_brokers: int, count: int = 3, timeout_s: float = 5.0
+) -> CanaryResult:
     """Produce `count` uniquely tagged messages (acks=all) and read them back from the
     partition, waiting at most `timeout_s` for them. Latency is send to receipt."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -80,19 +89,27 @@ def run_canary(gw: KafkaGateway, live_brokers: int, count: int = 3, timeout_s: f
     deadline = time.monotonic() + timeout_s
     try:
         with translate(settings, "running the canary"):
-            producer = KafkaProducer(acks="all", linger_ms=0, max_block_ms=int(timeout_s * 1000), retries=1, **kw)
-            consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, fetch_max_wait_ms=100, **kw)
+            producer = KafkaProducer(
+                acks="all", linger_ms=0, max_block_ms=int(timeout_s * 1000), retries=1, **kw
+            )
+            consumer = KafkaConsumer(
+                enable_auto_commit=False, group_id=None, fetch_max_wait_ms=100, **kw
+            )
             tp = TopicPartition(CANARY_TOPIC, 0)
             consumer.assign([tp])
             first_offset = None
             for i in range(count):
                 value = f"{tag}:{i}".encode()
                 sent_at[value] = time.monotonic()
-                md = producer.send(CANARY_TOPIC, value=value, partition=0).get(timeout=max(0.5, deadline - time.monotonic()))
+                md = producer.send(CANARY_TOPIC, value=value, partition=0).get(
+                    timeout=max(0.5, deadline - time.monotonic())
+                )
                 first_offset = md.offset if first_offset is None else first_offset
             consumer.seek(tp, first_offset)
             while len(got) < count and time.monotonic() < deadline:
-                batches = consumer.poll(timeout_ms=max(50, int(min(0.5, deadline - time.monotonic()) * 1000)))
+                batches = consumer.poll(
+                    timeout_ms=max(50, int(min(0.5, deadline - time.monotonic()) * 1000))
+                )
                 now = time.monotonic()
                 for records in batches.values():
                     for r in records:
@@ -112,7 +129,9 @@ def run_canary(gw: KafkaGateway, live_brokers: int, count: int = 3, timeout_s: f
                 except Exception:
                     log.debug("closing a canary client failed", exc_info=True)
     latencies = [(got[v] - sent_at[v]) * 1000 for v in got]
-    return CanaryResult(CANARY_TOPIC, count, len(got), max(latencies) if latencies else None, error=err)
+    return CanaryResult(
+        CANARY_TOPIC, count, len(got), max(latencies) if latencies else None, error=err
+    )
 
 
 def observe_health(
@@ -143,10 +162,15 @@ def observe_health(
     live = [b.node_id for b in cluster.brokers]
     if live:
         try:
-            default_min_isr = int(broker_config(gw, live[0], ["min.insync.replicas"]).get("min.insync.replicas", "1"))
+            default_min_isr = int(
+                broker_config(gw, live[0], ["min.insync.replicas"]).get("min.insync.replicas", "1")
+            )
         except (EcapOpsError, ValueError):
             log.debug("could not read the broker's min.insync.replicas", exc_info=True)
-    min_isr = {n: int(t.overrides.get("min.insync.replicas", default_min_isr)) for n, t in cluster.topics.items()}
+    min_isr = {
+        n: int(t.overrides.get("min.insync.replicas", default_min_isr))
+        for n, t in cluster.topics.items()
+    }
 
     disks, disk_errors = [], {}
     for b in log_dirs(gw, live, {}):
@@ -162,7 +186,9 @@ def observe_health(
         try:
             plan = make_plan(catalog, cluster)
             missing = tuple(sorted(n for n in catalog.names() if n not in cluster.topics))
-            drift = tuple(a.describe() for a in plan.actions if a.topic not in missing) + tuple(r.message for r in plan.refusals)
+            drift = tuple(a.describe() for a in plan.actions if a.topic not in missing) + tuple(
+                r.message for r in plan.refusals
+            )
         except Exception as exc:  # the comparison must not stop the rest of the check
             catalog_error = f"{type(exc).__name__}: {exc}"
 

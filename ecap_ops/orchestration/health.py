@@ -22,18 +22,34 @@ from ecap_ops.orchestration.resources import KafkaResource
 def schedule_default_status() -> dg.DefaultScheduleStatus:
     """Routine schedules run when ECAP_SCHEDULES_DEFAULT=running (the deployment), else stopped."""
     value = os.environ.get("ECAP_SCHEDULES_DEFAULT", "stopped").strip().lower()
-    return dg.DefaultScheduleStatus.RUNNING if value == "running" else dg.DefaultScheduleStatus.STOPPED
+    return (
+        dg.DefaultScheduleStatus.RUNNING if value == "running" else dg.DefaultScheduleStatus.STOPPED
+    )
 
 
 class HealthCheckConfig(dg.Config):
     """What the health check measures and when it alerts."""
 
-    canary: bool = Field(default=True, description="Produce and consume back messages on the topic ecap-ops-canary.")
-    canary_timeout_seconds: float = Field(default=5.0, gt=0, le=30, description="Longest wait for the canary's messages.")
-    canary_warn_ms: float = Field(default=1000.0, gt=0, description="A canary round trip slower than this is a warning.")
-    disk_warn_percent: float = Field(default=80.0, gt=0, le=100, description="Disk use (per log directory) that is a warning.")
-    disk_crit_percent: float = Field(default=90.0, gt=0, le=100, description="Disk use (per log directory) that is critical.")
-    alert_on: str = Field(default="warning", pattern="^(warning|critical)$", description="Lowest status that sends an alert: warning or critical.")
+    canary: bool = Field(
+        default=True, description="Produce and consume back messages on the topic ecap-ops-canary."
+    )
+    canary_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=30, description="Longest wait for the canary's messages."
+    )
+    canary_warn_ms: float = Field(
+        default=1000.0, gt=0, description="A canary round trip slower than this is a warning."
+    )
+    disk_warn_percent: float = Field(
+        default=80.0, gt=0, le=100, description="Disk use (per log directory) that is a warning."
+    )
+    disk_crit_percent: float = Field(
+        default=90.0, gt=0, le=100, description="Disk use (per log directory) that is critical."
+    )
+    alert_on: str = Field(
+        default="warning",
+        pattern="^(warning|critical)$",
+        description="Lowest status that sends an alert: warning or critical.",
+    )
 
 
 def _check_evaluations(catalog: Catalog, report) -> list[dg.AssetCheckEvaluation]:
@@ -45,9 +61,21 @@ def _check_evaluations(catalog: Catalog, report) -> list[dg.AssetCheckEvaluation
         key = topic_key(spec)
         partitions = report.topic_partitions.get(spec.name)
         if partitions is None:
-            why = "the cluster did not answer" if report.cluster_id is None else f"{spec.name} does not exist"
+            why = (
+                "the cluster did not answer"
+                if report.cluster_id is None
+                else f"{spec.name} does not exist"
+            )
             for name in ("availability", "replication"):
-                out.append(dg.AssetCheckEvaluation(asset_key=key, check_name=name, passed=False, severity=dg.AssetCheckSeverity.ERROR, description=why))
+                out.append(
+                    dg.AssetCheckEvaluation(
+                        asset_key=key,
+                        check_name=name,
+                        passed=False,
+                        severity=dg.AssetCheckSeverity.ERROR,
+                        description=why,
+                    )
+                )
             continue
         offline = report.offline.get(spec.name, [])
         under = report.under_replicated.get(spec.name, [])
@@ -58,8 +86,14 @@ def _check_evaluations(catalog: Catalog, report) -> list[dg.AssetCheckEvaluation
                 check_name="availability",
                 passed=not offline,
                 severity=dg.AssetCheckSeverity.ERROR,
-                description="all partitions have a leader" if not offline else f"offline partitions: {offline}",
-                metadata={"offline_partitions": dg.MetadataValue.int(len(offline)), "partitions": dg.MetadataValue.int(partitions), "source": "kafka_health_check"},
+                description="all partitions have a leader"
+                if not offline
+                else f"offline partitions: {offline}",
+                metadata={
+                    "offline_partitions": dg.MetadataValue.int(len(offline)),
+                    "partitions": dg.MetadataValue.int(partitions),
+                    "source": "kafka_health_check",
+                },
             )
         )
         out.append(
@@ -70,8 +104,13 @@ def _check_evaluations(catalog: Catalog, report) -> list[dg.AssetCheckEvaluation
                 severity=dg.AssetCheckSeverity.ERROR if under_min else dg.AssetCheckSeverity.WARN,
                 description="fully replicated"
                 if not under and not under_min
-                else f"under-replicated partitions: {under}" + (f"; below min.insync.replicas: {under_min}" if under_min else ""),
-                metadata={"under_replicated": dg.MetadataValue.int(len(under)), "under_min_isr": dg.MetadataValue.int(len(under_min)), "source": "kafka_health_check"},
+                else f"under-replicated partitions: {under}"
+                + (f"; below min.insync.replicas: {under_min}" if under_min else ""),
+                metadata={
+                    "under_replicated": dg.MetadataValue.int(len(under)),
+                    "under_min_isr": dg.MetadataValue.int(len(under_min)),
+                    "source": "kafka_health_check",
+                },
             )
         )
     return out
@@ -83,19 +122,32 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         description="Observe the cluster (brokers, KRaft quorum, partitions, catalog, log directories, disk, canary) and judge it OK, WARN or CRIT; alert when unhealthy.",
         out=dg.Out(dict, description="The health report as JSON-able data."),
     )
-    def kafka_health_report(context: dg.OpExecutionContext, config: HealthCheckConfig, kafka: KafkaResource, alerts: AlertsResource):
+    def kafka_health_report(
+        context: dg.OpExecutionContext,
+        config: HealthCheckConfig,
+        kafka: KafkaResource,
+        alerts: AlertsResource,
+    ):
         from ecap_ops.core.health import CRIT, OK, HealthThresholds, report_rows
         from ecap_ops.services.health import health_alert, run_health_check
 
         if config.disk_warn_percent > config.disk_crit_percent:
-            raise dg.Failure(description=f"config disk_warn_percent ({config.disk_warn_percent}) must not exceed disk_crit_percent ({config.disk_crit_percent})")
+            raise dg.Failure(
+                description=f"config disk_warn_percent ({config.disk_warn_percent}) must not exceed disk_crit_percent ({config.disk_crit_percent})"
+            )
         thresholds = HealthThresholds(
             disk_warn_fraction=config.disk_warn_percent / 100,
             disk_crit_fraction=config.disk_crit_percent / 100,
             canary_warn_ms=config.canary_warn_ms,
         )
         with as_failure("health check"), kafka.gateway() as gw:
-            report = run_health_check(gw, catalog, canary=config.canary, canary_timeout_s=config.canary_timeout_seconds, thresholds=thresholds)
+            report = run_health_check(
+                gw,
+                catalog,
+                canary=config.canary,
+                canary_timeout_s=config.canary_timeout_seconds,
+                thresholds=thresholds,
+            )
         context.log.info(f"health {report.status}: {len(report.problems())} problem(s)")
         for f in report.problems():
             context.log.warning(f"[{f.severity}] {f.check} {f.subject}: {f.message}")
@@ -110,13 +162,28 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         metadata = {
             "status": dg.MetadataValue.text(report.status),
             "healthy": dg.MetadataValue.bool(report.status == OK),
-            "report": dg.MetadataValue.md(md_table(["severity", "check", "subject", "finding"], report_rows(report))),
+            "report": dg.MetadataValue.md(
+                md_table(["severity", "check", "subject", "finding"], report_rows(report))
+            ),
             "cluster_id": dg.MetadataValue.text(report.cluster_id or "unreachable"),
             "problems": dg.MetadataValue.int(len(report.problems())),
         }
-        for key in ("under_replicated_partitions", "under_min_isr_partitions", "offline_partitions", "brokers", "canary_latency_ms", "canary_lost", "disk_used_max_percent", "quorum_max_lag"):
+        for key in (
+            "under_replicated_partitions",
+            "under_min_isr_partitions",
+            "offline_partitions",
+            "brokers",
+            "canary_latency_ms",
+            "canary_lost",
+            "disk_used_max_percent",
+            "quorum_max_lag",
+        ):
             if m.get(key) is not None:
-                metadata[key] = dg.MetadataValue.float(float(m[key])) if isinstance(m[key], float) else dg.MetadataValue.int(int(m[key]))
+                metadata[key] = (
+                    dg.MetadataValue.float(float(m[key]))
+                    if isinstance(m[key], float)
+                    else dg.MetadataValue.int(int(m[key]))
+                )
         return dg.Output(report.to_dict(), metadata=metadata)
 
     @dg.job(

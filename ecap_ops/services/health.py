@@ -4,7 +4,16 @@ import time
 
 from ecap_ops.catalog.model import Catalog
 from ecap_ops.core.alerts import Alert
-from ecap_ops.core.health import CRIT, OK, WARN, HealthObservation, HealthReport, HealthThresholds, evaluate, render_text
+from ecap_ops.core.health import (
+    CRIT,
+    OK,
+    WARN,
+    HealthObservation,
+    HealthReport,
+    HealthThresholds,
+    evaluate,
+    render_text,
+)
 from ecap_ops.errors import KafkaAuthFailed, KafkaUnavailable
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.health import observe_health
@@ -24,7 +33,9 @@ def run_health_check(
         obs = observe_health(gw, catalog, env, canary=canary, canary_timeout_s=canary_timeout_s)
     except (KafkaUnavailable, KafkaAuthFailed) as exc:
         # The cluster went away between two steps of the observation.
-        obs = HealthObservation(gw.settings.bootstrap_servers, env, int(time.time() * 1000), error=str(exc))
+        obs = HealthObservation(
+            gw.settings.bootstrap_servers, env, int(time.time() * 1000), error=str(exc)
+        )
     return evaluate(obs, thresholds)
 
 
@@ -34,18 +45,32 @@ def health_alert(report: HealthReport, run_url: str | None = None) -> Alert | No
         return None
     problems = report.problems()
     head = problems[0] if problems else None
-    title = f"Kafka health {report.status} on {report.cluster_id or report.bootstrap} ({report.env})"
+    title = (
+        f"Kafka health {report.status} on {report.cluster_id or report.bootstrap} ({report.env})"
+    )
     if head is not None:
         title += f": {head.check} {head.subject}"
     return Alert(
         source="health_check",
-        severity="critical" if report.status == CRIT else "warning" if report.status == WARN else "info",
+        severity="critical"
+        if report.status == CRIT
+        else "warning"
+        if report.status == WARN
+        else "info",
         title=title,
         text=render_text(report),
         fields={
             "status": report.status,
             "cluster_id": report.cluster_id,
-            "findings": [{"severity": f.severity, "check": f.check, "subject": f.subject, "message": f.message} for f in problems],
+            "findings": [
+                {
+                    "severity": f.severity,
+                    "check": f.check,
+                    "subject": f.subject,
+                    "message": f.message,
+                }
+                for f in problems
+            ],
             "metrics": report.metrics,
         },
         key=f"health:{report.cluster_id or report.bootstrap}",

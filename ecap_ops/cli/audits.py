@@ -1,0 +1,187 @@
+"""`retention-audit` and `cleanup-test-topics`."""
+
+import sys
+
+import click
+
+from ecap_ops.cli.app import (
+    CliContext,
+    emit_json,
+    guarded,
+    main,
+    output_option,
+    pass_cli,
+    render_table,
+)
+
+
+@main.command("retention-audit")
+@click.option(
+    "--interval-hours",
+    type=click.FloatRange(min=0),
+    default=24.0,
+    show_default=True,
+    help="How often the audit runs: part of the grace before data counts as older than retention.",
+)
+@click.option("--all", "include_internal", is_flag=True, help="Include Kafka's internal topics.")
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write the report as CSV.",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 when any topic is flagged.")
+@output_option
+@pass_cli
+@guarded
+def retention_audit(cli: CliContext, interval_hours, include_internal, csv_path, strict, output):
+    """Retention of every topic against the catalog and the real age and size of its data; disk forecast."""
+    from ecap_ops.core.retention import REPORT_HEADERS, render_forecast, report_rows
+    from ecap_ops.services.retention import run_retention_audit
+
+    catalog = cli.catalog()
+    with cli.gateway() as gw:
+        report = run_retention_audit(
+            gw,
+            catalog,
+            interval_ms=int(interval_hours * 3_600_000),
+            include_internal=include_internal,
+        )
+    if csv_path:
+        import pandas as pd
+
+        pd.DataFrame([r.as_record() for r in report.rows]).to_csv(csv_path, index=False)
+    if output == "json":
+        emit_json(report.to_dict())
+    else:
+        click.echo(render_table(REPORT_HEADERS, report_rows(report), right=(5, 6)))
+        click.echo(render_forecast(report.forecast))
+        click.echo(f"{len(report.rows)} topic(s), {len(report.flagged)} flagged")
+    if strict and report.flagged:
+        sys.exit(1)
+
+
+@main.command("cleanup-test-topics")
+@click.option(
+    "--execute",
+    is_flag=True,
+    help="Delete the chosen topics (default: a dry run that only lists them).",
+)
+@click.option(
+    "--pattern",
+    "patterns",
+    multiple=True,
+    metavar="GLOB",
+    help="Test-topic name pattern; repeat it. Default: test-*, tmp-*, *-test.",
+)
+@click.option(
+    "--idle-days",
+    type=click.FloatRange(min=0),
+    default=7.0,
+    show_default=True,
+    help="No record written for this long.",
+)
+@click.option(
+    "--max-deletions",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="The most topics deleted in one run.",
+)
+@click.option(
+    "--protect",
+    "protect",
+    multiple=True,
+    metavar="TOPIC",
+    help="An exact topic name never deleted; repeat it (adds to ECAP_PROTECTED_TOPICS).",
+)
+@click.option(
+    "--delete-empty",
+    is_flag=True,
+    help="Also delete matching topics that hold no record (no record time proves them idle).",
+)
+@click.option(
+    "--snapshot-dir",
+    type=click.Path(file_okay=False),
+    help="Where each topic's metadata is saved before deletion [env ECAP_SNAPSHOT_DIR].",
+)
+@output_option
+@pass_cli
+@guarded
+def cleanup_test_topics_cmd(
+    cli: CliContext,
+    execute,
+    patterns,
+    idle_days,
+    max_deletions,
+    protect,
+    delete_empty,
+    snapshot_dir,
+    output,
+):
+    """List (and with --execute delete) idle test topics, each with its evidence."""
+    from pathlib import Path
+
+    from ecap_ops.core.cleanup import DEFAULT_PATTERNS, CleanupRules
+    from ecap_ops.services.cleanup import cleanup_test_topics, protected_from_env
+
+    rules = CleanupRules(
+        patterns=tuple(patterns) or DEFAULT_PATTERNS,
+        idle_days=idle_days,
+        max_deletions=max_deletions,
+        protected=protected_from_env() | frozenset(protect),
+        delete_empty=delete_empty,
+    )
+    catalog = cli.catalog()
+    with cli.gateway() as gw:
+        result = cleanup_test_topics(
+            gw,
+            catalog,
+            rules,
+            execute=execute,
+            snapshots=Path(snapshot_dir) if snapshot_dir else None,
+        )
+    if output == "json":
+        emit_json(result.to_dict())
+    else:
+        rows = []
+        for d in result.decisions:
+            action = (
+                "DELETE" if d.delete else ("candidate (over budget)" if d.candidate else "keep")
+            )
+            if d.topic in result.deleted:
+                action = "DELETED"
+            elif d.topic in result.skipped:
+                action = "kept at last check"
+            elif d.topic in result.failed:
+                action = "FAILED"
+            ev = d.evidence
+            rows.append(
+                [
+                    d.topic,
+                    action,
+                    ev.get("idle") or "-",
+                    ev.get("size") or "-",
+                    len(ev.get("groups") or []),
+                    "; ".join(d.reasons),
+                ]
+            )
+        click.echo(
+            render_table(["TOPIC", "ACTION", "IDLE", "SIZE", "GROUPS", "REASONS"], rows)
+            if rows
+            else "No topic matches the patterns."
+        )
+        for topic, why in sorted(result.skipped.items()):
+            click.echo(f"kept {topic}: {why}")
+        for topic, why in sorted(result.failed.items()):
+            click.echo(f"FAILED {topic}: {why}", err=True)
+        if result.dry_run:
+            click.echo(
+                f"Dry run: {len(result.to_delete)} topic(s) would be deleted; --execute deletes them."
+            )
+        else:
+            click.echo(
+                f"Deleted {len(result.deleted)} topic(s); snapshots in {', '.join(sorted(set(str(Path(p).parent) for p in result.snapshots.values()))) or '-'}."
+            )
+    if not result.ok:
+        sys.exit(1)

@@ -1,0 +1,123 @@
+"""The job `cleanup_test_topics` (daily): idle test topics found on evidence and, only when
+`dry_run` is false, deleted within a per-run budget after a snapshot of each."""
+
+import dagster as dg
+from pydantic import Field
+
+from ecap_ops.catalog.model import Catalog
+from ecap_ops.orchestration.common import as_failure, md_table
+from ecap_ops.orchestration.health import schedule_default_status
+from ecap_ops.orchestration.resources import KafkaResource
+
+
+class CleanupTestTopicsConfig(dg.Config):
+    """Which topics count as test topics, how idle they must be, and whether to delete."""
+
+    patterns: list[str] = Field(
+        default=["test-*", "tmp-*", "*-test"],
+        description="Shell-style name patterns (test-*, *-test); matched against the exact name.",
+    )
+    idle_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="No record written for this many days (newest record timestamp).",
+    )
+    max_deletions: int = Field(default=10, ge=0, description="The most topics deleted in one run.")
+    dry_run: bool = Field(
+        default=True, description="List the candidates with their evidence and delete nothing."
+    )
+    protected: list[str] = Field(
+        default=[], description="Exact topic names never deleted (adds to ECAP_PROTECTED_TOPICS)."
+    )
+    delete_empty: bool = Field(
+        default=False,
+        description="Also delete matching topics holding no record (no record time proves them idle).",
+    )
+
+
+def build_defs(catalog: Catalog) -> dg.Definitions:
+    @dg.op(
+        name="cleanup_idle_test_topics",
+        description="Find test topics idle for the configured days with no consumer group on them; unless dry_run, snapshot and delete them within the budget.",
+        out=dg.Out(dict, description="The decisions, deletions and snapshot paths."),
+    )
+    def cleanup_idle_test_topics(
+        context: dg.OpExecutionContext, config: CleanupTestTopicsConfig, kafka: KafkaResource
+    ):
+        from ecap_ops.core.cleanup import CleanupRules
+        from ecap_ops.services.cleanup import cleanup_test_topics, protected_from_env
+
+        rules = CleanupRules(
+            patterns=tuple(config.patterns),
+            idle_days=config.idle_days,
+            max_deletions=config.max_deletions,
+            protected=protected_from_env() | frozenset(config.protected),
+            delete_empty=config.delete_empty,
+        )
+        with as_failure("test-topic cleanup"), kafka.gateway() as gw:
+            result = cleanup_test_topics(gw, catalog, rules, execute=not config.dry_run)
+        rows = []
+        for d in result.decisions:
+            action = "delete" if d.delete else ("over budget" if d.candidate else "keep")
+            if d.topic in result.deleted:
+                action = "deleted"
+            elif d.topic in result.skipped:
+                action = "kept at last check"
+            elif d.topic in result.failed:
+                action = "FAILED"
+            ev = d.evidence
+            groups = (
+                ", ".join(
+                    f"{g['group']} ({g['state']}, committed {g['committed']})"
+                    for g in ev.get("groups") or []
+                )
+                or "none"
+            )
+            rows.append(
+                [
+                    d.topic,
+                    action,
+                    ev.get("idle") or "-",
+                    ev.get("size") or "-",
+                    groups,
+                    "; ".join(d.reasons),
+                ]
+            )
+            context.log.info(f"{d.topic}: {action}: {'; '.join(d.reasons)}")
+        metadata = {
+            "decisions": dg.MetadataValue.md(
+                md_table(["topic", "action", "idle", "size", "groups", "reasons"], rows)
+                if rows
+                else "no topic matches the patterns"
+            ),
+            "dry_run": dg.MetadataValue.bool(result.dry_run),
+            "matched": dg.MetadataValue.int(len(result.decisions)),
+            "candidates": dg.MetadataValue.int(sum(d.candidate for d in result.decisions)),
+            "deleted": dg.MetadataValue.int(len(result.deleted)),
+            "snapshots": dg.MetadataValue.json(result.snapshots),
+        }
+        if not result.ok:
+            raise dg.Failure(
+                description="some deletions failed: "
+                + "; ".join(f"{k}: {v}" for k, v in sorted(result.failed.items())),
+                metadata=metadata,
+            )
+        return dg.Output(result.to_dict(), metadata=metadata)
+
+    @dg.job(
+        name="cleanup_test_topics",
+        description="Delete idle test topics on evidence: name matches a pattern, not in the catalog, not internal or protected, "
+        "no record for idle_days, no consumer group on it; at most max_deletions a run, each snapshotted first. dry_run (the default) deletes nothing.",
+        tags={"ecap_ops/area": "cleanup"},
+    )
+    def cleanup_test_topics():
+        cleanup_idle_test_topics()
+
+    schedule = dg.ScheduleDefinition(
+        name="cleanup_test_topics_schedule",
+        job=cleanup_test_topics,
+        cron_schedule="15 4 * * *",
+        default_status=schedule_default_status(),
+        description="Daily at 04:15: the test-topic cleanup with its default config (a dry run unless configured otherwise).",
+    )
+    return dg.Definitions(jobs=[cleanup_test_topics], schedules=[schedule])
