@@ -51,7 +51,13 @@ CONTROLLED_ENV = (
 )
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 1.0, on_timeout: Callable[[], str] | None = None) -> Any:
+def wait_for(
+    what: str,
+    check: Callable[[], Any],
+    timeout: float,
+    interval: float = 1.0,
+    on_timeout: Callable[[], str] | None = None,
+) -> Any:
     """Poll `check` until it returns something truthy; fail after `timeout` seconds naming `what`."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
@@ -63,7 +69,9 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: floa
         except Exception as exc:  # noqa: BLE001 - reported if the wait times out
             last_error = exc
         if time.monotonic() >= deadline:
-            detail = f" (last error: {type(last_error).__name__}: {last_error})" if last_error else ""
+            detail = (
+                f" (last error: {type(last_error).__name__}: {last_error})" if last_error else ""
+            )
             extra = ("\n" + on_timeout()) if on_timeout else ""
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{detail}{extra}")
         time.sleep(interval)
@@ -81,7 +89,9 @@ def isolated_catalog(directory: Path) -> tuple[Path, str, str]:
     return path, "e2e", prefix
 
 
-def dagster_env(home: Path, bootstrap: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def dagster_env(
+    home: Path, bootstrap: str, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The environment of a Dagster process under test: DAGSTER_HOME, the broker, and every
     switch this project reads reset to its default unless `extra` sets it."""
     env = {k: v for k, v in os.environ.items() if k not in CONTROLLED_ENV}
@@ -108,7 +118,9 @@ def prepare_home(home: Path) -> Path:
 class DagsterProcess:
     """A Dagster command (`dagster dev` or `dagster-daemon run`) in its own process group."""
 
-    def __init__(self, argv: list[str], env: Mapping[str, str], log_path: Path, cwd: Path = REPO) -> None:
+    def __init__(
+        self, argv: list[str], env: Mapping[str, str], log_path: Path, cwd: Path = REPO
+    ) -> None:
         self.argv = argv
         self.env = dict(env)
         self.log_path = log_path
@@ -142,7 +154,9 @@ class DagsterProcess:
     def ensure_alive(self) -> None:
         if not self.alive():
             code = self.proc.returncode if self.proc else None
-            raise RuntimeError(f"{' '.join(self.argv[:2])} exited early (code {code})\n{self.log_tail()}")
+            raise RuntimeError(
+                f"{' '.join(self.argv[:2])} exited early (code {code})\n{self.log_tail()}"
+            )
 
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM the process group, wait up to `timeout` seconds, then SIGKILL it."""
@@ -184,15 +198,32 @@ class DagsterDev(DagsterProcess):
 
     def __init__(self, home: Path, env: Mapping[str, str], port: int | None = None) -> None:
         self.port = port or free_port()
-        argv = [str(BIN / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(self.port), "-m", "ecap_ops", "-a", "defs"]
+        argv = [
+            str(BIN / "dagster"),
+            "dev",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-m",
+            "ecap_ops",
+            "-a",
+            "defs",
+        ]
         super().__init__(argv, env, home / "dagster-dev.log")
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def graphql(self, query: str, variables: Mapping[str, Any] | None = None, timeout: float = 30) -> dict:
-        resp = requests.post(f"{self.url}/graphql", json={"query": query, "variables": dict(variables or {})}, timeout=timeout)
+    def graphql(
+        self, query: str, variables: Mapping[str, Any] | None = None, timeout: float = 30
+    ) -> dict:
+        resp = requests.post(
+            f"{self.url}/graphql",
+            json={"query": query, "variables": dict(variables or {})},
+            timeout=timeout,
+        )
         resp.raise_for_status()
         body = resp.json()
         if body.get("errors"):
@@ -206,7 +237,9 @@ class DagsterDev(DagsterProcess):
             self.ensure_alive()
             return requests.get(f"{self.url}/server_info", timeout=5).ok
 
-        wait_for(f"the Dagster webserver on {self.url}", server_up, timeout, on_timeout=self.log_tail)
+        wait_for(
+            f"the Dagster webserver on {self.url}", server_up, timeout, on_timeout=self.log_tail
+        )
 
         def location_loaded() -> str | None:
             self.ensure_alive()
@@ -217,16 +250,21 @@ class DagsterDev(DagsterProcess):
             for entry in data["workspaceOrError"]["locationEntries"]:
                 err = entry["locationOrLoadError"]
                 if err and err["__typename"] == "PythonError":
-                    raise AssertionError(f"code location {entry['name']} failed to load: {err['message']}")
+                    raise AssertionError(
+                        f"code location {entry['name']} failed to load: {err['message']}"
+                    )
                 if entry["loadStatus"] == "LOADED" and err:
                     return entry["name"]
             return None
 
-        return wait_for("the ecap_ops code location to load", location_loaded, timeout, on_timeout=self.log_tail)
+        return wait_for(
+            "the ecap_ops code location to load", location_loaded, timeout, on_timeout=self.log_tail
+        )
 
     def run_status(self, run_id: str) -> str:
         data = self.graphql(
-            "query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }", {"id": run_id}
+            "query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }",
+            {"id": run_id},
         )
         return data["runOrError"].get("status", data["runOrError"]["__typename"])
 
@@ -252,7 +290,14 @@ def defined_names(env: Mapping[str, str]) -> dict[str, list[str]]:
         " **{s.name: s.default_status.value for s in d.sensor_defs}},"
         " 'intervals': {s.name: s.minimum_interval_seconds for s in d.sensor_defs}}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], env=dict(env), cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=dict(env),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"loading ecap_ops.defs failed:\n{out.stderr[-3000:]}")
     import json

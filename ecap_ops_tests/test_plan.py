@@ -147,3 +147,10 @@ def test_fingerprint_changes_with_the_observed_state():
     b = make_plan(CATALOG, in_sync_cluster(transactions=topic("transactions", 7, 1, CATALOG.get("transactions").configs)))
     assert a.fingerprint != b.fingerprint
     assert a.fingerprint == make_plan(CATALOG, in_sync_cluster()).fingerprint
+
+
+def test_our_own_canary_topic_is_not_reported_as_unmanaged():
+    from ecap_ops.core.state import CANARY_TOPIC
+
+    plan = make_plan(CATALOG, cluster(topic(CANARY_TOPIC), topic("legacy")))
+    assert plan.unmanaged == ("legacy",)

@@ -14,7 +14,7 @@ from enum import StrEnum
 from ecap_ops.catalog.kafka_configs import canonical_value
 from ecap_ops.catalog.model import Catalog, TopicSpec
 from ecap_ops.catalog.units import format_duration_ms, format_size
-from ecap_ops.core.state import ClusterState, TopicState
+from ecap_ops.core.state import CANARY_TOPIC, ClusterState, TopicState
 
 # Kafka's own defaults, for a key whose fallback the broker did not report.
 KAFKA_DEFAULTS = {
@@ -270,7 +270,9 @@ def make_plan(
             in_sync.append(spec.name)
 
     managed = set(catalog.names())
-    unmanaged = sorted(n for n, t in cluster.topics.items() if n not in managed and not t.internal and not n.startswith("__"))
+    unmanaged = sorted(
+        n for n, t in cluster.topics.items() if n not in managed and n != CANARY_TOPIC and not t.internal and not n.startswith("__")
+    )
     return Plan(
         cluster_id=cluster.cluster_id,
         env=catalog.env,

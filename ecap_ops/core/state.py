@@ -5,6 +5,10 @@ The gateway reads these from Kafka; tests of pure logic build them by hand.
 
 from dataclasses import dataclass, field
 
+# ecap-ops' own topic: the health check's produce-then-consume canary. Not unmanaged,
+# never a cleanup candidate, left out of audits.
+CANARY_TOPIC = "ecap-ops-canary"
+
 
 @dataclass(frozen=True)
 class BrokerInfo:

@@ -12,6 +12,7 @@ import uuid
 
 from ecap_ops.catalog.model import Catalog
 from ecap_ops.core.health import CanaryResult, DiskInfo, HealthObservation, Quorum, QuorumVoter
+from ecap_ops.core.state import CANARY_TOPIC
 from ecap_ops.errors import EcapOpsError, KafkaAuthFailed, KafkaUnavailable
 from ecap_ops.gateway.activity import broker_config, log_dirs
 from ecap_ops.gateway.client import KafkaGateway
@@ -20,7 +21,6 @@ from ecap_ops.gateway.errors import translate
 log = logging.getLogger(__name__)
 
 # Our own topic: not Kafka's (no "__" prefix), excluded from unmanaged reports and cleanup.
-CANARY_TOPIC = "ecap-ops-canary"
 CANARY_RETENTION_MS = 3_600_000
 
 

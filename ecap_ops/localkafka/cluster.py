@@ -4,6 +4,9 @@ nodes, each a `java kafka.Kafka` process in its own process group.
 Layout of `data_dir`: `cluster.json` (cluster id, ports, pids), `.lock`, and per node
 `node-<i>/server.properties`, `node-<i>/data` (log dirs), `node-<i>/kafka.out` (stdout and
 stderr: warnings, errors, JVM failures) and `node-<i>/logs/server.log`.
+With `security=SecureListener(...)` the client listener uses SASL/SCRAM (over TLS by default)
+and `security/` holds the CA, the server key and certificate and the users (private files);
+see `ecap_ops.localkafka.security`.
 Ports and the cluster id are chosen once and kept: formatted KRaft storage remembers the
 controller endpoints, so a restart must reuse them.
 """
@@ -23,6 +26,8 @@ from typing import Any
 
 from ecap_ops.errors import LocalKafkaError
 from ecap_ops.localkafka.jars import BROKER_LOG_CONFIG, KAFKA_VERSION, file_lock, java_command
+from ecap_ops.localkafka.security import LISTENER_FILE, SECURITY_DIR, SecureListener
+from ecap_ops.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +156,10 @@ class LocalCluster:
         heap: str = "512m",
         overrides: dict[str, Any] | None = None,
         jvm_opts: Sequence[str] = DEFAULT_BROKER_JVM_OPTS,
+        security: SecureListener | None = None,
     ):
+        """`security`: run the client listener with SASL/SCRAM users (over TLS by default)
+        instead of PLAINTEXT; see `ecap_ops.localkafka.security`. None: plaintext."""
         if nodes < 1:
             raise LocalKafkaError(f"nodes must be at least 1, got {nodes}")
         if not 0 <= port < 65536 - nodes:
@@ -163,6 +171,7 @@ class LocalCluster:
         self.heap = heap
         self.overrides = {k: str(v) for k, v in (overrides or {}).items()}
         self.jvm_opts = list(jvm_opts)
+        self.security = security
         self._procs: dict[int, subprocess.Popen] = {}
         self._state: dict[str, Any] | None = None
 
@@ -218,6 +227,7 @@ class LocalCluster:
             heap=state.get("heap", "512m"),
             overrides=state.get("overrides") or {},
             jvm_opts=state.get("jvm_opts", DEFAULT_BROKER_JVM_OPTS),
+            security=SecureListener.load(path.parent),
         )
         cluster._state = state
         return cluster
@@ -301,7 +311,7 @@ class LocalCluster:
 
     @property
     def ports(self) -> list[int]:
-        """Client (PLAINTEXT) ports of the nodes."""
+        """Client ports of the nodes (PLAINTEXT, or the secured listener's)."""
         if self._state:
             return [n["port"] for n in self._nodes()]
         return [self.port + i for i in range(self.nodes)] if self.port else []
@@ -310,6 +320,30 @@ class LocalCluster:
     def bootstrap_servers(self) -> str:
         """Comma-separated host:port of every node, for clients."""
         return ",".join(f"{self.host}:{p}" for p in self.ports)
+
+    def client_settings(self, user: str | None = None, **overrides: Any) -> KafkaSettings:
+        """Connection settings for a client of this cluster: plaintext, or with the secured
+        listener's protocol, CA file and SCRAM credentials of `user` (default: the first)."""
+        if self.security is None:
+            if user is not None:
+                raise LocalKafkaError("this local cluster has no SCRAM users (it is plaintext)")
+            return KafkaSettings(bootstrap_servers=self.bootstrap_servers, **overrides)
+        return self.security.client_settings(self.data_dir, self.bootstrap_servers, user, **overrides)
+
+    def _apply_security(self) -> None:
+        """Record the secured listener (or its absence) and make its certificates."""
+        recorded = SecureListener.load(self.data_dir)
+        formatted = any(self.data_dir.glob("node-*/data/meta.properties"))
+        if self.security is None:
+            (self.data_dir / SECURITY_DIR / LISTENER_FILE).unlink(missing_ok=True)
+            return
+        if formatted and (recorded is None or recorded.users != self.security.users or recorded.mechanism != self.security.mechanism):
+            raise LocalKafkaError(
+                f"{self.data_dir} was formatted with other SCRAM users or mechanism; SCRAM users "
+                "are created at format time, so use the same users or another data dir"
+            )
+        self.security.save(self.data_dir)
+        self.security.ensure_certificates(self.data_dir, self.host)
 
     # ---- process bookkeeping -----------------------------------------------------------
 
@@ -384,6 +418,10 @@ class LocalCluster:
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.node_dir(node["node_id"]) / "data"),
         }
+        if self.security is not None:
+            props.update(
+                self.security.server_properties(self.data_dir, h, node["port"], node["controller_port"])
+            )
         props.update(dev_properties(len(self._nodes())))
         props.update((self._state or {}).get("overrides") or {})
         return props
@@ -393,6 +431,9 @@ class LocalCluster:
         path = self.node_dir(node["node_id"]) / "server.properties"
         path.parent.mkdir(parents=True, exist_ok=True)
         body = "".join(f"{k}={v}\n" for k, v in self._properties(node).items())
+        if self.security is not None:  # holds the inter-broker password: private
+            path.touch(mode=0o600)
+            os.chmod(path, 0o600)
         path.write_text(f"# Written by ecap-ops (LocalCluster); rewritten at every start.\n{body}")
         return path
 
@@ -424,6 +465,7 @@ class LocalCluster:
                 str(props),
                 *quorum,
                 "--ignore-formatted",
+                *(self.security.format_args() if self.security is not None else []),
             ]
             cmd = java_command(
                 "kafka.tools.StorageTool", args, heap="256m", jvm_opts=("-XX:TieredStopAtLevel=1",)
@@ -515,14 +557,18 @@ class LocalCluster:
         ports = [p for p in self.ports if port_accepts(p, self.host, timeout=0.5)]
         if not ports:  # nothing listens: skip the client, which would log connection errors
             return None
+        kwargs: dict[str, Any] = {}
+        if self.security is not None:  # the secured listener's protocol and credentials
+            kwargs = self.client_settings().client_kwargs()
+        kwargs.update(
+            bootstrap_servers=[f"{self.host}:{p}" for p in ports],
+            client_id="ecap-ops-localkafka",
+            bootstrap_timeout_ms=timeout_ms,
+            request_timeout_ms=timeout_ms,
+            reconnect_backoff_max_ms=500,
+        )
         try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=[f"{self.host}:{p}" for p in ports],
-                client_id="ecap-ops-localkafka",
-                bootstrap_timeout_ms=timeout_ms,
-                request_timeout_ms=timeout_ms,
-                reconnect_backoff_max_ms=500,
-            )
+            admin = KafkaAdminClient(**kwargs)
         except Exception as exc:  # any client failure means "not answering yet"
             log.debug("admin client not ready: %s", exc)
             return None
@@ -608,6 +654,7 @@ class LocalCluster:
             log.info("local Kafka is already running at %s", self.bootstrap_servers)
             return False
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._apply_security()
         for node in nodes:
             self._write_properties(node)
         self._write_state()

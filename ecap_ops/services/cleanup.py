@@ -15,10 +15,10 @@ from pathlib import Path
 
 from ecap_ops.catalog.model import Catalog
 from ecap_ops.core.cleanup import CleanupRules, Decision, GroupEvidence, TopicEvidence, decide
+from ecap_ops.core.state import CANARY_TOPIC
 from ecap_ops.errors import ConfigError, EcapOpsError
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.activity import log_dirs, record_timestamps, topic_sizes
-from ecap_ops.gateway.health import CANARY_TOPIC
 from ecap_ops.services.groups import group_summaries
 
 log = logging.getLogger(__name__)

@@ -4,9 +4,9 @@ import time
 
 from ecap_ops.catalog.model import Catalog
 from ecap_ops.core.retention import DAY_MS, DefaultPolicy, RetentionReport, TopicObservation, audit
+from ecap_ops.core.state import CANARY_TOPIC
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.activity import log_dirs, record_timestamps, topic_sizes
-from ecap_ops.gateway.health import CANARY_TOPIC
 
 READ_KEYS = (
     "retention.ms",
