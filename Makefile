@@ -8,7 +8,7 @@ KAFKA_PORT ?= 9092
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 
-.PHONY: setup system-deps run stop test bench lint format clean
+.PHONY: setup system-deps run stop test bench validate lint format clean
 
 # Idempotent: creates the venv, installs the package with its pinned dependencies when
 # pyproject.toml changed, and fetches the Kafka jars once into .cache/.
@@ -41,6 +41,11 @@ test: setup
 
 bench: setup
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS); done
+
+# The code location loads with no broker; a throwaway DAGSTER_HOME keeps the deployment's
+# top-level dagster.yaml (PostgreSQL) out of it.
+validate: setup
+	@tmp=$$(mktemp -d) && DAGSTER_HOME=$$tmp $(BIN)/dagster definitions validate -m ecap_ops -a defs; rc=$$?; rm -rf $$tmp; exit $$rc
 
 lint:
 	$(BIN)/ruff check .
