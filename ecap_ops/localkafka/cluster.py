@@ -328,7 +328,9 @@ class LocalCluster:
             if user is not None:
                 raise LocalKafkaError("this local cluster has no SCRAM users (it is plaintext)")
             return KafkaSettings(bootstrap_servers=self.bootstrap_servers, **overrides)
-        return self.security.client_settings(self.data_dir, self.bootstrap_servers, user, **overrides)
+        return self.security.client_settings(
+            self.data_dir, self.bootstrap_servers, user, **overrides
+        )
 
     def _apply_security(self) -> None:
         """Record the secured listener (or its absence) and make its certificates."""
@@ -337,7 +339,11 @@ class LocalCluster:
         if self.security is None:
             (self.data_dir / SECURITY_DIR / LISTENER_FILE).unlink(missing_ok=True)
             return
-        if formatted and (recorded is None or recorded.users != self.security.users or recorded.mechanism != self.security.mechanism):
+        if formatted and (
+            recorded is None
+            or recorded.users != self.security.users
+            or recorded.mechanism != self.security.mechanism
+        ):
             raise LocalKafkaError(
                 f"{self.data_dir} was formatted with other SCRAM users or mechanism; SCRAM users "
                 "are created at format time, so use the same users or another data dir"
@@ -420,7 +426,9 @@ class LocalCluster:
         }
         if self.security is not None:
             props.update(
-                self.security.server_properties(self.data_dir, h, node["port"], node["controller_port"])
+                self.security.server_properties(
+                    self.data_dir, h, node["port"], node["controller_port"]
+                )
             )
         props.update(dev_properties(len(self._nodes())))
         props.update((self._state or {}).get("overrides") or {})
@@ -492,6 +500,8 @@ class LocalCluster:
                 out += "\n(timed out after 120s)"
             if proc.returncode != 0:
                 tail = "\n".join(out.splitlines()[-20:])
+                for password in self.security.users.values() if self.security is not None else ():
+                    tail = tail.replace(password, "***")  # the tool may echo --add-scram
                 failures.append(f"node {node['node_id']}: kafka-storage format failed:\n{tail}")
         if failures:
             raise LocalKafkaError("\n".join(failures))
