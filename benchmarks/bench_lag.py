@@ -2,23 +2,33 @@
 
 Starts its own local Kafka on free ports, creates the catalog's five topics with some
 records, and for G = 10, 100, 1,000 groups (each committed on all five topics) measures, on
-the same cluster in the same run:
-  - ecap-ops: one lag tick (measure + evaluate), wall time and requests by type;
+the same cluster in the same run, each the median of --runs runs:
+  - ecap-ops tick: one lag tick in process (measure + evaluate, with the previous window),
+    wall time and requests by type;
   - the sensor itself (consumer_lag_sensor.evaluate_tick with the previous cursor);
-  - Kafka's tool: wall time (JVM start included) and requests, counted from its client's
-    DEBUG log ("Sending <API> request").
+  - ecap-ops CLI: `ecap-ops lag --group 'bench-*' --output json`, the whole process as a
+    user runs it (a fresh Python: start, imports, connect, tick, 10 MB of JSON at G=1,000);
+  - Kafka's tool, the whole process as bin/kafka-consumer-groups.sh runs it (its JVM flags,
+    JVM start included); its requests are counted in one more run with its client's DEBUG
+    log ("Sending <API> request"), not timed.
 
-    .venv/bin/python benchmarks/bench_lag.py [--quick] [--nodes N]
+    .venv/bin/python benchmarks/bench_lag.py [--quick] [--nodes N] [--runs R]
 """
 
 import argparse
+import json
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import kafka_script_command  # noqa: E402
 
 LOG4J = """Configuration:
   Appenders:
@@ -41,24 +51,45 @@ LOG4J = """Configuration:
 """
 
 
-def kafka_tool_describe(bootstrap: str, log_config: Path) -> tuple[float, Counter, int]:
-    from ecap_ops.localkafka.jars import java_command
-    from ecap_ops.localkafka.tools import tool_spec
-
-    cmd = java_command(
-        tool_spec("kafka-consumer-groups").main_class,
-        ["--bootstrap-server", bootstrap, "--describe", "--all-groups"],
-        log_config=log_config,
-        jvm_opts=("-XX:TieredStopAtLevel=1",),
+def kafka_tool_describe(bootstrap: str, log_config: Path | None = None) -> tuple[float, str, str]:
+    """One run of Kafka's tool as its script runs it: (seconds, stdout, stderr). With
+    `log_config`, its client logs every request it sends (for counting, not for timing)."""
+    cmd = kafka_script_command(
+        "kafka-consumer-groups", ["--bootstrap-server", bootstrap, "--describe", "--all-groups"]
     )
+    if log_config is not None:
+        cmd.insert(cmd.index("-cp"), f"-Dlog4j2.configurationFile={log_config}")
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     secs = time.perf_counter() - t
-    apis = Counter(m.group(1) for m in re.finditer(r"Sending (\w+) request", proc.stderr))
-    rows = sum(1 for line in proc.stdout.splitlines() if line.startswith("bench-"))
     if proc.returncode != 0:
         print(proc.stderr[-2000:], file=sys.stderr)
-    return secs, apis, rows
+    return secs, proc.stdout, proc.stderr
+
+
+def kafka_tool_requests(bootstrap: str, log_config: Path) -> tuple[Counter, int]:
+    """Requests Kafka's tool sends by type, and the group rows it prints."""
+    _, out, err = kafka_tool_describe(bootstrap, log_config)
+    apis = Counter(m.group(1) for m in re.finditer(r"Sending (\w+) request", err))
+    return apis, sum(1 for line in out.splitlines() if line.startswith("bench-"))
+
+
+def ecap_ops_command() -> list[str]:
+    """`ecap-ops` as installed next to this interpreter (else `python -m ecap_ops`)."""
+    script = Path(sys.executable).with_name("ecap-ops")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ecap_ops"]
+
+
+def cli_lag_json(bootstrap: str) -> tuple[float, int]:
+    """One whole `ecap-ops lag --output json` process: (seconds, groups in its output)."""
+    cmd = [*ecap_ops_command(), "--bootstrap-servers", bootstrap]
+    cmd += ["lag", "--group", "bench-*", "--output", "json"]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    secs = time.perf_counter() - t
+    if proc.returncode not in (0, 1):  # 1: some group is critical
+        raise SystemExit(f"ecap-ops lag failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return secs, len({s["group"] for s in json.loads(proc.stdout)["statuses"]})
 
 
 def main() -> int:
@@ -67,6 +98,7 @@ def main() -> int:
     )
     ap.add_argument("--quick", action="store_true", help="G = 10 and 100 only")
     ap.add_argument("--nodes", type=int, default=1, help="brokers in the local cluster (default 1)")
+    ap.add_argument("--runs", type=int, default=5, help="runs per figure, median (default 5)")
     args = ap.parse_args()
 
     import dagster as dg
@@ -136,33 +168,46 @@ def main() -> int:
             scope = LagScope(include=("bench-*",))
             with KafkaGateway(settings) as gw:
                 first = lag_tick(gw, catalog, None, scope=scope)
-            with KafkaGateway(settings) as gw:
-                t = time.perf_counter()
-                second = lag_tick(gw, catalog, first.evaluation.window, scope=scope)
-                ours = time.perf_counter() - t
-            assert len({s.group for s in second.statuses}) == g, "not every group was measured"
+            ticks = []
+            for _ in range(args.runs):
+                with KafkaGateway(settings) as gw:
+                    t = time.perf_counter()
+                    second = lag_tick(gw, catalog, first.evaluation.window, scope=scope)
+                    ticks.append(time.perf_counter() - t)
+                assert len({s.group for s in second.statuses}) == g, "not every group was measured"
             cursor, _ = encode_window(second.evaluation.window)
-            ctx = dg.build_sensor_context(
-                instance=instance, cursor=cursor, definitions=defs, resources=resources
-            )
-            t = time.perf_counter()
-            res = sensor.evaluate_tick(ctx)
-            sensor_s = time.perf_counter() - t
-            theirs, their_apis, their_rows = kafka_tool_describe(bs, log_config)
+            sensor_ticks = []
+            for _ in range(args.runs):
+                ctx = dg.build_sensor_context(
+                    instance=instance, cursor=cursor, definitions=defs, resources=resources
+                )
+                t = time.perf_counter()
+                res = sensor.evaluate_tick(ctx)
+                sensor_ticks.append(time.perf_counter() - t)
+            clis = []
+            for _ in range(args.runs):
+                secs, cli_groups = cli_lag_json(bs)
+                assert cli_groups == g, f"ecap-ops lag printed {cli_groups} groups, not {g}"
+                clis.append(secs)
+            theirs = [kafka_tool_describe(bs)[0] for _ in range(args.runs)]
+            their_apis, their_rows = kafka_tool_requests(bs, log_config)
             rows.append(
                 (
                     g,
-                    ours,
+                    statistics.median(ticks),
                     second.measurement.requests,
-                    sensor_s,
+                    statistics.median(sensor_ticks),
                     len(res.cursor or ""),
-                    theirs,
+                    statistics.median(clis),
+                    statistics.median(theirs),
                     their_apis,
                     their_rows,
                 )
             )
             print(
-                f"  G={g}: ecap-ops {ours:.2f} s, kafka-consumer-groups {theirs:.2f} s", flush=True
+                f"  G={g}: ecap-ops tick {rows[-1][1]:.2f} s, CLI {rows[-1][5]:.2f} s, "
+                f"kafka-consumer-groups {rows[-1][6]:.2f} s",
+                flush=True,
             )
         admin.close()
     finally:
@@ -170,19 +215,33 @@ def main() -> int:
 
     print()
     print(
-        f"Consumer lag of G groups x {len(parts)} partitions (5 catalog topics), {args.nodes} broker(s)"
+        f"Consumer lag of G groups x {len(parts)} partitions (5 catalog topics), "
+        f"{args.nodes} broker(s), median of {args.runs} runs"
     )
-    head = f"{'G':>6} | {'ecap-ops s':>10} {'requests':>8} | {'sensor tick s':>13} {'cursor B':>9} | {'kafka-consumer-groups s':>23} {'requests':>8} | {'speed-up':>8}"
+    print(
+        "ecap-ops tick: in process; sensor: evaluate_tick with the cursor; CLI: whole "
+        "`ecap-ops lag -o json` process; Kafka: whole kafka-consumer-groups process (JVM start included)"
+    )
+    head = (
+        f"{'G':>6} | {'tick s':>7} {'requests':>8} | {'sensor s':>8} {'cursor B':>9} | "
+        f"{'CLI s':>6} | {'kafka-consumer-groups s':>23} {'requests':>8} | "
+        f"{'x tick':>6} {'x CLI':>6}"
+    )
     print(head)
     print("-" * len(head))
-    for g, ours, req, sensor_s, cur, theirs, apis, _ in rows:
+    for g, ours, req, sensor_s, cur, cli_s, theirs, apis, _ in rows:
         print(
-            f"{g:>6} | {ours:>10.3f} {sum(req.values()):>8} | {sensor_s:>13.3f} {cur:>9,} | {theirs:>23.2f} {sum(apis.values()):>8} | {theirs / ours:>7.0f}x"
+            f"{g:>6} | {ours:>7.3f} {sum(req.values()):>8} | {sensor_s:>8.3f} {cur:>9,} | "
+            f"{cli_s:>6.2f} | {theirs:>23.2f} {sum(apis.values()):>8} | "
+            f"{theirs / ours:>5.0f}x {theirs / cli_s:>5.1f}x"
         )
     print()
-    for g, _, req, _, _, _, apis, _ in rows:
+    for g, _, req, _, _, _, _, apis, their_rows in rows:
         print(f"G={g}: ecap-ops requests {dict(sorted(req.items()))}")
-        print(f"G={g}: kafka-consumer-groups requests {dict(sorted(apis.items()))}")
+        print(
+            f"G={g}: kafka-consumer-groups requests {dict(sorted(apis.items()))} "
+            f"({their_rows} rows of bench groups)"
+        )
     return 0
 
 

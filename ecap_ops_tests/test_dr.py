@@ -122,7 +122,7 @@ def test_snapshot_delete_dry_run_restore_and_verify(kafka_settings, tmp_path, un
         "restore",
         str(first.path),
         "--include-offsets",
-        "--format",
+        "--output",
         "json",
         catalog=catalog_path,
     )

@@ -252,3 +252,96 @@ def test_group_selection(group, include, exclude, expected):
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="window_size"):
         EvalConfig(window_size=1)
+
+
+# -- fast paths: same results as the plain ones --------------------------------------------
+
+
+def test_evaluate_leaves_its_window_alone_and_copy_window_is_a_deep_copy():
+    import copy
+    import json
+
+    from ecap_ops.core.lag import copy_window, status_rank
+
+    ticks = [obs(10 * i, 100 * i, 0, state="Empty", members=0) for i in range(1, 6)]
+    w = None
+    for o in ticks:
+        before = copy.deepcopy(w)
+        ev = evaluate(w, o, th, CFG)
+        assert w == before  # the input window is not changed in place
+        w = ev.window
+    assert any(t.get("inc") for gw in w["groups"].values() for t in gw["t"].values())
+    c = copy_window(w)
+    assert c == json.loads(json.dumps(w))
+    for group, gw in w["groups"].items():
+        assert c["groups"][group] is not gw and c["groups"][group]["p"] is not gw["p"]
+        for topic, gt in gw["t"].items():
+            assert c["groups"][group]["t"][topic] is not gt
+            assert gt["inc"] is None or c["groups"][group]["t"][topic]["inc"] is not gt["inc"]
+    for topic, parts in w["ends"].items():
+        for p, samples in parts.items():
+            assert c["ends"][topic][p] == samples and c["ends"][topic][p] is not samples
+    assert [status_rank(s) for s in ("DATA_LOSS", "LAGGING", "IDLE")] == [0, 5, 9]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        1,
+        'é\n"x"',
+        [],
+        {},
+        [1, 2.5, None, True, "a"],
+        {"b": 1, "a": [], "c": {}, "d": {"z": [1, [2, {}]], "y": "}\n{"}},
+        {"rows": [{"a": 1, "b": "}"}, {"a": 2, "b": "{"}], "n": 3, "m": [{}]},
+        {"rows": [{"a": 1}, {}], "tuple": (1, (2, 3)), "e": float("inf")},
+        {"keys": {2: "int", 1: "int"}, "when": __import__("datetime").date(2024, 1, 2)},
+        [
+            [{"p": 1, "q": None}],
+            [{"p": 2, "q": {"r": [1]}}],
+            [{"s": __import__("datetime").date(2024, 1, 2)}],
+        ],
+    ],
+)
+def test_json_text_is_byte_for_byte_the_standard_encoder(data):
+    import json
+
+    from ecap_ops.cli.lag import json_text
+
+    assert json_text(data) == json.dumps(data, indent=2, sort_keys=True, default=str)
+
+
+def test_json_text_of_a_whole_tick():
+    import json
+
+    from ecap_ops.cli.lag import json_text
+    from ecap_ops.gateway.lag import Measurement
+    from ecap_ops.services.lag import LagTick
+
+    evs = run([obs(10 * i, 100 * i, 10 * i, state="Empty", members=0) for i in range(1, 5)])
+    o = obs(50, 500, 40)
+    d = LagTick(Measurement(o, 0.1, {"OffsetFetch": 1}), next(e for e in evs if e.events)).to_dict()
+    assert d["statuses"] and d["events"]
+    assert json_text(d) == json.dumps(d, indent=2, sort_keys=True, default=str)
+
+
+def test_gc_paused_restores_the_collector():
+    import gc
+
+    from ecap_ops.services.lag import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # someone else's pause is kept
+    finally:
+        gc.enable()

@@ -1,12 +1,33 @@
-"""The `ecap-ops` command line. Each module listed here attaches its commands to `main`."""
+"""The `ecap-ops` command line.
 
-import importlib
+Each module attaches its commands to `main`; a module is imported only when one of its
+commands runs (or when help lists them all), so `ecap-ops lag` does not pay for the
+local-Kafka or snapshot code. A new command is added here with its module.
+"""
 
 from ecap_ops.cli.app import main
 
-COMMAND_MODULES = ("topics", "broker", "dr", "health", "admin", "audits", "lag")
+COMMANDS = {
+    "plan": "topics",
+    "create-topics": "topics",
+    "list-topics": "topics",
+    "describe-topic": "topics",
+    "broker": "broker",
+    "kafka-cli": "broker",
+    "health-check": "health",
+    "delete-topic": "admin",
+    "reset-topics": "admin",
+    "test-produce": "admin",
+    "consumer-groups": "admin",
+    "retention-audit": "audits",
+    "cleanup-test-topics": "audits",
+    "lag": "lag",
+    "snapshot": "dr",
+    "restore": "dr",
+    "snapshot-diff": "dr",
+    "snapshot-verify": "dr",
+    "dr-drill": "dr",
+}
+main.lazy_commands = {name: f"ecap_ops.cli.{module}" for name, module in COMMANDS.items()}
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"ecap_ops.cli.{_name}")
-
-__all__ = ["main"]
+__all__ = ["COMMANDS", "main"]

@@ -45,7 +45,40 @@ class CliContext:
 pass_cli = click.make_pass_decorator(CliContext, ensure=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class EcapOpsGroup(click.Group):
+    """Click's group, except that usage errors exit 1, not click's 2: exit code 2 means
+    "plan found changes", and a mistyped flag must never look like that to a script."""
+
+    # command name -> module that defines it; imported on first use (see ecap_ops.cli).
+    lazy_commands: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.lazy_commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in self.lazy_commands:
+            import importlib
+
+            importlib.import_module(self.lazy_commands[name])
+        return self.commands.get(name)
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(1)
+        except (click.Abort, EOFError, KeyboardInterrupt):
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(0)
+
+
+@click.group(cls=EcapOpsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--bootstrap-servers",
     "-b",

@@ -4,10 +4,11 @@ import sys
 
 import click
 
-from ecap_ops.cli.app import CliContext, emit_json, guarded, main, pass_cli
+from ecap_ops.cli.app import CliContext, emit_json, guarded, main, output_option, pass_cli
 
 
 def _format_option(f):
+    """`snapshot` takes --output PATH (the issue's name), so its format is --format."""
     return click.option(
         "--format",
         "fmt",
@@ -84,7 +85,7 @@ def snapshot(cli: CliContext, output_path, fmt):
     type=int,
     help="Replication for every created topic (default: see docs/disaster-recovery.md).",
 )
-@_format_option
+@output_option
 @pass_cli
 @guarded
 def restore(
@@ -95,7 +96,7 @@ def restore(
     allow_other_cluster,
     topics,
     replication_factor,
-    fmt,
+    output,
 ):
     """Restore a snapshot: plan first, dry run unless --execute. Never deletes anything.
 
@@ -114,7 +115,7 @@ def restore(
     )
     with cli.gateway() as gw:
         result = do_restore(gw, catalog, snap, options, execute=execute)
-    if fmt == "json":
+    if output == "json":
         emit_json({**result.to_dict(), "dry_run": not execute})
     else:
         click.echo(render_restore_plan(result.plan))
@@ -135,15 +136,15 @@ def restore(
 @main.command("snapshot-diff")
 @click.argument("a", type=click.Path(dir_okay=False))
 @click.argument("b", type=click.Path(dir_okay=False))
-@_format_option
+@output_option
 @guarded
-def snapshot_diff(a, b, fmt):
+def snapshot_diff(a, b, output):
     """What changed from snapshot A to snapshot B. Exit 0: no differences; 2: differences."""
     from ecap_ops.core.snapshot import render_diff
     from ecap_ops.services.dr import diff_files
 
     d = diff_files(a, b)
-    if fmt == "json":
+    if output == "json":
         emit_json(d.to_dict())
     else:
         click.echo(render_diff(d))
@@ -152,14 +153,14 @@ def snapshot_diff(a, b, fmt):
 
 @main.command("snapshot-verify")
 @click.argument("path", type=click.Path(dir_okay=False))
-@_format_option
+@output_option
 @guarded
-def snapshot_verify(path, fmt):
+def snapshot_verify(path, output):
     """Check a snapshot file (checksum, format version, structure) and summarize it."""
     from ecap_ops.services.dr import load_snapshot
 
     s = load_snapshot(path).summary()
-    if fmt == "json":
+    if output == "json":
         emit_json(s)
         return
     click.echo(
@@ -198,10 +199,10 @@ def snapshot_verify(path, fmt):
 @click.option(
     "--topic", "topics", multiple=True, metavar="NAME", help="Drill only this topic (repeat it)."
 )
-@_format_option
+@output_option
 @pass_cli
 @guarded
-def dr_drill(cli: CliContext, snapshot_path, target_bootstrap, name_prefix, topics, fmt):
+def dr_drill(cli: CliContext, snapshot_path, target_bootstrap, name_prefix, topics, output):
     """Restore a snapshot onto a scratch target, check it topic by topic, remove what was created. Exit 1 on failure."""
     from ecap_ops.services.dr import drill_target, latest_snapshot, run_drill, snapshot_dir
 
@@ -216,7 +217,7 @@ def dr_drill(cli: CliContext, snapshot_path, target_bootstrap, name_prefix, topi
             topics=tuple(topics),
             same_cluster=same,
         )
-    if fmt == "json":
+    if output == "json":
         emit_json(report.to_dict())
     else:
         click.echo(report.render())

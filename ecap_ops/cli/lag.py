@@ -1,12 +1,14 @@
 """`ecap-ops lag`: consumer groups by topic, with lag in messages and seconds, and status."""
 
+import functools
+import json
 import sys
 import time
+from typing import Any
 
 import click
 
 from ecap_ops.cli.app import (
-    emit_json,
     fmt_int,
     guarded,
     main,
@@ -15,6 +17,89 @@ from ecap_ops.cli.app import (
     render_table,
 )
 from ecap_ops.errors import ConfigError
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})  # written as they are by any encoder
+
+
+def json_text(data: Any) -> str:
+    """Exactly `json.dumps(data, indent=2, sort_keys=True, default=str)` (what `emit_json`
+    prints), several times faster on a 1,000-group tick (10 MB of JSON).
+
+    Python's indenting encoder is pure Python: one generator step per token. Here Python
+    only walks the nesting; the C encoder writes, in one call each, every container of plain
+    values, every run of plain values inside a dict and every list of such flat dicts (the
+    partitions of a status), its item separator carrying the line break and indentation. A
+    raw line break never occurs inside a JSON string, so the layout can be fixed by text."""
+    out: list[str] = []
+    _write_json(data, 0, out)
+    return "".join(out)
+
+
+@functools.cache
+def _newline(depth: int) -> str:
+    return "\n" + "  " * depth
+
+
+@functools.cache
+def _flat_encoder(depth: int):
+    """Encodes a value; a container's items come one per line at `depth + 1` (without the line
+    break after its opening bracket and before its closing one)."""
+    sep = "," + _newline(depth + 1)
+    return json.JSONEncoder(sort_keys=True, separators=(sep, ": "), default=str).encode
+
+
+def _flat(values) -> bool:
+    return _PLAIN.issuperset(map(type, values))
+
+
+def _write_json(x: Any, depth: int, out: list[str]) -> None:
+    encode = _flat_encoder(depth)
+    is_dict = isinstance(x, dict)
+    if not (is_dict or isinstance(x, (list, tuple))) or not x:
+        out.append(encode(x))  # a plain value, [] or {}
+        return
+    inner = _newline(depth + 1)
+    if is_dict and not all(type(k) is str for k in x):
+        # Keys other than strings: leave their conversion and order to the standard encoder.
+        text = json.dumps(x, indent=2, sort_keys=True, default=str)
+        out.append(text.replace("\n", _newline(depth)))
+        return
+    if _flat(x.values() if is_dict else x):
+        text = encode(x)
+        out.append(text[0] + inner + text[1:-1] + _newline(depth) + text[-1])
+        return
+    if not is_dict:
+        if all(type(v) is dict and v and _flat(v.values()) for v in x):
+            # Flat dicts, encoded with their own item separator: the only separators that
+            # follow a dict's "}" and precede a "{" are the list's; give them the list's depth.
+            item = _newline(depth + 2)
+            text = _flat_encoder(depth + 1)(x)[2:-2]
+            text = text.replace("}," + item + "{", inner + "}," + inner + "{" + item)
+            out.append("[" + inner + "{" + item + text + inner + "}" + _newline(depth) + "]")
+            return
+        out.append("[")
+        for i, v in enumerate(x):
+            out.append(("," if i else "") + inner)
+            _write_json(v, depth + 1, out)
+        out.append(_newline(depth) + "]")
+        return
+    out.append("{")
+    run: dict[str, Any] = {}  # consecutive plain items, written in one call
+    sep = ""
+    for k in sorted(x):
+        v = x[k]
+        if type(v) in _PLAIN:
+            run[k] = v
+            continue
+        if run:
+            out.append(sep + inner + encode(run)[1:-1])
+            run, sep = {}, ","
+        out.append(sep + inner + json.encoder.encode_basestring_ascii(k) + ": ")
+        sep = ","
+        _write_json(v, depth + 1, out)
+    if run:
+        out.append(sep + inner + encode(run)[1:-1])
+    out.append(_newline(depth) + "}")
 
 
 def lag_table(statuses) -> str:
@@ -96,7 +181,7 @@ def lag_command(cli, groups, exclude, watch, interval, count, budget, output):
     group is critical (one-shot), 0 otherwise.
     """
     from ecap_ops.gateway.lag import LagScope
-    from ecap_ops.services.lag import lag_tick
+    from ecap_ops.services.lag import gc_paused, lag_tick
 
     if count is not None and not watch:
         raise ConfigError("--count: only meaningful with --watch")
@@ -112,9 +197,10 @@ def lag_command(cli, groups, exclude, watch, interval, count, budget, output):
             n += 1
             obs = tick.measurement.observation
             if output == "json":
-                data = tick.to_dict()
-                data.pop("events", None)
-                emit_json(data)
+                with gc_paused():
+                    data = tick.to_dict()
+                    data.pop("events", None)
+                    click.echo(json_text(data))
             else:
                 if watch:
                     click.echo(

@@ -69,9 +69,12 @@ WINDOW_VERSION = 1
 CURSOR_PREFIX = f"lagv{WINDOW_VERSION}:"
 
 
+_RANK = {s: i for i, s in enumerate(STATUS_ORDER)}
+
+
 def status_rank(status: str) -> int:
     """0 for the worst status, growing towards OK/IDLE."""
-    return STATUS_ORDER.index(status)
+    return _RANK[status]
 
 
 def worst(statuses: Iterable[str]) -> str:
@@ -461,6 +464,32 @@ def _r(x: float | None, nd: int = 1) -> float | None:
     return None if x is None else round(x, nd)
 
 
+def copy_window(window: dict) -> dict:
+    """A copy of a window that `evaluate` may change without touching the original.
+
+    Copies every dict and list that the evaluation changes in place and shares the rest: the
+    (time, end) pairs, the per-partition states [committed, since, peak] and the entries of
+    `raw`/`lag` are never changed in place (lists holding them are rebuilt), so a 1,000-group
+    window is not copied element by element every tick."""
+
+    def topic(gt: dict) -> dict:
+        inc = gt.get("inc")
+        return {**gt, "inc": dict(inc) if inc else inc}
+
+    return {
+        **window,
+        "ends": {t: {p: list(s) for p, s in parts.items()} for t, parts in window["ends"].items()},
+        "groups": {
+            g: {
+                **gw,
+                "p": dict(gw.get("p") or {}),
+                "t": {t: topic(gt) for t, gt in gw.get("t", {}).items()},
+            }
+            for g, gw in window["groups"].items()
+        },
+    }
+
+
 def _samples(window: dict, obs: Observation, cfg: EvalConfig) -> None:
     """Append this tick's end offsets to each partition's samples."""
     ends = window["ends"]
@@ -708,8 +737,7 @@ def evaluate(
             f"cluster id changed from {window.get('cluster')} to {obs.cluster_id}: lag history reset"
         )
         window = None
-    # A JSON round trip copies the plain window several times faster than deepcopy.
-    w = json.loads(json.dumps(window)) if window is not None else new_window(obs.cluster_id, now)
+    w = copy_window(window) if window is not None else new_window(obs.cluster_id, now)
     w["cluster"] = obs.cluster_id
     _samples(w, obs, cfg)
     statuses: list[GroupTopicStatus] = []
@@ -760,23 +788,22 @@ def evaluate(
             gt = gw["t"].setdefault(topic, {"raw": [], "lag": [], "inc": None, "clean": 0})
             th = thresholds(topic)
             pstates = gw["p"].get(topic, {})
-            total = 0
-            for p in parts:
-                c = g.committed.get((topic, p))
-                if c is not None:
-                    po = obs.offsets[(topic, p)]
-                    total += max(0, po.end - max(c, po.start or 0))
+            ends = w["ends"].get(topic, {})
+            measured = [(p, g.committed.get((topic, p)), obs.offsets[(topic, p)]) for p in parts]
+            total = sum(
+                max(0, po.end - max(c, po.start or 0)) for _, c, po in measured if c is not None
+            )
             plags: list[PartitionLag] = []
             new_states: dict[str, list] = {}
-            for p in parts:
-                samples = w["ends"].get(topic, {}).get(str(p), [])
+            for p, c, po in measured:
+                key = str(p)
                 pl, st = _partition_status(
                     topic,
                     p,
-                    g.committed.get((topic, p)),
-                    obs.offsets[(topic, p)],
-                    samples,
-                    pstates.get(str(p)),
+                    c,
+                    po,
+                    ends.get(key, []),
+                    pstates.get(key),
                     g,
                     gw,
                     total > th.warn_msgs,
@@ -786,7 +813,7 @@ def evaluate(
                 )
                 plags.append(pl)
                 if st is not None:
-                    new_states[str(p)] = st
+                    new_states[key] = st
             gw["p"][topic] = new_states
             known = [pl for pl in plags if pl.lag_seconds is not None]
             top = max(known, key=lambda pl: pl.lag_seconds or 0.0, default=None)

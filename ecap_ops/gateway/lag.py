@@ -178,7 +178,8 @@ async def _measure(
         for g in resp.groups:
             if (g.protocol_type or "") in CONSUMER_PROTOCOL_TYPES:
                 listed.add(g.group_id)
-    selected = sorted(g for g in listed if scope.selects(g))
+    in_scope = frozenset(g for g in listed if scope.selects(g))
+    selected = sorted(in_scope)
     cluster_id = meta.get("cluster_id") or ""
     topics_ok = {t["name"]: t for t in meta["topics"] if not t.get("error_code")}
     leaders: dict[tuple[str, int], int] = {}
@@ -285,9 +286,7 @@ async def _measure(
         offsets=offsets,
         topics=frozenset(topics_ok),
         groups=groups,
-        listed_groups=frozenset(g for g in listed if scope.selects(g))
-        if listing_complete
-        else None,
+        listed_groups=in_scope if listing_complete else None,
         partial=partial,
         notes=tuple(notes),
     )

@@ -4,8 +4,11 @@ Both front ends call `lag_tick`: the Dagster sensor keeps the window in its curs
 CLI's `lag --watch` keeps it in memory.
 """
 
+import contextlib
+import gc
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ecap_ops.catalog.model import Catalog, LagThresholds
@@ -74,10 +77,33 @@ def lag_tick(
     """Measure every group in scope and judge it against the window of earlier ticks."""
     thresholds = catalog_thresholds(catalog)
     transactional = [t.name for t in catalog.topics if t.transactional]
-    m = measure_lag(
-        gateway, thresholds, transactional, scope, budget_s, now if now is not None else time.time()
-    )
-    return LagTick(m, evaluate(window, m.observation, thresholds, config))
+    with gc_paused():
+        m = measure_lag(
+            gateway,
+            thresholds,
+            transactional,
+            scope,
+            budget_s,
+            now if now is not None else time.time(),
+        )
+        return LagTick(m, evaluate(window, m.observation, thresholds, config))
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for one tick.
+
+    At 1,000 groups a tick allocates a few hundred thousand small objects that hold no
+    cycles (parsed offsets, statuses, window entries); the collector would walk all of them
+    again and again for nothing, about 40% of the evaluation. Reference counting still frees
+    them; the collector resumes after the tick (unless someone else had paused it)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def read_cursor(cursor: str | None) -> tuple[dict | None, str | None]:
