@@ -36,13 +36,17 @@ def timed(cmd: list[str], env: dict | None = None, runs: int = 5) -> tuple[float
         out = subprocess.run(cmd, capture_output=True, text=True, env=env)
         times.append(time.perf_counter() - started)
         if out.returncode not in (0, 2):
-            raise SystemExit(f"{' '.join(cmd[:4])}... failed ({out.returncode}): {out.stderr[-800:]}")
+            raise SystemExit(
+                f"{' '.join(cmd[:4])}... failed ({out.returncode}): {out.stderr[-800:]}"
+            )
     return statistics.median(times), times
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="fewer runs and 200 topics instead of 1,000")
+    ap.add_argument(
+        "--quick", action="store_true", help="fewer runs and 200 topics instead of 1,000"
+    )
     args = ap.parse_args()
     runs = 3 if args.quick else 7
     n_topics = 200 if args.quick else 1000
@@ -57,19 +61,28 @@ def main() -> None:
         env.pop("ECAP_CATALOG", None)
 
         ours, _ = timed([sys.executable, "-m", "ecap_ops", "plan"], env, runs)
-        ref_cmd = kafka_script_command("kafka-topics", ["--bootstrap-server", bootstrap, "--describe", "--topic", ",".join(catalog.names())])
+        ref_cmd = kafka_script_command(
+            "kafka-topics",
+            ["--bootstrap-server", bootstrap, "--describe", "--topic", ",".join(catalog.names())],
+        )
         # kafka-topics takes one --topic (a regex): describe the five by an alternation.
         ref_cmd[-1] = "|".join(catalog.names())
         theirs, _ = timed(ref_cmd, env, runs)
         print_table(
-            "1. Plan/describe of the five catalog topics (whole process, median of %d)" % runs,
+            f"1. Plan/describe of the five catalog topics (whole process, median of {runs})",
             ["tool", "wall time"],
-            [["ecap-ops plan", f"{ours:.2f} s"], ["kafka-topics --describe (Kafka 4.4)", f"{theirs:.2f} s"], ["ratio (kafka-topics / ecap-ops)", f"{theirs / ours:.1f}x"]],
+            [
+                ["ecap-ops plan", f"{ours:.2f} s"],
+                ["kafka-topics --describe (Kafka 4.4)", f"{theirs:.2f} s"],
+                ["ratio (kafka-topics / ecap-ops)", f"{theirs / ours:.1f}x"],
+            ],
         )
 
         lines = ["version: 1", "topics:"]
         for i in range(n_topics):
-            lines.append(f"  bench-{i:04d}: {{partitions: 1, retention: {1 + i % 30}d, compression: lz4, max_message_size: 1MiB}}")
+            lines.append(
+                f"  bench-{i:04d}: {{partitions: 1, retention: {1 + i % 30}d, compression: lz4, max_message_size: 1MiB}}"
+            )
         big = parse_catalog("\n".join(lines) + "\n", env="dev", source="generated")
         with KafkaGateway(settings) as gw:
             started = time.perf_counter()
@@ -87,14 +100,26 @@ def main() -> None:
             f"2. Generated catalog of {n_topics:,} topics",
             ["step", "wall time", "requests", "by type"],
             [
-                ["first apply (create all)", f"{first:.2f} s", sum(first_requests.values()), ", ".join(f"{k} {v}" for k, v in sorted(first_requests.items()))],
-                ["no-op plan after it", f"{noop:.2f} s", sum(noop_requests.values()), ", ".join(f"{k} {v}" for k, v in sorted(noop_requests.items()))],
+                [
+                    "first apply (create all)",
+                    f"{first:.2f} s",
+                    sum(first_requests.values()),
+                    ", ".join(f"{k} {v}" for k, v in sorted(first_requests.items())),
+                ],
+                [
+                    "no-op plan after it",
+                    f"{noop:.2f} s",
+                    sum(noop_requests.values()),
+                    ", ".join(f"{k} {v}" for k, v in sorted(noop_requests.items())),
+                ],
             ],
         )
 
     with tempfile.TemporaryDirectory() as tmp:
         one = Path(tmp) / "one_asset.py"
-        one.write_text("import dagster as dg\n\n@dg.asset\ndef one():\n    return 1\n\ndefs = dg.Definitions(assets=[one])\n")
+        one.write_text(
+            "import dagster as dg\n\n@dg.asset\ndef one():\n    return 1\n\ndefs = dg.Definitions(assets=[one])\n"
+        )
         venv_dagster = [sys.executable, "-m", "dagster", "definitions", "validate"]
         denv = {**os.environ, "DAGSTER_HOME": tmp}
         ours_v, _ = timed(venv_dagster + ["-m", "ecap_ops", "-a", "defs"], denv, max(3, runs // 2))
@@ -102,7 +127,11 @@ def main() -> None:
         print_table(
             "3. dagster definitions validate (median)",
             ["code location", "wall time"],
-            [["ecap_ops (all areas)", f"{ours_v:.2f} s"], ["one-asset file", f"{base_v:.2f} s"], ["what ecap_ops adds", f"{ours_v - base_v:+.2f} s"]],
+            [
+                ["ecap_ops (all areas)", f"{ours_v:.2f} s"],
+                ["one-asset file", f"{base_v:.2f} s"],
+                ["what ecap_ops adds", f"{ours_v - base_v:+.2f} s"],
+            ],
         )
 
 

@@ -46,7 +46,7 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[obje
     rows = [[str(c) for c in r] for r in rows]
     widths = [max(len(str(h)), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     print(f"\n{title}")
-    print("  " + "  ".join(str(h).ljust(w) for h, w in zip(headers, widths)))
+    print("  " + "  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=False)))
     print("  " + "  ".join("-" * w for w in widths))
     for r in rows:
-        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)))

@@ -32,7 +32,13 @@ class AlertSinks:
         sink never stops the others."""
         results: dict[str, str] = {}
         lg = self.logger or log
-        level = logging.ERROR if alert.severity == "critical" else logging.WARNING if alert.severity == "warning" else logging.INFO
+        level = (
+            logging.ERROR
+            if alert.severity == "critical"
+            else logging.WARNING
+            if alert.severity == "warning"
+            else logging.INFO
+        )
         lg.log(level, log_line(alert))
         results["log"] = "ok"
         if self.jsonl_path:
@@ -55,7 +61,12 @@ class AlertSinks:
         body = json.dumps(payload).encode()
         last = ""
         for attempt in range(1, self.retries + 1):
-            req = urllib.request.Request(self.webhook_url, data=body, headers={"Content-Type": "application/json"}, method="POST")  # type: ignore[arg-type]
+            req = urllib.request.Request(
+                self.webhook_url,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )  # type: ignore[arg-type]
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                     if 200 <= resp.status < 300:

@@ -23,7 +23,9 @@ def build_definitions() -> dg.Definitions:
         cleanup.build_defs(catalog),
         lag.build_defs(catalog),
         failures.build_defs(),
-        dg.Definitions(resources={"kafka": kafka_resource_from_env(), "alerts": alerts_resource_from_env()}),
+        dg.Definitions(
+            resources={"kafka": kafka_resource_from_env(), "alerts": alerts_resource_from_env()}
+        ),
     )
 
 

@@ -81,7 +81,9 @@ class KafkaSettings:
             if not self.sasl_username:
                 problems.append("SASL username: required with " + proto)
             if not self.sasl_password:
-                problems.append("SASL password: required with " + proto + " (set KAFKA_SASL_PASSWORD)")
+                problems.append(
+                    "SASL password: required with " + proto + " (set KAFKA_SASL_PASSWORD)"
+                )
         if self.ssl_cafile and not os.path.isfile(self.ssl_cafile):
             problems.append(f"SSL CA file: {self.ssl_cafile!r} does not exist")
         for key in ("connect_timeout_ms", "request_timeout_ms"):

@@ -26,7 +26,9 @@ def _topics(settings) -> set[str]:
 
 def _create(settings, name: str) -> None:
     with KafkaGateway(settings) as gw:
-        gw.require(gw.create_topics({name: {"num_partitions": 1, "replication_factor": 1}}), "creating")
+        gw.require(
+            gw.create_topics({name: {"num_partitions": 1, "replication_factor": 1}}), "creating"
+        )
 
 
 def _run(bootstrap, *args, input=None, catalog=None):
@@ -44,7 +46,9 @@ def test_delete_topic_asks_and_no_keeps_it(kafka_settings, kafka_bootstrap, uniq
     assert unique_name not in _topics(kafka_settings)
 
 
-def test_delete_topic_yes_for_scripts_and_exact_names_only(kafka_settings, kafka_bootstrap, unique_name):
+def test_delete_topic_yes_for_scripts_and_exact_names_only(
+    kafka_settings, kafka_bootstrap, unique_name
+):
     _create(kafka_settings, unique_name)
     _create(kafka_settings, unique_name + "x")
     res = _run(kafka_bootstrap, "delete-topic", unique_name, "--yes")
@@ -55,7 +59,9 @@ def test_delete_topic_yes_for_scripts_and_exact_names_only(kafka_settings, kafka
     assert res.exit_code == 1 and "does not exist" in res.output
 
 
-def test_internal_and_catalog_topics_need_force(kafka_settings, kafka_bootstrap, unique_name, tmp_path):
+def test_internal_and_catalog_topics_need_force(
+    kafka_settings, kafka_bootstrap, unique_name, tmp_path
+):
     res = _run(kafka_bootstrap, "delete-topic", "__consumer_offsets", "--yes")
     assert res.exit_code == 1 and "internal topics" in res.output and "--force" in res.output
     data = yaml.safe_load(default_catalog_path().read_text())
@@ -71,7 +77,9 @@ def test_internal_and_catalog_topics_need_force(kafka_settings, kafka_bootstrap,
     assert res.exit_code == 0 and name not in _topics(kafka_settings)
 
 
-def test_reset_topics_prints_what_it_deletes_needs_consent_and_recreates_empty(kafka_settings, kafka_bootstrap, unique_name, tmp_path):
+def test_reset_topics_prints_what_it_deletes_needs_consent_and_recreates_empty(
+    kafka_settings, kafka_bootstrap, unique_name, tmp_path
+):
     data = yaml.safe_load(default_catalog_path().read_text())
     data["environments"]["dev"]["name_prefix"] = unique_name + "."
     cat = tmp_path / "c.yaml"
@@ -79,7 +87,11 @@ def test_reset_topics_prints_what_it_deletes_needs_consent_and_recreates_empty(k
     catalog = load_catalog(cat, env="dev")
     with KafkaGateway(kafka_settings) as gw:
         assert apply_topics(gw, catalog).ok
-        ids_before = {n: t.topic_id for n, t in gw.read_cluster_state(catalog.names()).topics.items() if n in catalog.names()}
+        ids_before = {
+            n: t.topic_id
+            for n, t in gw.read_cluster_state(catalog.names()).topics.items()
+            if n in catalog.names()
+        }
     tx = f"{unique_name}.transactions"
     producer = KafkaProducer(acks="all", **kafka_settings.client_kwargs())
     for i in range(7):

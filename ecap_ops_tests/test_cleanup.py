@@ -52,7 +52,14 @@ def _t(name, newest_days_ago=10.0, **kw) -> TopicEvidence:
 
 @pytest.mark.parametrize(
     "name, match",
-    [("test-a", "test-*"), ("tmp-x", "tmp-*"), ("load-test", "*-test"), ("testing", None), ("a.test-b", None), ("TEST-a", None)],
+    [
+        ("test-a", "test-*"),
+        ("tmp-x", "tmp-*"),
+        ("load-test", "*-test"),
+        ("testing", None),
+        ("a.test-b", None),
+        ("TEST-a", None),
+    ],
 )
 def test_patterns_are_globs_over_the_exact_name(name, match):
     assert matching_pattern(name, ("test-*", "tmp-*", "*-test")) == match
@@ -67,7 +74,10 @@ def test_patterns_are_globs_over_the_exact_name(name, match):
         (_t("test-recent", newest_days_ago=1), "within the idle period"),
         (_t("test-future", newest_days_ago=-1), "in the future"),
         (_t("test-empty", newest_days_ago=None, records=0), "holds no record"),
-        (_t("test-grp", groups=(GroupEvidence("g", "Empty", 0, {0: 5}),)), "group g has committed offsets"),
+        (
+            _t("test-grp", groups=(GroupEvidence("g", "Empty", 0, {0: 5}),)),
+            "group g has committed offsets",
+        ),
         (_t("test-live", groups=(GroupEvidence("g", "Stable", 2),)), "group g has 2 member(s)"),
         (_t("test-off", offline_partitions=1), "offline"),
     ],
@@ -92,7 +102,15 @@ def test_empty_topics_go_only_when_asked():
     assert decide([t], CleanupRules(delete_empty=True), NOW)[0].delete
 
 
-@pytest.mark.parametrize("rules", [CleanupRules(patterns=("*",)), CleanupRules(patterns=()), CleanupRules(idle_days=-1), CleanupRules(max_deletions=-1)])
+@pytest.mark.parametrize(
+    "rules",
+    [
+        CleanupRules(patterns=("*",)),
+        CleanupRules(patterns=()),
+        CleanupRules(idle_days=-1),
+        CleanupRules(max_deletions=-1),
+    ],
+)
 def test_bad_rules_are_refused_before_reading_anything(rules):
     with pytest.raises(ConfigError) as exc:
         cleanup_test_topics(None, load_catalog(env="dev"), rules)  # type: ignore[arg-type]
@@ -118,11 +136,22 @@ def seeded(kafka_settings):
     }
     patterns = (f"test-{run}-*", f"tmp-{run}-*", f"*-{run}-test", "__consumer_offset*")
     base = load_catalog(env="dev")
-    catalog = dataclasses.replace(base, topics=(dataclasses.replace(base.get("transactions"), name=names["catalog"]),))
+    catalog = dataclasses.replace(
+        base, topics=(dataclasses.replace(base.get("transactions"), name=names["catalog"]),)
+    )
     month = str(30 * DAY_MS)  # long retention: the old records must not expire mid-test
     with KafkaGateway(kafka_settings) as gw:
         gw.require(
-            gw.create_topics({n: {"num_partitions": 2, "replication_factor": 1, "configs": {"retention.ms": month}} for n in names.values()}),
+            gw.create_topics(
+                {
+                    n: {
+                        "num_partitions": 2,
+                        "replication_factor": 1,
+                        "configs": {"retention.ms": month},
+                    }
+                    for n in names.values()
+                }
+            ),
             "seeding",
         )
     old = int(time.time() * 1000) - 10 * DAY_MS
@@ -134,7 +163,13 @@ def seeded(kafka_settings):
     producer.flush(15)
     producer.close()
     group = f"grp-{run}"
-    consumer = KafkaConsumer(names["grouped"], group_id=group, auto_offset_reset="earliest", enable_auto_commit=False, **kafka_settings.client_kwargs())
+    consumer = KafkaConsumer(
+        names["grouped"],
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **kafka_settings.client_kwargs(),
+    )
     got = 0
     deadline = time.monotonic() + 30
     while got < 5 and time.monotonic() < deadline:
@@ -142,7 +177,9 @@ def seeded(kafka_settings):
     consumer.commit()
     consumer.close()
     assert got == 5
-    rules = CleanupRules(patterns=patterns, idle_days=7, max_deletions=2, protected=frozenset({names["protected"]}))
+    rules = CleanupRules(
+        patterns=patterns, idle_days=7, max_deletions=2, protected=frozenset({names["protected"]})
+    )
     return names, rules, catalog, group
 
 
@@ -153,13 +190,19 @@ def _existing(settings) -> set[str]:
 
 
 @pytest.mark.kafka
-def test_dry_run_lists_exactly_the_candidates_with_reasons_and_deletes_nothing(seeded, kafka_settings):
+def test_dry_run_lists_exactly_the_candidates_with_reasons_and_deletes_nothing(
+    seeded, kafka_settings
+):
     names, rules, catalog, group = seeded
     with KafkaGateway(kafka_settings) as gw:
         result = cleanup_test_topics(gw, catalog, rules, execute=False)
     ds = {d.topic: d for d in result.decisions}
     assert names["nomatch"] not in ds
-    assert {t for t, d in ds.items() if d.candidate} == {names["idle1"], names["idle2"], names["idle3"]}
+    assert {t for t, d in ds.items() if d.candidate} == {
+        names["idle1"],
+        names["idle2"],
+        names["idle3"],
+    }
     assert len(result.to_delete) == 2 and not result.deleted
     for key, reason in [
         ("recent", "within the idle period"),
@@ -170,7 +213,11 @@ def test_dry_run_lists_exactly_the_candidates_with_reasons_and_deletes_nothing(s
         assert any(reason in r for r in ds[names[key]].reasons), (key, ds[names[key]].reasons)
     assert any("internal topic" in r for r in ds["__consumer_offsets"].reasons)
     grouped = ds[names["grouped"]].evidence["groups"]
-    assert grouped[0]["group"] == group and sum(grouped[0]["committed"].values()) == 5 and grouped[0]["lag"] == 0
+    assert (
+        grouped[0]["group"] == group
+        and sum(grouped[0]["committed"].values()) == 5
+        and grouped[0]["lag"] == 0
+    )
     idle = ds[names["idle1"]].evidence
     assert idle["records"] == 5 and idle["bytes_on_disk"] > 0 and "10d" in idle["idle"]
     assert set(names.values()) <= _existing(kafka_settings)
@@ -182,9 +229,22 @@ def test_dagster_job_dry_run_by_default(seeded, kafka_bootstrap):
     from ecap_ops.orchestration.resources import KafkaResource
 
     names, rules, catalog, _group = seeded
-    defs = dg.Definitions.merge(cleanup.build_defs(catalog), dg.Definitions(resources={"kafka": KafkaResource(bootstrap_servers=kafka_bootstrap)}))
+    defs = dg.Definitions.merge(
+        cleanup.build_defs(catalog),
+        dg.Definitions(resources={"kafka": KafkaResource(bootstrap_servers=kafka_bootstrap)}),
+    )
     result = defs.get_job_def("cleanup_test_topics").execute_in_process(
-        run_config={"ops": {"cleanup_idle_test_topics": {"config": {"patterns": list(rules.patterns), "max_deletions": 2, "protected": [names["protected"]]}}}}
+        run_config={
+            "ops": {
+                "cleanup_idle_test_topics": {
+                    "config": {
+                        "patterns": list(rules.patterns),
+                        "max_deletions": 2,
+                        "protected": [names["protected"]],
+                    }
+                }
+            }
+        }
     )
     assert result.success
     out = result.output_for_node("cleanup_idle_test_topics")
@@ -192,7 +252,9 @@ def test_dagster_job_dry_run_by_default(seeded, kafka_bootstrap):
 
 
 @pytest.mark.kafka
-def test_execute_deletes_exactly_the_chosen_within_budget_after_snapshots(seeded, kafka_bootstrap, kafka_settings, tmp_path, monkeypatch):
+def test_execute_deletes_exactly_the_chosen_within_budget_after_snapshots(
+    seeded, kafka_bootstrap, kafka_settings, tmp_path, monkeypatch
+):
     names, rules, _catalog, _group = seeded
     monkeypatch.setenv("ECAP_PROTECTED_TOPICS", names["protected"])
     cat_path = tmp_path / "catalog.yaml"
@@ -204,17 +266,37 @@ def test_execute_deletes_exactly_the_chosen_within_budget_after_snapshots(seeded
     tx = data["topics"].pop("transactions")
     data["topics"] = {names["catalog"]: tx}
     cat_path.write_text(yaml.safe_dump(data))
-    args = ["-b", kafka_bootstrap, "--catalog", str(cat_path), "--env", "dev", "cleanup-test-topics", "--max-deletions", "2", "--snapshot-dir", str(tmp_path / "snaps"), "--output", "json"]
+    args = [
+        "-b",
+        kafka_bootstrap,
+        "--catalog",
+        str(cat_path),
+        "--env",
+        "dev",
+        "cleanup-test-topics",
+        "--max-deletions",
+        "2",
+        "--snapshot-dir",
+        str(tmp_path / "snaps"),
+        "--output",
+        "json",
+    ]
     for p in rules.patterns:
         args += ["--pattern", p]
     res = CliRunner().invoke(main, args + ["--execute"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
-    assert len(doc["deleted"]) == 2 and set(doc["deleted"]) <= {names["idle1"], names["idle2"], names["idle3"]}
+    assert len(doc["deleted"]) == 2 and set(doc["deleted"]) <= {
+        names["idle1"],
+        names["idle2"],
+        names["idle3"],
+    }
     for topic in doc["deleted"]:
         snap = json.loads(open(doc["snapshots"][topic]).read())
         assert snap["topic"] == topic and snap["topic_id"] and len(snap["partitions"]) == 2
-        assert sum(p["end_offset"] for p in snap["partitions"]) == 5 and snap["overrides"]["retention.ms"] == str(30 * DAY_MS)
+        assert sum(p["end_offset"] for p in snap["partitions"]) == 5 and snap["overrides"][
+            "retention.ms"
+        ] == str(30 * DAY_MS)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and set(doc["deleted"]) & _existing(kafka_settings):
         time.sleep(0.5)
@@ -224,4 +306,6 @@ def test_execute_deletes_exactly_the_chosen_within_budget_after_snapshots(seeded
     # The next run takes the third idle topic: the budget defers, never drops.
     res = CliRunner().invoke(main, args + ["--execute"], catch_exceptions=False)
     doc2 = json.loads(res.output)
-    assert doc2["deleted"] == sorted({names["idle1"], names["idle2"], names["idle3"]} - set(doc["deleted"]))
+    assert doc2["deleted"] == sorted(
+        {names["idle1"], names["idle2"], names["idle3"]} - set(doc["deleted"])
+    )

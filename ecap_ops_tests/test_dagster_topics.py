@@ -17,19 +17,27 @@ from ecap_ops_tests.test_provisioning import prefixed_catalog
 def defs_for(catalog_path, bootstrap):
     catalog = load_catalog(catalog_path)
     return catalog, dg.Definitions.merge(
-        topics.build_defs(catalog), dg.Definitions(resources={"kafka": KafkaResource(bootstrap_servers=bootstrap)})
+        topics.build_defs(catalog),
+        dg.Definitions(resources={"kafka": KafkaResource(bootstrap_servers=bootstrap)}),
     )
 
 
-def test_provision_topics_job_creates_the_topics_and_the_checks_pass(kafka_cluster, tmp_path, unique_name):
-    catalog, defs = defs_for(prefixed_catalog(tmp_path, unique_name), kafka_cluster.bootstrap_servers)
+def test_provision_topics_job_creates_the_topics_and_the_checks_pass(
+    kafka_cluster, tmp_path, unique_name
+):
+    catalog, defs = defs_for(
+        prefixed_catalog(tmp_path, unique_name), kafka_cluster.bootstrap_servers
+    )
     job = defs.resolve_job_def("provision_topics")
     assert job.executor_def is dg.in_process_executor  # never two topics at once
     assert job.tags.get("ecap_ops/provisioning") == "topics"
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert result.success
 
-    mats = {e.asset_key.path[1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    mats = {
+        e.asset_key.path[1]: e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
     assert set(mats) == set(catalog.names())
     tx = mats[f"{unique_name}.transactions"]
     assert tx["partitions"].value == 6 and tx["replication_factor"].value == 1
@@ -47,8 +55,12 @@ def test_provision_topics_job_creates_the_topics_and_the_checks_pass(kafka_clust
     assert set(catalog.names()) <= set(listed)
 
 
-def test_materializing_one_topic_asset_reconciles_only_that_topic(kafka_cluster, tmp_path, unique_name):
-    catalog, defs = defs_for(prefixed_catalog(tmp_path, unique_name), kafka_cluster.bootstrap_servers)
+def test_materializing_one_topic_asset_reconciles_only_that_topic(
+    kafka_cluster, tmp_path, unique_name
+):
+    catalog, defs = defs_for(
+        prefixed_catalog(tmp_path, unique_name), kafka_cluster.bootstrap_servers
+    )
     asset = topics.build_topic_asset(catalog, catalog.get(f"{unique_name}.fraud-alerts"))
     result = dg.materialize(
         [asset],
@@ -56,15 +68,26 @@ def test_materializing_one_topic_asset_reconciles_only_that_topic(kafka_cluster,
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success
-    listed = [t for t in kafka_tool(kafka_cluster, "kafka-topics", "--list").stdout.split() if t.startswith(unique_name)]
+    listed = [
+        t
+        for t in kafka_tool(kafka_cluster, "kafka-topics", "--list").stdout.split()
+        if t.startswith(unique_name)
+    ]
     assert listed == [f"{unique_name}.fraud-alerts"]
 
 
-def test_a_refused_reconcile_fails_the_materialization_with_the_reason(kafka_cluster, tmp_path, unique_name):
+def test_a_refused_reconcile_fails_the_materialization_with_the_reason(
+    kafka_cluster, tmp_path, unique_name
+):
     path = prefixed_catalog(tmp_path, unique_name)
     catalog, defs = defs_for(path, kafka_cluster.bootstrap_servers)
     name = f"{unique_name}.analytics-results"
-    assert kafka_tool(kafka_cluster, "kafka-topics", "--create", "--topic", name, "--partitions", "9").returncode == 0
+    assert (
+        kafka_tool(
+            kafka_cluster, "kafka-topics", "--create", "--topic", name, "--partitions", "9"
+        ).returncode
+        == 0
+    )
     result = dg.materialize(
         [topics.build_topic_asset(catalog, catalog.get(name))],
         resources={"kafka": KafkaResource(bootstrap_servers=kafka_cluster.bootstrap_servers)},
@@ -77,10 +100,28 @@ def test_a_refused_reconcile_fails_the_materialization_with_the_reason(kafka_clu
 
 
 def test_code_location_loads_and_validates_without_a_broker(tmp_path):
-    env = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "PATH": "/usr/bin:/bin",
+        "DAGSTER_HOME": str(tmp_path),
+        "HOME": str(tmp_path),
+    }
     out = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "ecap_ops", "-a", "defs"],
-        capture_output=True, text=True, env=env, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "definitions",
+            "validate",
+            "-m",
+            "ecap_ops",
+            "-a",
+            "defs",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Validation successful" in out.stdout + out.stderr
@@ -99,6 +140,15 @@ def test_definitions_carry_the_names_users_rely_on():
     names = {j.name for j in defs.resolve_all_job_defs()}
     assert "provision_topics" in names
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
-    assert {f"kafka/{n}" for n in ("transactions", "user-events", "product-updates", "fraud-alerts", "analytics-results")} <= keys
+    assert {
+        f"kafka/{n}"
+        for n in (
+            "transactions",
+            "user-events",
+            "product-updates",
+            "fraud-alerts",
+            "analytics-results",
+        )
+    } <= keys
     assert {"kafka", "alerts"} <= set(defs.resources)
     dg.Definitions.validate_loadable(defs)

@@ -17,13 +17,22 @@ pytestmark = pytest.mark.kafka
 def test_lag_per_topic_members_and_state(kafka_settings, kafka_bootstrap, unique_name):
     topic, group = unique_name, f"{unique_name}-g"
     with KafkaGateway(kafka_settings) as gw:
-        gw.require(gw.create_topics({topic: {"num_partitions": 2, "replication_factor": 1}}), "creating")
+        gw.require(
+            gw.create_topics({topic: {"num_partitions": 2, "replication_factor": 1}}), "creating"
+        )
     producer = KafkaProducer(acks="all", **kafka_settings.client_kwargs())
     for i in range(10):
         producer.send(topic, value=b"v", partition=i % 2)
     producer.flush(15)
     producer.close()
-    consumer = KafkaConsumer(topic, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=1, **kafka_settings.client_kwargs())
+    consumer = KafkaConsumer(
+        topic,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=1,
+        **kafka_settings.client_kwargs(),
+    )
     try:
         got = 0
         deadline = time.monotonic() + 30
@@ -37,10 +46,14 @@ def test_lag_per_topic_members_and_state(kafka_settings, kafka_bootstrap, unique
         assert (t.topic, t.partitions, t.lag, t.members) == (topic, 2, 6, 1)
     finally:
         consumer.close()
-    res = CliRunner().invoke(main, ["-b", kafka_bootstrap, "consumer-groups", "--output", "json"], catch_exceptions=False)
+    res = CliRunner().invoke(
+        main, ["-b", kafka_bootstrap, "consumer-groups", "--output", "json"], catch_exceptions=False
+    )
     assert res.exit_code == 0
     g = {g["group_id"]: g for g in json.loads(res.output)["groups"]}[group]
     assert g["state"] == "Empty" and g["members"] == 0 and g["total_lag"] == 6
-    table = CliRunner().invoke(main, ["-b", kafka_bootstrap, "consumer-groups"], catch_exceptions=False)
+    table = CliRunner().invoke(
+        main, ["-b", kafka_bootstrap, "consumer-groups"], catch_exceptions=False
+    )
     line = next(ln for ln in table.output.splitlines() if ln.startswith(group))
     assert topic in line and line.split()[-1] == "6"

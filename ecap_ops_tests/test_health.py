@@ -36,11 +36,20 @@ NOW = 1_790_000_000_000
 
 
 def _cluster(brokers=(1,), topics=None, controller=1) -> ClusterState:
-    return ClusterState("cid", controller, tuple(BrokerInfo(b, "h", 9092) for b in brokers), topics or {})
+    return ClusterState(
+        "cid", controller, tuple(BrokerInfo(b, "h", 9092) for b in brokers), topics or {}
+    )
 
 
 def _topic(name, parts, internal=False) -> TopicState:
-    return TopicState(name, tuple(PartitionState(i, leader, tuple(rep), tuple(isr)) for i, (leader, rep, isr) in enumerate(parts)), internal=internal)
+    return TopicState(
+        name,
+        tuple(
+            PartitionState(i, leader, tuple(rep), tuple(isr))
+            for i, (leader, rep, isr) in enumerate(parts)
+        ),
+        internal=internal,
+    )
 
 
 def _quorum(n=1, lag=0, stale_ms=None, behind=None) -> Quorum:
@@ -48,7 +57,9 @@ def _quorum(n=1, lag=0, stale_ms=None, behind=None) -> Quorum:
     voters = [QuorumVoter(1, 100, NOW)]
     for i in range(2, n + 1):
         late = behind is None or i in behind
-        voters.append(QuorumVoter(i, 100 - (lag if late else 0), NOW - ((stale_ms or 0) if late else 0)))
+        voters.append(
+            QuorumVoter(i, 100 - (lag if late else 0), NOW - ((stale_ms or 0) if late else 0))
+        )
     return Quorum(1, 100, tuple(voters))
 
 
@@ -103,7 +114,9 @@ def test_replication_1_and_one_voter_are_findings_in_prod_only(env, expected):
 )
 def test_partition_problems_are_listed_by_topic_and_partition(parts, min_isr, status, kind):
     topics = {"orders": _topic("orders", [(1, [1, 2, 3], [1, 2, 3])] + parts)}
-    r = evaluate(_obs(cluster=_cluster((1, 2, 3), topics), quorum=_quorum(3), min_isr={"orders": min_isr}))
+    r = evaluate(
+        _obs(cluster=_cluster((1, 2, 3), topics), quorum=_quorum(3), min_isr={"orders": min_isr})
+    )
     assert r.status == status
     if kind:
         assert getattr(r, kind) == {"orders": [1]}
@@ -133,7 +146,12 @@ def test_quorum_rules(quorum, status):
 
 @pytest.mark.parametrize(
     "disk, status",
-    [(DiskInfo(1, "/d", None, 100, 50), OK), (DiskInfo(1, "/d", None, 100, 15), WARN), (DiskInfo(1, "/d", None, 100, 5), CRIT), (DiskInfo(1, "/d", "KafkaStorageError", None, None), CRIT)],
+    [
+        (DiskInfo(1, "/d", None, 100, 50), OK),
+        (DiskInfo(1, "/d", None, 100, 15), WARN),
+        (DiskInfo(1, "/d", None, 100, 5), CRIT),
+        (DiskInfo(1, "/d", "KafkaStorageError", None, None), CRIT),
+    ],
 )
 def test_disk_and_log_dir_rules(disk, status):
     r = evaluate(_obs(disks=(disk,)))
@@ -192,7 +210,10 @@ def test_healthy_single_node_reports_ok_with_canary_latency(kafka_settings):
 @pytest.mark.kafka
 def test_missing_catalog_topics_are_a_warning_in_dev(kafka_settings, unique_name):
     catalog = load_catalog(env="dev")
-    prefixed = dataclasses.replace(catalog, topics=tuple(dataclasses.replace(t, name=f"{unique_name}-{t.key}") for t in catalog.topics))
+    prefixed = dataclasses.replace(
+        catalog,
+        topics=tuple(dataclasses.replace(t, name=f"{unique_name}-{t.key}") for t in catalog.topics),
+    )
     with KafkaGateway(kafka_settings) as gw:
         report = run_health_check(gw, prefixed, canary=False)
     cat = _by_check(report, "catalog")[0]
@@ -203,7 +224,13 @@ def test_missing_catalog_topics_are_a_warning_in_dev(kafka_settings, unique_name
 def _cli(*args, bootstrap):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "ECAP_"))}
     env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-    return subprocess.run([sys.executable, "-m", "ecap_ops", *args], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "ecap_ops", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
 
 def test_every_broker_down_is_crit_unreachable_within_15_s_and_exit_1():
@@ -226,7 +253,9 @@ def test_cli_health_check_exit_codes_and_strict(kafka_bootstrap, tmp_path):
     data = json.loads(ok.output)
     missing = data["status"] == WARN
     assert ok.exit_code == 0
-    strict = runner.invoke(main, base + ["health-check", "--strict", "--no-canary"], catch_exceptions=False)
+    strict = runner.invoke(
+        main, base + ["health-check", "--strict", "--no-canary"], catch_exceptions=False
+    )
     assert strict.exit_code == (1 if missing else 0)
     assert "health " in strict.output and "STATUS" in strict.output
 
@@ -239,8 +268,13 @@ def test_dagster_job_reports_table_numbers_checks_and_alerts(kafka_bootstrap, tm
 
     catalog = load_catalog(env="dev")
     jsonl = tmp_path / "alerts.jsonl"
-    resources = {"kafka": KafkaResource(bootstrap_servers=kafka_bootstrap), "alerts": AlertsResource(jsonl_path=str(jsonl))}
-    defs = dg.Definitions.merge(topics.build_defs(catalog), health.build_defs(catalog), dg.Definitions(resources=resources))
+    resources = {
+        "kafka": KafkaResource(bootstrap_servers=kafka_bootstrap),
+        "alerts": AlertsResource(jsonl_path=str(jsonl)),
+    }
+    defs = dg.Definitions.merge(
+        topics.build_defs(catalog), health.build_defs(catalog), dg.Definitions(resources=resources)
+    )
     job = defs.get_job_def("kafka_health_check")
     result = job.execute_in_process(
         run_config={"ops": {"kafka_health_report": {"config": {"canary_timeout_seconds": 5}}}},
@@ -253,7 +287,9 @@ def test_dagster_job_reports_table_numbers_checks_and_alerts(kafka_bootstrap, tm
     assert meta["canary_latency_ms"].value > 0 and meta["under_replicated_partitions"].value == 0
     # The topic assets' availability and replication checks were recorded.
     evals = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    names = {(e.event_specific_data.asset_key.path[-1], e.event_specific_data.check_name) for e in evals}
+    names = {
+        (e.event_specific_data.asset_key.path[-1], e.event_specific_data.check_name) for e in evals
+    }
     assert ("transactions", "availability") in names and ("transactions", "replication") in names
     # Shared broker: the shipped catalog's topics may be missing (WARN) -> alerted; OK -> nothing.
     if out["status"] == OK:
@@ -273,4 +309,3 @@ def test_health_schedule_status_follows_the_environment(monkeypatch):
     monkeypatch.delenv("ECAP_SCHEDULES_DEFAULT")
     s = next(iter(health.build_defs(catalog).schedules))
     assert s.default_status == dg.DefaultScheduleStatus.STOPPED
-

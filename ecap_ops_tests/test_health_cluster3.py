@@ -33,13 +33,24 @@ def _until(settings: KafkaSettings, pred, timeout_s: float):
         if pred(report):
             return report, time.monotonic() - started
         time.sleep(1)
-    raise AssertionError(f"not reached within {timeout_s} s; last report: {report and [f for f in report.problems()]}")
+    raise AssertionError(
+        f"not reached within {timeout_s} s; last report: {report and [f for f in report.problems()]}"
+    )
 
 
-def test_one_broker_down_lists_under_replicated_partitions_then_recovers(kafka_cluster3, unique_name):
-    settings = KafkaSettings(bootstrap_servers=kafka_cluster3.bootstrap_servers, connect_timeout_ms=4000, request_timeout_ms=5000)
+def test_one_broker_down_lists_under_replicated_partitions_then_recovers(
+    kafka_cluster3, unique_name
+):
+    settings = KafkaSettings(
+        bootstrap_servers=kafka_cluster3.bootstrap_servers,
+        connect_timeout_ms=4000,
+        request_timeout_ms=5000,
+    )
     with KafkaGateway(settings) as gw:
-        gw.require(gw.create_topics({unique_name: {"num_partitions": 3, "replication_factor": 3}}), "creating")
+        gw.require(
+            gw.create_topics({unique_name: {"num_partitions": 3, "replication_factor": 3}}),
+            "creating",
+        )
     report, _ = _until(settings, lambda r: unique_name in r.topic_partitions and r.status == OK, 60)
     assert report.metrics["quorum_voters"] == 3
 
@@ -66,7 +77,13 @@ def test_every_broker_down_is_unreachable_within_15_s(kafka_cluster3):
     kafka_cluster3.stop()
     try:
         started = time.monotonic()
-        out = subprocess.run([sys.executable, "-m", "ecap_ops", "health-check", "--output", "json"], capture_output=True, text=True, env=env, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "ecap_ops", "health-check", "--output", "json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         took = time.monotonic() - started
         assert out.returncode == 1, out.stderr
         data = json.loads(out.stdout)

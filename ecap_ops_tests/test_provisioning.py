@@ -18,17 +18,35 @@ from ecap_ops.catalog import default_catalog_path, load_catalog
 from ecap_ops.localkafka import LocalCluster, free_port
 from ecap_ops_tests.helpers import kafka_tool
 
-CATALOG_NAMES = ["transactions", "user-events", "product-updates", "fraud-alerts", "analytics-results"]
+CATALOG_NAMES = [
+    "transactions",
+    "user-events",
+    "product-updates",
+    "fraud-alerts",
+    "analytics-results",
+]
 
 
-def ecap_ops(*args: str, bootstrap: str, catalog: Path | None = None, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def ecap_ops(
+    *args: str,
+    bootstrap: str,
+    catalog: Path | None = None,
+    env: dict | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess:
     """Run the real CLI in its own process, as a user would."""
     e = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "ECAP_"))}
     e["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     if catalog:
         e["ECAP_CATALOG"] = str(catalog)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "ecap_ops", *args], capture_output=True, text=True, env=e, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ecap_ops", *args],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=timeout,
+    )
 
 
 def prefixed_catalog(tmp_path: Path, prefix: str, edit=None) -> Path:
@@ -47,15 +65,25 @@ def describe_with_kafka_topics(target, name: str) -> dict:
     """Partition count, replication and configs as Kafka's own kafka-topics reports them."""
     out = kafka_tool(target, "kafka-topics", "--describe", "--topic", name)
     assert out.returncode == 0, out.stderr
-    head = next(line for line in out.stdout.splitlines() if line.startswith("Topic:") and "PartitionCount" in line)
+    head = next(
+        line
+        for line in out.stdout.splitlines()
+        if line.startswith("Topic:") and "PartitionCount" in line
+    )
     fields = dict(re.findall(r"(\w+):\s*(\S*)", head))
     configs = dict(kv.split("=", 1) for kv in fields.get("Configs", "").split(",") if "=" in kv)
-    return {"partitions": int(fields["PartitionCount"]), "replication": int(fields["ReplicationFactor"]), "configs": configs}
+    return {
+        "partitions": int(fields["PartitionCount"]),
+        "replication": int(fields["ReplicationFactor"]),
+        "configs": configs,
+    }
 
 
 def dynamic_configs_with_kafka_configs(target, name: str) -> dict:
     """Topic-level overrides as Kafka's own kafka-configs reports them."""
-    out = kafka_tool(target, "kafka-configs", "--describe", "--entity-type", "topics", "--entity-name", name)
+    out = kafka_tool(
+        target, "kafka-configs", "--describe", "--entity-type", "topics", "--entity-name", name
+    )
     assert out.returncode == 0, out.stderr
     configs = {}
     for line in out.stdout.splitlines():
@@ -81,7 +109,9 @@ def test_create_topics_on_a_fresh_cluster_matches_the_catalog_exactly(fresh_clus
     assert "5 to create" in first.stdout
 
     catalog = load_catalog(env="dev")
-    kcat = subprocess.run(["kcat", "-b", bootstrap, "-L", "-J"], capture_output=True, text=True, timeout=30)
+    kcat = subprocess.run(
+        ["kcat", "-b", bootstrap, "-L", "-J"], capture_output=True, text=True, timeout=30
+    )
     assert kcat.returncode == 0, kcat.stderr
     kcat_topics = {t["topic"]: t for t in json.loads(kcat.stdout)["topics"]}
     for spec in catalog.topics:
@@ -106,13 +136,31 @@ def test_guide_commands_work_through_the_management_script(fresh_cluster):
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": fresh_cluster.bootstrap_servers}
     env.pop("ECAP_CATALOG", None)
     for args in (["create-topics"], ["list-topics"], ["describe-topic", "transactions"]):
-        out = subprocess.run([str(script), *args], capture_output=True, text=True, env=env, timeout=60)
+        out = subprocess.run(
+            [str(script), *args], capture_output=True, text=True, env=env, timeout=60
+        )
         assert out.returncode == 0, (args, out.stderr)
-    listing = subprocess.run([str(script), "list-topics", "--output", "json"], capture_output=True, text=True, env=env, timeout=60)
-    assert {t["name"] for t in json.loads(listing.stdout)["topics"] if t["managed"]} == set(CATALOG_NAMES)
-    described = subprocess.run([str(script), "describe-topic", "transactions", "-o", "json"], capture_output=True, text=True, env=env, timeout=60)
+    listing = subprocess.run(
+        [str(script), "list-topics", "--output", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert {t["name"] for t in json.loads(listing.stdout)["topics"] if t["managed"]} == set(
+        CATALOG_NAMES
+    )
+    described = subprocess.run(
+        [str(script), "describe-topic", "transactions", "-o", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     d = json.loads(described.stdout)
-    assert len(d["partitions"]) == 6 and all(p["leader"] is not None and p["isr"] for p in d["partitions"])
+    assert len(d["partitions"]) == 6 and all(
+        p["leader"] is not None and p["isr"] for p in d["partitions"]
+    )
     assert d["configs"]["compression.type"]["value"] == "lz4"
 
 
@@ -124,7 +172,17 @@ def test_out_of_band_drift_is_planned_checked_and_mended(kafka_cluster, tmp_path
     cat_path = prefixed_catalog(tmp_path, unique_name)
     assert ecap_ops("create-topics", bootstrap=bootstrap, catalog=cat_path).returncode == 0
     name = f"{unique_name}.transactions"
-    altered = kafka_tool(kafka_cluster, "kafka-configs", "--entity-type", "topics", "--entity-name", name, "--alter", "--add-config", "retention.ms=3600000")
+    altered = kafka_tool(
+        kafka_cluster,
+        "kafka-configs",
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        name,
+        "--alter",
+        "--add-config",
+        "retention.ms=3600000",
+    )
     assert altered.returncode == 0, altered.stderr
 
     plan = ecap_ops("plan", bootstrap=bootstrap, catalog=cat_path)
@@ -148,7 +206,9 @@ def test_out_of_band_drift_is_planned_checked_and_mended(kafka_cluster, tmp_path
     assert checks[0](kafka=kafka).passed is True
 
 
-def test_fewer_partitions_than_exist_is_refused_and_nothing_changes(kafka_cluster, tmp_path, unique_name):
+def test_fewer_partitions_than_exist_is_refused_and_nothing_changes(
+    kafka_cluster, tmp_path, unique_name
+):
     bootstrap = kafka_cluster.bootstrap_servers
     cat_path = prefixed_catalog(tmp_path, unique_name)
     assert ecap_ops("create-topics", bootstrap=bootstrap, catalog=cat_path).returncode == 0
@@ -159,26 +219,50 @@ def test_fewer_partitions_than_exist_is_refused_and_nothing_changes(kafka_cluste
 
     (tmp_path / "smaller").mkdir()
     smaller = prefixed_catalog(tmp_path / "smaller", unique_name, fewer)
-    before = [describe_with_kafka_topics(kafka_cluster, f"{unique_name}.{n}") for n in ("user-events", "fraud-alerts")]
+    before = [
+        describe_with_kafka_topics(kafka_cluster, f"{unique_name}.{n}")
+        for n in ("user-events", "fraud-alerts")
+    ]
     plan = ecap_ops("plan", bootstrap=bootstrap, catalog=smaller)
     assert plan.returncode == 1
-    assert f"topics.user-events.partitions: the catalog asks for 4 but {unique_name}.user-events has 12" in plan.stdout
+    assert (
+        f"topics.user-events.partitions: the catalog asks for 4 but {unique_name}.user-events has 12"
+        in plan.stdout
+    )
     apply = ecap_ops("create-topics", bootstrap=bootstrap, catalog=smaller)
     assert apply.returncode == 1
     assert "nothing was applied" in apply.stderr
-    after = [describe_with_kafka_topics(kafka_cluster, f"{unique_name}.{n}") for n in ("user-events", "fraud-alerts")]
+    after = [
+        describe_with_kafka_topics(kafka_cluster, f"{unique_name}.{n}")
+        for n in ("user-events", "fraud-alerts")
+    ]
     assert before == after
 
 
-def test_a_saved_plan_is_applied_only_while_the_cluster_still_matches_it(kafka_cluster, tmp_path, unique_name):
+def test_a_saved_plan_is_applied_only_while_the_cluster_still_matches_it(
+    kafka_cluster, tmp_path, unique_name
+):
     bootstrap = kafka_cluster.bootstrap_servers
     cat_path = prefixed_catalog(tmp_path, unique_name)
     plan_file = tmp_path / "plan.json"
-    assert ecap_ops("plan", "--out", str(plan_file), bootstrap=bootstrap, catalog=cat_path).returncode == 2
+    assert (
+        ecap_ops("plan", "--out", str(plan_file), bootstrap=bootstrap, catalog=cat_path).returncode
+        == 2
+    )
     # Someone creates one of the topics differently in the meantime.
-    made = kafka_tool(kafka_cluster, "kafka-topics", "--create", "--topic", f"{unique_name}.fraud-alerts", "--partitions", "1")
+    made = kafka_tool(
+        kafka_cluster,
+        "kafka-topics",
+        "--create",
+        "--topic",
+        f"{unique_name}.fraud-alerts",
+        "--partitions",
+        "1",
+    )
     assert made.returncode == 0, made.stderr
-    stale = ecap_ops("create-topics", "--plan-file", str(plan_file), bootstrap=bootstrap, catalog=cat_path)
+    stale = ecap_ops(
+        "create-topics", "--plan-file", str(plan_file), bootstrap=bootstrap, catalog=cat_path
+    )
     assert stale.returncode == 1 and "changed since the saved plan" in stale.stderr
     listed = kafka_tool(kafka_cluster, "kafka-topics", "--list").stdout.split()
     assert [t for t in listed if t.startswith(unique_name)] == [f"{unique_name}.fraud-alerts"]
@@ -186,19 +270,49 @@ def test_a_saved_plan_is_applied_only_while_the_cluster_still_matches_it(kafka_c
 
 MALFORMED_CATALOGS = {
     "broken-yaml": ("topics:\n  orders: [partitions: 1\n", "(YAML, line"),
-    "unknown-key": ("topics:\n  orders: {partitions: 1, retension: 7d}\n", "topics.orders.retension"),
-    "zero-partitions": ("topics:\n  orders: {partitions: 0}\n", "topics.orders.partitions: must be >= 1, got 0"),
+    "unknown-key": (
+        "topics:\n  orders: {partitions: 1, retension: 7d}\n",
+        "topics.orders.retension",
+    ),
+    "zero-partitions": (
+        "topics:\n  orders: {partitions: 0}\n",
+        "topics.orders.partitions: must be >= 1, got 0",
+    ),
     "negative-partitions": ("topics:\n  orders: {partitions: -3}\n", "topics.orders.partitions"),
-    "bad-duration": ("topics:\n  orders: {partitions: 1, retention: a week}\n", "topics.orders.retention"),
-    "bad-size": ("topics:\n  orders: {partitions: 1, max_message_size: 1 mb please}\n", "topics.orders.max_message_size"),
-    "unknown-config": ("topics:\n  orders: {partitions: 1, configs: {retention.hours: 5}}\n", "topics.orders.configs.retention.hours"),
-    "bad-config-type": ("topics:\n  orders: {partitions: 1, configs: {preallocate: maybe}}\n", "topics.orders.configs.preallocate"),
-    "min-isr-above-rf": ("topics:\n  orders: {partitions: 1, configs: {min.insync.replicas: 3}}\n", "topics.orders.configs.min.insync.replicas"),
-    "duplicate-topic": ("topics:\n  orders: {partitions: 1}\n  orders: {partitions: 1}\n", "duplicate key 'orders'"),
+    "bad-duration": (
+        "topics:\n  orders: {partitions: 1, retention: a week}\n",
+        "topics.orders.retention",
+    ),
+    "bad-size": (
+        "topics:\n  orders: {partitions: 1, max_message_size: 1 mb please}\n",
+        "topics.orders.max_message_size",
+    ),
+    "unknown-config": (
+        "topics:\n  orders: {partitions: 1, configs: {retention.hours: 5}}\n",
+        "topics.orders.configs.retention.hours",
+    ),
+    "bad-config-type": (
+        "topics:\n  orders: {partitions: 1, configs: {preallocate: maybe}}\n",
+        "topics.orders.configs.preallocate",
+    ),
+    "min-isr-above-rf": (
+        "topics:\n  orders: {partitions: 1, configs: {min.insync.replicas: 3}}\n",
+        "topics.orders.configs.min.insync.replicas",
+    ),
+    "duplicate-topic": (
+        "topics:\n  orders: {partitions: 1}\n  orders: {partitions: 1}\n",
+        "duplicate key 'orders'",
+    ),
     "invalid-name": ("topics:\n  'orders/eu': {partitions: 1}\n", "topics.orders/eu"),
     "internal-name": ("topics:\n  __orders: {partitions: 1}\n", "topics.__orders"),
-    "bad-compression": ("topics:\n  orders: {partitions: 1, compression: lzma}\n", "topics.orders.compression"),
-    "bad-policy": ("topics:\n  orders: {partitions: 1, cleanup_policy: forever}\n", "topics.orders.cleanup_policy"),
+    "bad-compression": (
+        "topics:\n  orders: {partitions: 1, compression: lzma}\n",
+        "topics.orders.compression",
+    ),
+    "bad-policy": (
+        "topics:\n  orders: {partitions: 1, cleanup_policy: forever}\n",
+        "topics.orders.cleanup_policy",
+    ),
     "not-a-mapping": ("topics: [orders]\n", "topics: must be a non-empty mapping"),
     "lag-not-a-mapping": ("topics:\n  orders: {partitions: 1, lag: fast}\n", "topics.orders.lag"),
     "replication-above-brokers": (
@@ -253,20 +367,28 @@ BROKER_DOWN_COMMANDS = {
 LOCAL_ONLY = {"broker", "kafka-cli", "snapshot-diff", "snapshot-verify"}
 
 
-def test_every_command_ends_within_15_s_with_a_clear_message_when_no_broker_answers(kafka_cluster, tmp_path):
+def test_every_command_ends_within_15_s_with_a_clear_message_when_no_broker_answers(
+    kafka_cluster, tmp_path
+):
     from ecap_ops.cli import COMMANDS
 
     assert set(COMMANDS) - LOCAL_ONLY == set(BROKER_DOWN_COMMANDS), "list every new command above"
     snapshot = tmp_path / "live.json"
-    taken = ecap_ops("snapshot", "--output", str(snapshot), bootstrap=kafka_cluster.bootstrap_servers)
+    taken = ecap_ops(
+        "snapshot", "--output", str(snapshot), bootstrap=kafka_cluster.bootstrap_servers
+    )
     assert taken.returncode == 0, taken.stderr
     dead = f"127.0.0.1:{free_port()}"
 
     def attempt(item):
         label, args = item
-        args = [a.replace("{tmp}", str(tmp_path)).replace("{snapshot}", str(snapshot)) for a in args]
+        args = [
+            a.replace("{tmp}", str(tmp_path)).replace("{snapshot}", str(snapshot)) for a in args
+        ]
         started = time.monotonic()
-        out = ecap_ops(*args, bootstrap=dead, env={"ECAP_SNAPSHOT_DIR": str(tmp_path / "snaps")}, timeout=60)
+        out = ecap_ops(
+            *args, bootstrap=dead, env={"ECAP_SNAPSHOT_DIR": str(tmp_path / "snaps")}, timeout=60
+        )
         return label, out, time.monotonic() - started
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -276,5 +398,9 @@ def test_every_command_ends_within_15_s_with_a_clear_message_when_no_broker_answ
         assert seconds < 15, (label, seconds)
         assert "Traceback" not in out.stderr, (label, out.stderr)
         text = (out.stdout + out.stderr).lower()
-        assert "no kafka broker answered" in text or "unreachable" in text, (label, out.stdout, out.stderr)
+        assert "no kafka broker answered" in text or "unreachable" in text, (
+            label,
+            out.stdout,
+            out.stderr,
+        )
         assert dead in out.stdout + out.stderr, (label, "the message names the address it tried")

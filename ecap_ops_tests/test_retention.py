@@ -27,7 +27,13 @@ PU = CATALOG.get("product-updates")
 
 
 def _obs(name="transactions", configs=None, overrides=(), **kw) -> TopicObservation:
-    base = dict(name=name, partitions=6, replication_factor=1, configs=dict(TX.configs) if configs is None else configs, overrides=frozenset(overrides or (configs or TX.configs)))
+    base = dict(
+        name=name,
+        partitions=6,
+        replication_factor=1,
+        configs=dict(TX.configs) if configs is None else configs,
+        overrides=frozenset(overrides or (configs or TX.configs)),
+    )
     base.update(kw)
     return TopicObservation(**base)
 
@@ -45,7 +51,9 @@ def _obs(name="transactions", configs=None, overrides=(), **kw) -> TopicObservat
         (30 * DAY_MS, True),
     ],
 )
-def test_data_counts_as_older_than_retention_only_beyond_retention_segment_and_interval(age_ms, stale):
+def test_data_counts_as_older_than_retention_only_beyond_retention_segment_and_interval(
+    age_ms, stale
+):
     row = audit_topic(_obs(oldest_ms=NOW - age_ms, records=10, bytes_on_disk=1000), TX, NOW, DAY_MS)
     assert row.data_older_than_retention is stale
     assert any("older than retention" in f for f in row.flags) is stale
@@ -54,28 +62,66 @@ def test_data_counts_as_older_than_retention_only_beyond_retention_segment_and_i
 def test_a_retention_changed_out_of_band_is_flagged_with_both_values():
     row = audit_topic(_obs(configs={**TX.configs, "retention.ms": str(HOUR)}), TX, NOW, DAY_MS)
     assert row.config_mismatch and row.status == "warn"
-    assert any("retention.ms is 3600000 (1h), the catalog says 604800000 (7d)" in f for f in row.flags)
+    assert any(
+        "retention.ms is 3600000 (1h), the catalog says 604800000 (7d)" in f for f in row.flags
+    )
 
 
 def test_an_override_the_catalog_does_not_declare_is_flagged():
-    row = audit_topic(_obs(configs={**TX.configs, "segment.ms": str(HOUR)}, overrides=set(TX.configs) | {"segment.ms"}), TX, NOW, DAY_MS)
+    row = audit_topic(
+        _obs(
+            configs={**TX.configs, "segment.ms": str(HOUR)},
+            overrides=set(TX.configs) | {"segment.ms"},
+        ),
+        TX,
+        NOW,
+        DAY_MS,
+    )
     assert any("segment.ms=3600000 set on the topic but not in the catalog" in f for f in row.flags)
 
 
 def test_infinite_retention_is_flagged_but_a_byte_limit_is_not_infinite():
     inf = audit_topic(_obs("x", {"retention.ms": "-1", "retention.bytes": "-1"}), None, NOW, DAY_MS)
     assert inf.infinite_retention and any("infinite retention" in f for f in inf.flags)
-    capped = audit_topic(_obs("x", {"retention.ms": "-1", "retention.bytes": str(1 << 30)}), None, NOW, DAY_MS)
+    capped = audit_topic(
+        _obs("x", {"retention.ms": "-1", "retention.bytes": str(1 << 30)}), None, NOW, DAY_MS
+    )
     assert not capped.infinite_retention
 
 
 def test_compacted_topic_is_explained_and_its_settings_checked():
-    ok = audit_topic(_obs("product-updates", dict(PU.configs), oldest_ms=NOW - 400 * DAY_MS, records=5, bytes_on_disk=500), PU, NOW, DAY_MS)
+    ok = audit_topic(
+        _obs(
+            "product-updates",
+            dict(PU.configs),
+            oldest_ms=NOW - 400 * DAY_MS,
+            records=5,
+            bytes_on_disk=500,
+        ),
+        PU,
+        NOW,
+        DAY_MS,
+    )
     assert not ok.flags, ok.flags  # old data on a compacted topic is expected, not stale
     assert any("latest record of every key is kept" in n for n in ok.notes)
-    bad = audit_topic(_obs("product-updates", {**PU.configs, "min.cleanable.dirty.ratio": "0.99", "delete.retention.ms": "1000"}), PU, NOW, DAY_MS)
-    assert any("dirty.ratio" in f for f in bad.flags) and any("delete.retention.ms" in f for f in bad.flags)
-    both = audit_topic(_obs("cd", {"cleanup.policy": "compact,delete", "retention.ms": str(DAY_MS)}), None, NOW, DAY_MS)
+    bad = audit_topic(
+        _obs(
+            "product-updates",
+            {**PU.configs, "min.cleanable.dirty.ratio": "0.99", "delete.retention.ms": "1000"},
+        ),
+        PU,
+        NOW,
+        DAY_MS,
+    )
+    assert any("dirty.ratio" in f for f in bad.flags) and any(
+        "delete.retention.ms" in f for f in bad.flags
+    )
+    both = audit_topic(
+        _obs("cd", {"cleanup.policy": "compact,delete", "retention.ms": str(DAY_MS)}),
+        None,
+        NOW,
+        DAY_MS,
+    )
     assert any("compact,delete" in n for n in both.notes)
 
 
@@ -142,15 +188,40 @@ def audited(kafka_settings, tmp_path_factory):
     forever = f"{prefix}-forever"
     with KafkaGateway(kafka_settings) as gw:
         assert apply_topics(gw, catalog).ok
-        gw.require(gw.create_topics({forever: {"num_partitions": 1, "replication_factor": 1, "configs": {"retention.ms": "-1"}}}), "creating")
+        gw.require(
+            gw.create_topics(
+                {
+                    forever: {
+                        "num_partitions": 1,
+                        "replication_factor": 1,
+                        "configs": {"retention.ms": "-1"},
+                    }
+                }
+            ),
+            "creating",
+        )
     producer = KafkaProducer(acks="all", **kafka_settings.client_kwargs())
     for i in range(200):
-        producer.send(f"{prefix}.transactions", key=f"u{i}".encode(), value=json.dumps({"user_id": f"u{i}", "amount": i}).encode())
+        producer.send(
+            f"{prefix}.transactions",
+            key=f"u{i}".encode(),
+            value=json.dumps({"user_id": f"u{i}", "amount": i}).encode(),
+        )
         producer.send(f"{prefix}.product-updates", key=f"p{i % 20}".encode(), value=b'{"price": 1}')
     producer.send(forever, b"kept forever")
     producer.flush(15)
     producer.close()
-    out = kafka_tool(kafka_settings, "kafka-configs", "--alter", "--entity-type", "topics", "--entity-name", f"{prefix}.transactions", "--add-config", "retention.ms=3600000")
+    out = kafka_tool(
+        kafka_settings,
+        "kafka-configs",
+        "--alter",
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        f"{prefix}.transactions",
+        "--add-config",
+        "retention.ms=3600000",
+    )
     assert out.returncode == 0, out.stderr
     with KafkaGateway(kafka_settings) as gw:
         report = run_retention_audit(gw, catalog)
@@ -174,7 +245,11 @@ def test_out_of_band_retention_infinite_and_compacted_on_the_real_broker(audited
     prefix, _catalog, report = audited
     rows = {r.topic: r for r in report.rows}
     tx = rows[f"{prefix}.transactions"]
-    assert tx.config_mismatch and tx.retention_ms == 3_600_000 and tx.expected_retention_ms == 7 * DAY_MS
+    assert (
+        tx.config_mismatch
+        and tx.retention_ms == 3_600_000
+        and tx.expected_retention_ms == 7 * DAY_MS
+    )
     forever = rows[f"{prefix}-forever"]
     assert forever.infinite_retention and not forever.managed
     pu = rows[f"{prefix}.product-updates"]
@@ -198,14 +273,32 @@ def test_cli_and_asset_show_the_report(audited, kafka_bootstrap, tmp_path):
     data = yaml.safe_load(default_catalog_path().read_text())
     data["environments"]["dev"]["name_prefix"] = prefix + "."
     cat_path.write_text(yaml.safe_dump(data))
-    res = CliRunner().invoke(main, ["-b", kafka_bootstrap, "--catalog", str(cat_path), "--env", "dev", "retention-audit", "--output", "json"], catch_exceptions=False)
+    res = CliRunner().invoke(
+        main,
+        [
+            "-b",
+            kafka_bootstrap,
+            "--catalog",
+            str(cat_path),
+            "--env",
+            "dev",
+            "retention-audit",
+            "--output",
+            "json",
+        ],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0
     doc = json.loads(res.output)
     assert f"{prefix}.transactions" in doc["flagged"] and doc["forecast"]["free_bytes"] > 0
 
     defs = audits.build_defs(catalog)
     asset = next(iter(defs.assets))
-    result = dg.materialize([asset], resources={"kafka": KafkaResource(bootstrap_servers=kafka_bootstrap)}, instance=dg.DagsterInstance.ephemeral())
+    result = dg.materialize(
+        [asset],
+        resources={"kafka": KafkaResource(bootstrap_servers=kafka_bootstrap)},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
     assert result.success
     mat = result.asset_materializations_for_node("retention_audit")[0]
     table = mat.metadata["report"]

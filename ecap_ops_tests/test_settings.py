@@ -26,12 +26,19 @@ def test_defaults_and_environment():
 
 
 def test_flags_override_the_environment():
-    s = KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "a:1"}, bootstrap_servers="b:2", security_protocol=None)
+    s = KafkaSettings.from_env(
+        {"KAFKA_BOOTSTRAP_SERVERS": "a:1"}, bootstrap_servers="b:2", security_protocol=None
+    )
     assert s.bootstrap_servers == "b:2"
 
 
 def test_password_is_never_in_repr_or_redacted_text():
-    s = KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_username="u", sasl_password="hunter2-xyz")
+    s = KafkaSettings(
+        security_protocol="SASL_SSL",
+        sasl_mechanism="PLAIN",
+        sasl_username="u",
+        sasl_password="hunter2-xyz",
+    )
     assert "hunter2-xyz" not in repr(s)
     assert s.redact("auth failed for u:hunter2-xyz") == "auth failed for u:***"
 
@@ -43,9 +50,23 @@ def test_password_is_never_in_repr_or_redacted_text():
         ({"bootstrap_servers": "h:99999"}, "is not host:port"),
         ({"bootstrap_servers": " , "}, "bootstrap servers: empty"),
         ({"security_protocol": "TLS"}, "security protocol: 'TLS' is not one of"),
-        ({"security_protocol": "SASL_SSL", "sasl_mechanism": "GSSAPI", "sasl_username": "u", "sasl_password": "p"}, "SASL mechanism: 'GSSAPI'"),
-        ({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_password": "p"}, "SASL username: required"),
-        ({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_username": "u"}, "set KAFKA_SASL_PASSWORD"),
+        (
+            {
+                "security_protocol": "SASL_SSL",
+                "sasl_mechanism": "GSSAPI",
+                "sasl_username": "u",
+                "sasl_password": "p",
+            },
+            "SASL mechanism: 'GSSAPI'",
+        ),
+        (
+            {"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_password": "p"},
+            "SASL username: required",
+        ),
+        (
+            {"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_username": "u"},
+            "set KAFKA_SASL_PASSWORD",
+        ),
         ({"ssl_cafile": "/nonexistent/ca.pem"}, "'/nonexistent/ca.pem' does not exist"),
         ({"request_timeout_ms": 0}, "request_timeout_ms: must be > 0"),
     ],
@@ -62,10 +83,16 @@ def test_bad_timeout_variable_is_named():
 
 
 def test_java_tools_get_the_same_security_settings():
-    s = KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-256", sasl_username="ops", sasl_password="pw", ssl_cafile=__file__)
+    s = KafkaSettings(
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-256",
+        sasl_username="ops",
+        sasl_password="pw",
+        ssl_cafile=__file__,
+    )
     props = s.java_client_properties()
     assert props["security.protocol"] == "SASL_SSL" and props["sasl.mechanism"] == "SCRAM-SHA-256"
-    assert "ScramLoginModule required username=\"ops\" password=\"pw\";" in props["sasl.jaas.config"]
+    assert 'ScramLoginModule required username="ops" password="pw";' in props["sasl.jaas.config"]
     assert props["ssl.truststore.type"] == "PEM"
 
 
@@ -77,6 +104,9 @@ def test_dagster_resource_takes_the_password_from_the_environment(monkeypatch):
     monkeypatch.setenv("KAFKA_SASL_PASSWORD", "from-env-only")
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k:9092")
     res = kafka_resource_from_env()
-    assert isinstance(res.sasl_password, dg.EnvVar) and res.sasl_password.env_var_name == "KAFKA_SASL_PASSWORD"
+    assert (
+        isinstance(res.sasl_password, dg.EnvVar)
+        and res.sasl_password.env_var_name == "KAFKA_SASL_PASSWORD"
+    )
     monkeypatch.delenv("KAFKA_SASL_PASSWORD")
     assert kafka_resource_from_env().sasl_password is None

@@ -68,7 +68,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             line = key_node.start_mark.line + 1
             if key in seen:
-                self.duplicates.append(f"duplicate key {key!r} at line {line} (first at line {seen[key]})")
+                self.duplicates.append(
+                    f"duplicate key {key!r} at line {line} (first at line {seen[key]})"
+                )
             else:
                 try:
                     seen[key] = line
@@ -99,7 +101,10 @@ class _Errors:
     def unknown_keys(self, path: str, data: dict, allowed: set[str]) -> None:
         for k in data:
             if k not in allowed:
-                self.add(f"{path}.{k}" if path else str(k), f"unknown key{_suggest(str(k), allowed)}; allowed: {', '.join(sorted(allowed))}")
+                self.add(
+                    f"{path}.{k}" if path else str(k),
+                    f"unknown key{_suggest(str(k), allowed)}; allowed: {', '.join(sorted(allowed))}",
+                )
 
 
 def _int(errors: _Errors, path: str, value: Any, minimum: int) -> int | None:
@@ -133,7 +138,11 @@ def _lag(errors: _Errors, path: str, raw: Any, base: LagThresholds | None) -> La
             vals["warn_msgs"] = v
     if "stall_after" in raw:
         try:
-            ms = parse_duration_ms(raw["stall_after"] if not isinstance(raw["stall_after"], int) else f"{raw['stall_after']}s")
+            ms = parse_duration_ms(
+                raw["stall_after"]
+                if not isinstance(raw["stall_after"], int)
+                else f"{raw['stall_after']}s"
+            )
             if ms <= 0:
                 raise ValueError("must be > 0")
             vals["stall_after_seconds"] = ms / 1000
@@ -141,13 +150,18 @@ def _lag(errors: _Errors, path: str, raw: Any, base: LagThresholds | None) -> La
             errors.add(f"{path}.stall_after", str(exc))
     if "critical_at_once" in raw:
         if not isinstance(raw["critical_at_once"], bool):
-            errors.add(f"{path}.critical_at_once", f"must be true or false, got {raw['critical_at_once']!r}")
+            errors.add(
+                f"{path}.critical_at_once",
+                f"must be true or false, got {raw['critical_at_once']!r}",
+            )
         else:
             vals["critical_at_once"] = raw["critical_at_once"]
     if base is None:
         missing = {"warn_seconds", "crit_seconds", "warn_msgs", "stall_after_seconds"} - set(vals)
         if missing:
-            names = sorted(m.replace("_seconds", "") if m == "stall_after_seconds" else m for m in missing)
+            names = sorted(
+                m.replace("_seconds", "") if m == "stall_after_seconds" else m for m in missing
+            )
             errors.add(path, f"missing {', '.join(names)}")
             return None
         result = LagThresholds(**vals)
@@ -155,7 +169,10 @@ def _lag(errors: _Errors, path: str, raw: Any, base: LagThresholds | None) -> La
         merged = {**base.__dict__, **vals}
         result = LagThresholds(**merged)
     if result.crit_seconds < result.warn_seconds:
-        errors.add(f"{path}.crit_seconds", f"must be >= warn_seconds ({result.warn_seconds:g}), got {result.crit_seconds:g}")
+        errors.add(
+            f"{path}.crit_seconds",
+            f"must be >= warn_seconds ({result.warn_seconds:g}), got {result.crit_seconds:g}",
+        )
     return result
 
 
@@ -179,7 +196,10 @@ def parse_catalog(text: str, env: str | None = None, source: str = "catalog") ->
         raise CatalogInvalid(["(top): the catalog must be a mapping with a `topics:` key"], source)
     errors.unknown_keys("", data, TOP_KEYS)
     if data.get("version", 1) != 1:
-        errors.add("version", f"unsupported catalog version {data.get('version')!r}; this ecap-ops reads version 1")
+        errors.add(
+            "version",
+            f"unsupported catalog version {data.get('version')!r}; this ecap-ops reads version 1",
+        )
 
     envs = data.get("environments") or {"dev": {"replication_factor": 1}}
     resolved_envs: dict[str, dict[str, Any]] = {}
@@ -195,19 +215,33 @@ def parse_catalog(text: str, env: str | None = None, source: str = "catalog") ->
         errors.unknown_keys(path, overlay, ENV_KEYS)
         r = {"replication_factor": 1, "min_insync_replicas": None, "name_prefix": ""}
         if "replication_factor" in overlay:
-            r["replication_factor"] = _int(errors, f"{path}.replication_factor", overlay["replication_factor"], 1) or 1
+            r["replication_factor"] = (
+                _int(errors, f"{path}.replication_factor", overlay["replication_factor"], 1) or 1
+            )
         if overlay.get("min_insync_replicas") is not None:
-            r["min_insync_replicas"] = _int(errors, f"{path}.min_insync_replicas", overlay["min_insync_replicas"], 1)
+            r["min_insync_replicas"] = _int(
+                errors, f"{path}.min_insync_replicas", overlay["min_insync_replicas"], 1
+            )
         prefix = overlay.get("name_prefix") or ""
         if not isinstance(prefix, str) or (prefix and not TOPIC_NAME.match(prefix)):
-            errors.add(f"{path}.name_prefix", f"may use only letters, digits, '.', '_' and '-', got {prefix!r}")
+            errors.add(
+                f"{path}.name_prefix",
+                f"may use only letters, digits, '.', '_' and '-', got {prefix!r}",
+            )
             prefix = ""
         r["name_prefix"] = prefix
         resolved_envs[str(name)] = r
     if env not in resolved_envs:
-        errors.add("ECAP_ENV", f"{env!r} is not an environment of the catalog ({', '.join(sorted(resolved_envs)) or 'none'})")
+        errors.add(
+            "ECAP_ENV",
+            f"{env!r} is not an environment of the catalog ({', '.join(sorted(resolved_envs)) or 'none'})",
+        )
 
-    lag_defaults = _lag(errors, "lag_defaults", data.get("lag_defaults"), None) if data.get("lag_defaults") is not None else None
+    lag_defaults = (
+        _lag(errors, "lag_defaults", data.get("lag_defaults"), None)
+        if data.get("lag_defaults") is not None
+        else None
+    )
     if lag_defaults is None:
         lag_defaults = LagThresholds(300.0, 1800.0, 10000, 600.0)
 
@@ -218,14 +252,17 @@ def parse_catalog(text: str, env: str | None = None, source: str = "catalog") ->
 
     topics: list[TopicSpec] = []
     for env_name, overlay in resolved_envs.items():
-        built = _build_topics(errors, topics_raw, overlay, env_name, lag_defaults, report=(env_name == env))
+        built = _build_topics(
+            errors, topics_raw, overlay, env_name, lag_defaults, report=(env_name == env)
+        )
         if env_name == env:
             topics = built
 
     if errors.items:
         raise CatalogInvalid(errors.items, source)
     digest_src = json.dumps(
-        [[t.name, t.partitions, t.replication_factor, sorted(t.configs.items())] for t in topics], sort_keys=True
+        [[t.name, t.partitions, t.replication_factor, sorted(t.configs.items())] for t in topics],
+        sort_keys=True,
     )
     return Catalog(
         env=env,
@@ -238,7 +275,14 @@ def parse_catalog(text: str, env: str | None = None, source: str = "catalog") ->
     )
 
 
-def _build_topics(errors: _Errors, topics_raw: dict, overlay: dict, env_name: str, lag_defaults: LagThresholds, report: bool) -> list[TopicSpec]:
+def _build_topics(
+    errors: _Errors,
+    topics_raw: dict,
+    overlay: dict,
+    env_name: str,
+    lag_defaults: LagThresholds,
+    report: bool,
+) -> list[TopicSpec]:
     """Resolve every topic for one environment. Field errors are reported once (for the
     chosen environment); cross-field errors of other environments are reported with the
     environment named, so a broken prod overlay fails in dev too."""
@@ -253,7 +297,10 @@ def _build_topics(errors: _Errors, topics_raw: dict, overlay: dict, env_name: st
             continue
         name = overlay["name_prefix"] + key
         if len(name) > MAX_TOPIC_NAME or name in (".", ".."):
-            local.add(path, f"invalid topic name {name!r}: at most {MAX_TOPIC_NAME} characters, not '.' or '..'")
+            local.add(
+                path,
+                f"invalid topic name {name!r}: at most {MAX_TOPIC_NAME} characters, not '.' or '..'",
+            )
             continue
         if key.startswith("__"):
             local.add(path, "names starting with '__' are reserved for Kafka's internal topics")
@@ -261,13 +308,20 @@ def _build_topics(errors: _Errors, topics_raw: dict, overlay: dict, env_name: st
         # Kafka's metrics turn '.' into '_': two such names collide.
         collide = name.replace(".", "_")
         if collide in seen_names:
-            local.add(path, f"collides with topic {seen_names[collide]!r} ('.' and '_' are the same in Kafka's metric names)")
+            local.add(
+                path,
+                f"collides with topic {seen_names[collide]!r} ('.' and '_' are the same in Kafka's metric names)",
+            )
         seen_names[collide] = key
         if not isinstance(raw, dict):
             local.add(path, "must be a mapping of settings")
             continue
         local.unknown_keys(path, raw, TOPIC_KEYS)
-        partitions = _int(local, f"{path}.partitions", raw.get("partitions"), 1) if "partitions" in raw else None
+        partitions = (
+            _int(local, f"{path}.partitions", raw.get("partitions"), 1)
+            if "partitions" in raw
+            else None
+        )
         if "partitions" not in raw:
             local.add(f"{path}.partitions", "required")
         rf = overlay["replication_factor"]
@@ -290,7 +344,9 @@ def _build_topics(errors: _Errors, topics_raw: dict, overlay: dict, env_name: st
         for ck, cv in raw_configs.items():
             cpath = f"{path}.configs.{ck}"
             if ck not in TOPIC_CONFIGS:
-                local.add(cpath, f"unknown Kafka topic config{_suggest(str(ck), set(TOPIC_CONFIGS))}")
+                local.add(
+                    cpath, f"unknown Kafka topic config{_suggest(str(ck), set(TOPIC_CONFIGS))}"
+                )
                 continue
             if ck in configs:
                 human = next(f for f, (c, _) in HUMAN_FIELDS.items() if c == ck)
@@ -304,14 +360,20 @@ def _build_topics(errors: _Errors, topics_raw: dict, overlay: dict, env_name: st
             configs["min.insync.replicas"] = str(overlay["min_insync_replicas"])
         misr = configs.get("min.insync.replicas")
         if misr is not None and rf is not None and int(misr) > rf:
-            where = f"{path}.configs.min.insync.replicas" if "min.insync.replicas" in raw_configs else f"environments.{env_name}.min_insync_replicas"
+            where = (
+                f"{path}.configs.min.insync.replicas"
+                if "min.insync.replicas" in raw_configs
+                else f"environments.{env_name}.min_insync_replicas"
+            )
             errors.add(
                 where,
                 f"min.insync.replicas {misr} is above the replication factor {rf} of topic {key!r} in environment {env_name!r}: no write with acks=all could succeed",
             )
         key_field = raw.get("partition_key")
         if key_field is not None and (not isinstance(key_field, str) or not key_field.strip()):
-            local.add(f"{path}.partition_key", f"must be the name of a message field, got {key_field!r}")
+            local.add(
+                f"{path}.partition_key", f"must be the name of a message field, got {key_field!r}"
+            )
             key_field = None
         purpose = raw.get("purpose", "")
         if not isinstance(purpose, str):
@@ -323,11 +385,18 @@ def _build_topics(errors: _Errors, topics_raw: dict, overlay: dict, env_name: st
             if not isinstance(vraw, dict) or set(vraw) - {"min_per_hour", "max_per_hour"}:
                 local.add(f"{path}.expected_volume", "must be {min_per_hour: N, max_per_hour: N}")
             else:
-                lo = _int(local, f"{path}.expected_volume.min_per_hour", vraw.get("min_per_hour", 0), 0)
-                hi = _int(local, f"{path}.expected_volume.max_per_hour", vraw.get("max_per_hour", 0), 0)
+                lo = _int(
+                    local, f"{path}.expected_volume.min_per_hour", vraw.get("min_per_hour", 0), 0
+                )
+                hi = _int(
+                    local, f"{path}.expected_volume.max_per_hour", vraw.get("max_per_hour", 0), 0
+                )
                 if lo is not None and hi is not None:
                     if hi < lo:
-                        local.add(f"{path}.expected_volume", f"max_per_hour {hi} is below min_per_hour {lo}")
+                        local.add(
+                            f"{path}.expected_volume",
+                            f"max_per_hour {hi} is below min_per_hour {lo}",
+                        )
                     volume = ExpectedVolume(lo, hi)
         lag = _lag(local, f"{path}.lag", raw.get("lag"), lag_defaults)
         transactional = raw.get("transactional", False)

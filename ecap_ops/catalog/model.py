@@ -89,4 +89,12 @@ class Catalog:
     def select(self, names: list[str]) -> "Catalog":
         """The same catalog limited to some topics (by cluster name or key)."""
         chosen = tuple(t for t in self.topics if t.name in names or t.key in names)
-        return Catalog(self.env, self.source, self.name_prefix, chosen, self.lag_defaults, self.digest, self.environments)
+        return Catalog(
+            self.env,
+            self.source,
+            self.name_prefix,
+            chosen,
+            self.lag_defaults,
+            self.digest,
+            self.environments,
+        )

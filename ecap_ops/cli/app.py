@@ -78,22 +78,52 @@ class EcapOpsGroup(click.Group):
         sys.exit(0)
 
 
-@click.group(cls=EcapOpsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=EcapOpsGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--bootstrap-servers",
     "-b",
     metavar="HOST:PORT[,...]",
     help="Kafka brokers to bootstrap from [env KAFKA_BOOTSTRAP_SERVERS, default localhost:9092].",
 )
-@click.option("--security-protocol", help="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL [env KAFKA_SECURITY_PROTOCOL].")
-@click.option("--sasl-mechanism", help="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 [env KAFKA_SASL_MECHANISM].")
-@click.option("--sasl-username", help="SASL user [env KAFKA_SASL_USERNAME]; the password comes only from KAFKA_SASL_PASSWORD.")
+@click.option(
+    "--security-protocol",
+    help="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL [env KAFKA_SECURITY_PROTOCOL].",
+)
+@click.option(
+    "--sasl-mechanism", help="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 [env KAFKA_SASL_MECHANISM]."
+)
+@click.option(
+    "--sasl-username",
+    help="SASL user [env KAFKA_SASL_USERNAME]; the password comes only from KAFKA_SASL_PASSWORD.",
+)
 @click.option("--ssl-cafile", help="CA bundle (PEM) for TLS [env KAFKA_SSL_CAFILE].")
-@click.option("--env", "env_name", envvar="ECAP_ENV", help="Catalog overlay: dev or prod [env ECAP_ENV, default dev].")
-@click.option("--catalog", "catalog_path", envvar="ECAP_CATALOG", help="Another catalog file [env ECAP_CATALOG].")
+@click.option(
+    "--env",
+    "env_name",
+    envvar="ECAP_ENV",
+    help="Catalog overlay: dev or prod [env ECAP_ENV, default dev].",
+)
+@click.option(
+    "--catalog",
+    "catalog_path",
+    envvar="ECAP_CATALOG",
+    help="Another catalog file [env ECAP_CATALOG].",
+)
 @click.version_option(package_name="ecap-ops")
 @click.pass_context
-def main(ctx, bootstrap_servers, security_protocol, sasl_mechanism, sasl_username, ssl_cafile, env_name, catalog_path):
+def main(
+    ctx,
+    bootstrap_servers,
+    security_protocol,
+    sasl_mechanism,
+    sasl_username,
+    ssl_cafile,
+    env_name,
+    catalog_path,
+):
     """ecap-ops: the operations plane for the E-Commerce Analytics Platform's Kafka cluster.
 
     Exit codes: 0 success, healthy or nothing to change; 1 error or unhealthy;
@@ -146,7 +176,9 @@ def fmt_int(n: int | None) -> str:
     return "-" if n is None else f"{n:,}"
 
 
-def render_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], right: Iterable[int] = ()) -> str:
+def render_table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], right: Iterable[int] = ()
+) -> str:
     """An aligned plain-text table people can paste into an incident channel."""
     rows = [["" if c is None else str(c) for c in r] for r in rows]
     right = set(right)

@@ -26,7 +26,12 @@ def _ack(values: tuple[str, ...]) -> frozenset[str]:
 
 @main.command()
 @click.option("--acknowledge-destructive", "ack", multiple=True, metavar="TOPIC", help=ACK_HELP)
-@click.option("--out", "out_path", type=click.Path(dir_okay=False, writable=True), help="Save the plan as JSON, for `create-topics --plan-file`.")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Save the plan as JSON, for `create-topics --plan-file`.",
+)
 @output_option
 @pass_cli
 @guarded
@@ -54,7 +59,11 @@ def plan(cli: CliContext, ack, out_path, output):
 @main.command("create-topics")
 @click.option("--dry-run", is_flag=True, help="Show the plan and change nothing.")
 @click.option("--acknowledge-destructive", "ack", multiple=True, metavar="TOPIC", help=ACK_HELP)
-@click.option("--plan-file", type=click.Path(exists=True, dir_okay=False), help="Apply only if the cluster still matches this saved plan.")
+@click.option(
+    "--plan-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Apply only if the cluster still matches this saved plan.",
+)
 @output_option
 @pass_cli
 @guarded
@@ -77,13 +86,20 @@ def create_topics(cli: CliContext, dry_run, ack, plan_file, output):
             mark = "ok  " if s.ok else ("skip" if s.skipped else "FAIL")
             click.echo(f"  [{mark}] {s.step} {s.topic}: {s.detail}")
         if result.steps:
-            click.echo(f"Applied {sum(s.ok for s in result.steps)}/{len(result.steps)} steps in {result.seconds:.2f} s.")
+            click.echo(
+                f"Applied {sum(s.ok for s in result.steps)}/{len(result.steps)} steps in {result.seconds:.2f} s."
+            )
     if not result.ok:
         sys.exit(1)
 
 
 @main.command("list-topics")
-@click.option("--all", "include_internal", is_flag=True, help="Include Kafka's internal topics (__consumer_offsets, ...).")
+@click.option(
+    "--all",
+    "include_internal",
+    is_flag=True,
+    help="Include Kafka's internal topics (__consumer_offsets, ...).",
+)
 @output_option
 @pass_cli
 @guarded
@@ -113,7 +129,15 @@ def list_topics(cli: CliContext, include_internal, output):
     click.echo(
         render_table(
             ["TOPIC", "PARTITIONS", "REPLICATION", "CATALOG"],
-            [[r["name"], r["partitions"], r["replication_factor"], "managed" if r["managed"] else ("internal" if r["internal"] else "unmanaged")] for r in rows],
+            [
+                [
+                    r["name"],
+                    r["partitions"],
+                    r["replication_factor"],
+                    "managed" if r["managed"] else ("internal" if r["internal"] else "unmanaged"),
+                ]
+                for r in rows
+            ],
             right=(1, 2),
         )
     )
@@ -142,13 +166,23 @@ def describe_topic(cli: CliContext, name, output):
         click.echo(f"  partition key: {spec['partition_key'] or '-'}")
     else:
         click.echo("  not in the catalog (unmanaged)")
-    click.echo(f"  partitions: {len(d['partitions'])}, replication: {d['replication_factor']}, records: {fmt_int(d['records'])}")
+    click.echo(
+        f"  partitions: {len(d['partitions'])}, replication: {d['replication_factor']}, records: {fmt_int(d['records'])}"
+    )
     click.echo("")
     click.echo(
         render_table(
             ["PARTITION", "LEADER", "REPLICAS", "ISR", "START", "END", "RECORDS"],
             [
-                [p["partition"], p["leader"] if p["leader"] is not None else "OFFLINE", ",".join(map(str, p["replicas"])), ",".join(map(str, p["isr"])), fmt_int(p["start_offset"]), fmt_int(p["end_offset"]), fmt_int(p["records"])]
+                [
+                    p["partition"],
+                    p["leader"] if p["leader"] is not None else "OFFLINE",
+                    ",".join(map(str, p["replicas"])),
+                    ",".join(map(str, p["isr"])),
+                    fmt_int(p["start_offset"]),
+                    fmt_int(p["end_offset"]),
+                    fmt_int(p["records"]),
+                ]
                 for p in d["partitions"]
             ],
             right=(0, 1, 4, 5, 6),

@@ -6,7 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 SEVERITIES = ("info", "warning", "critical", "resolved")
-_EMOJI = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:", "resolved": ":white_check_mark:"}
+_EMOJI = {
+    "info": ":information_source:",
+    "warning": ":warning:",
+    "critical": ":rotating_light:",
+    "resolved": ":white_check_mark:",
+}
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,10 @@ def slack_payload(alert: Alert) -> dict:
     if alert.run_url:
         lines.append(f"<{alert.run_url}|Dagster run>")
     text = "\n".join(lines)
-    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}]}
+    return {
+        "text": text,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}],
+    }
 
 
 def json_line(alert: Alert) -> str:

@@ -65,7 +65,10 @@ class Action:
     def describe(self) -> str:
         if self.kind is ActionKind.CREATE_TOPIC:
             cfg = ", ".join(f"{k}={_human(k, v)}" for k, v in sorted(self.configs.items()))
-            return f"create topic {self.topic}: {self.partitions} partitions, replication {self.replication_factor}" + (f", {cfg}" if cfg else "")
+            return (
+                f"create topic {self.topic}: {self.partitions} partitions, replication {self.replication_factor}"
+                + (f", {cfg}" if cfg else "")
+            )
         if self.kind is ActionKind.ADD_PARTITIONS:
             return f"add partitions to {self.topic}: {self.current_partitions} -> {self.partitions}"
         return f"alter configs of {self.topic}: " + "; ".join(c.describe() for c in self.changes)
@@ -154,7 +157,13 @@ def fingerprint(cluster: ClusterState, names: list[str]) -> str:
         parts.append(
             [n, None]
             if t is None
-            else [n, t.partition_count, t.replication_factor, sorted(t.overrides.items()), t.has_data]
+            else [
+                n,
+                t.partition_count,
+                t.replication_factor,
+                sorted(t.overrides.items()),
+                t.has_data,
+            ]
         )
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -171,16 +180,24 @@ def _config_changes(spec: TopicSpec, topic: TopicState) -> list[ConfigChange]:
         old_eff = have if have is not None else default
         new_eff = want if want is not None else default
         destructive, reason = False, ""
-        if key in ("retention.ms", "retention.bytes") and "delete" in (topic.effective("cleanup.policy") or "delete"):
+        if key in ("retention.ms", "retention.bytes") and "delete" in (
+            topic.effective("cleanup.policy") or "delete"
+        ):
             if _retention_rank(new_eff) < _retention_rank(old_eff):
                 destructive = bool(topic.has_data) or topic.has_data is None
                 reason = f"lowers {key} from {_human(key, old_eff)} to {_human(key, new_eff)}: records older than that are deleted"
         if key == "cleanup.policy":
             destructive = bool(topic.has_data) or topic.has_data is None
             reason = f"changes cleanup.policy from {old_eff} to {new_eff}: " + (
-                "compaction removes all but the latest record of each key" if "compact" in (new_eff or "") else "retention starts deleting records, including the latest value of each key"
+                "compaction removes all but the latest record of each key"
+                if "compact" in (new_eff or "")
+                else "retention starts deleting records, including the latest value of each key"
             )
-        changes.append(ConfigChange(key, have, want, old_eff, new_eff, destructive, reason if destructive else ""))
+        changes.append(
+            ConfigChange(
+                key, have, want, old_eff, new_eff, destructive, reason if destructive else ""
+            )
+        )
     return changes
 
 
@@ -215,7 +232,13 @@ def make_plan(
                 )
                 continue
             creates.append(
-                Action(ActionKind.CREATE_TOPIC, spec.name, partitions=spec.partitions, replication_factor=spec.replication_factor, configs=dict(spec.configs))
+                Action(
+                    ActionKind.CREATE_TOPIC,
+                    spec.name,
+                    partitions=spec.partitions,
+                    replication_factor=spec.replication_factor,
+                    configs=dict(spec.configs),
+                )
             )
             continue
 
@@ -239,7 +262,13 @@ def make_plan(
                     "so records of one key written before and after the change may be read out of order",
                 )
             adds.append(
-                Action(ActionKind.ADD_PARTITIONS, spec.name, partitions=spec.partitions, current_partitions=topic.partition_count, warnings=warnings)
+                Action(
+                    ActionKind.ADD_PARTITIONS,
+                    spec.name,
+                    partitions=spec.partitions,
+                    current_partitions=topic.partition_count,
+                    warnings=warnings,
+                )
             )
         if spec.replication_factor != topic.replication_factor:
             refusals.append(
@@ -254,7 +283,11 @@ def make_plan(
         changes = _config_changes(spec, topic)
         if changes:
             destructive = [c for c in changes if c.destructive]
-            if destructive and not (ack_all or spec.name in acknowledge_destructive or spec.key in acknowledge_destructive):
+            if destructive and not (
+                ack_all
+                or spec.name in acknowledge_destructive
+                or spec.key in acknowledge_destructive
+            ):
                 for c in destructive:
                     refusals.append(
                         Refusal(
@@ -265,13 +298,22 @@ def make_plan(
                             f"{path}.{c.key}",
                         )
                     )
-            alters.append(Action(ActionKind.ALTER_CONFIGS, spec.name, changes=tuple(changes), destructive=bool(destructive)))
+            alters.append(
+                Action(
+                    ActionKind.ALTER_CONFIGS,
+                    spec.name,
+                    changes=tuple(changes),
+                    destructive=bool(destructive),
+                )
+            )
         if len(creates) + len(alters) + len(adds) + len(refusals) == before:
             in_sync.append(spec.name)
 
     managed = set(catalog.names())
     unmanaged = sorted(
-        n for n, t in cluster.topics.items() if n not in managed and n != CANARY_TOPIC and not t.internal and not n.startswith("__")
+        n
+        for n, t in cluster.topics.items()
+        if n not in managed and n != CANARY_TOPIC and not t.internal and not n.startswith("__")
     )
     return Plan(
         cluster_id=cluster.cluster_id,
@@ -288,10 +330,16 @@ def make_plan(
 def render_plan(plan: Plan) -> str:
     """The plan as people read it, in the order it will be applied."""
     lines = [f"Plan for cluster {plan.cluster_id} (env {plan.env}):"]
-    marks = {ActionKind.CREATE_TOPIC: "+", ActionKind.ALTER_CONFIGS: "~", ActionKind.ADD_PARTITIONS: "^"}
+    marks = {
+        ActionKind.CREATE_TOPIC: "+",
+        ActionKind.ALTER_CONFIGS: "~",
+        ActionKind.ADD_PARTITIONS: "^",
+    }
     for a in plan.actions:
         if a.kind is ActionKind.ALTER_CONFIGS:
-            lines.append(f"  ~ alter configs of {a.topic}" + ("  [DESTRUCTIVE]" if a.destructive else ""))
+            lines.append(
+                f"  ~ alter configs of {a.topic}" + ("  [DESTRUCTIVE]" if a.destructive else "")
+            )
             for c in a.changes:
                 lines.append(f"      {c.describe()}" + ("  [destructive]" if c.destructive else ""))
         else:
@@ -303,7 +351,9 @@ def render_plan(plan: Plan) -> str:
     for name in plan.in_sync:
         lines.append(f"  = {name} matches the catalog")
     if plan.unmanaged:
-        lines.append(f"  Unmanaged topics (not in the catalog, left alone): {', '.join(plan.unmanaged)}")
+        lines.append(
+            f"  Unmanaged topics (not in the catalog, left alone): {', '.join(plan.unmanaged)}"
+        )
     s = plan.to_dict()["summary"]
     lines.append(
         f"Plan: {s['create']} to create, {s['alter_configs']} to alter, {s['add_partitions']} to add partitions, "

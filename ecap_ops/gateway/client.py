@@ -103,12 +103,20 @@ class KafkaGateway:
         info = self.describe_cluster()
         brokers = tuple(
             sorted(
-                (BrokerInfo(b["broker_id"], b["host"], b["port"], b.get("rack")) for b in info["brokers"] if not b.get("is_fenced")),
+                (
+                    BrokerInfo(b["broker_id"], b["host"], b["port"], b.get("rack"))
+                    for b in info["brokers"]
+                    if not b.get("is_fenced")
+                ),
                 key=lambda b: b.node_id,
             )
         )
         controller = info.get("controller_id")
-        return info["cluster_id"], (controller if controller is not None and controller >= 0 else None), brokers
+        return (
+            info["cluster_id"],
+            (controller if controller is not None and controller >= 0 else None),
+            brokers,
+        )
 
     def list_topic_names(self, include_internal: bool = False) -> list[str]:
         topics = self.call("listing topics", lambda a: a.describe_topics())
@@ -127,7 +135,9 @@ class KafkaGateway:
             out[t["name"]] = t
         return out
 
-    def topic_overrides(self, names: Iterable[str]) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
+    def topic_overrides(
+        self, names: Iterable[str]
+    ) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
         """Topic-level overrides of each topic, and the values they would fall back to."""
         from kafka.admin import ConfigResource, ConfigResourceType
 
@@ -137,7 +147,9 @@ class KafkaGateway:
         resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in names]
         raw = self.call(
             "reading topic configs",
-            lambda a: a.describe_configs(resources, include_synonyms=True, config_filter="modified"),
+            lambda a: a.describe_configs(
+                resources, include_synonyms=True, config_filter="modified"
+            ),
         )
         out: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
         for name, entries in (raw.get("topic") or {}).items():
@@ -162,10 +174,17 @@ class KafkaGateway:
         if not names:
             return {}
         resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in names]
-        raw = self.call("reading topic configs", lambda a: a.describe_configs(resources, config_filter="all"))
+        raw = self.call(
+            "reading topic configs", lambda a: a.describe_configs(resources, config_filter="all")
+        )
         return {n: e for n, e in (raw.get("topic") or {}).items() if isinstance(e, dict)}
 
-    def offsets(self, partitions: Iterable[tuple[str, int]], spec: Any = "latest", timeout_ms: int | None = None) -> dict[tuple[str, int], int]:
+    def offsets(
+        self,
+        partitions: Iterable[tuple[str, int]],
+        spec: Any = "latest",
+        timeout_ms: int | None = None,
+    ) -> dict[tuple[str, int], int]:
         """Offsets of partitions, batched into one ListOffsets per partition leader.
 
         `spec` is "latest", "earliest", or a timestamp in ms (the first offset at or after it; -1 if none)."""
@@ -178,18 +197,24 @@ class KafkaGateway:
         s = {"latest": OffsetSpec.LATEST, "earliest": OffsetSpec.EARLIEST}.get(spec, spec)
         raw = self.call(
             "reading partition offsets",
-            lambda a: a.list_partition_offsets({tp: s for tp in tps}, timeout_ms=timeout_ms or self.settings.request_timeout_ms),
+            lambda a: a.list_partition_offsets(
+                {tp: s for tp in tps}, timeout_ms=timeout_ms or self.settings.request_timeout_ms
+            ),
         )
         return {(tp.topic, tp.partition): r.offset for tp, r in raw.items()}
 
-    def offset_ranges(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int]]:
+    def offset_ranges(
+        self, partitions: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[int, int]]:
         """(start, end) offsets of each partition."""
         parts = list(partitions)
         start = self.offsets(parts, "earliest")
         end = self.offsets(parts, "latest")
         return {tp: (start.get(tp, 0), end.get(tp, 0)) for tp in parts}
 
-    def read_cluster_state(self, names: Iterable[str] | None = None, with_data: bool = True) -> ClusterState:
+    def read_cluster_state(
+        self, names: Iterable[str] | None = None, with_data: bool = True
+    ) -> ClusterState:
         """Cluster id, live brokers, and the named topics (all topics if None) with their
         partitions, overrides and whether they hold data. A fixed number of requests,
         whatever the number of topics."""
@@ -199,7 +224,12 @@ class KafkaGateway:
         overrides = self.topic_overrides(wanted)
         ranges: dict[tuple[str, int], tuple[int, int]] = {}
         if with_data and wanted:
-            parts = [(n, p["partition_index"]) for n in wanted for p in all_meta[n]["partitions"] if p.get("leader_id", -1) >= 0]
+            parts = [
+                (n, p["partition_index"])
+                for n in wanted
+                for p in all_meta[n]["partitions"]
+                if p.get("leader_id", -1) >= 0
+            ]
             ranges = self.offset_ranges(parts)
         topics = {}
         for name, meta in all_meta.items():
@@ -222,7 +252,11 @@ class KafkaGateway:
             has_data = None
             if name in wanted and with_data:
                 spans = [ranges.get((name, p.partition)) for p in partitions]
-                has_data = any(s and s[1] > s[0] for s in spans) if all(spans) else (True if any(s and s[1] > s[0] for s in spans) else None)
+                has_data = (
+                    any(s and s[1] > s[0] for s in spans)
+                    if all(spans)
+                    else (True if any(s and s[1] > s[0] for s in spans) else None)
+                )
             topics[name] = TopicState(
                 name=name,
                 partitions=partitions,
@@ -232,11 +266,15 @@ class KafkaGateway:
                 topic_id=str(meta.get("topic_id")) if meta.get("topic_id") else None,
                 has_data=has_data,
             )
-        return ClusterState(cluster_id=cluster_id, controller_id=controller, brokers=brokers, topics=topics)
+        return ClusterState(
+            cluster_id=cluster_id, controller_id=controller, brokers=brokers, topics=topics
+        )
 
     # -- changing ------------------------------------------------------------------
     @staticmethod
-    def _per_topic_errors(response: Any, list_key: str, name_key: str = "name") -> dict[str, str | None]:
+    def _per_topic_errors(
+        response: Any, list_key: str, name_key: str = "name"
+    ) -> dict[str, str | None]:
         from kafka import errors as kerr
 
         if hasattr(response, "to_dict"):
@@ -248,30 +286,48 @@ class KafkaGateway:
                 out[item[name_key]] = None
             else:
                 err = kerr.for_code(code)
-                out[item[name_key]] = f"{err.__name__}: {item.get('error_message') or err.description}"
+                out[item[name_key]] = (
+                    f"{err.__name__}: {item.get('error_message') or err.description}"
+                )
         return out
 
-    def create_topics(self, topics: dict[str, dict], validate_only: bool = False) -> dict[str, str | None]:
+    def create_topics(
+        self, topics: dict[str, dict], validate_only: bool = False
+    ) -> dict[str, str | None]:
         """Create topics in one request. `topics`: name -> {num_partitions, replication_factor, configs}.
         Returns name -> None (done) or the broker's error."""
         if not topics:
             return {}
         resp = self.call(
             "validating new topics" if validate_only else "creating topics",
-            lambda a: a.create_topics(topics, validate_only=validate_only, raise_errors=False, timeout_ms=self.settings.request_timeout_ms),
+            lambda a: a.create_topics(
+                topics,
+                validate_only=validate_only,
+                raise_errors=False,
+                timeout_ms=self.settings.request_timeout_ms,
+            ),
         )
         return self._per_topic_errors(resp, "topics")
 
-    def create_partitions(self, totals: dict[str, int], validate_only: bool = False) -> dict[str, str | None]:
+    def create_partitions(
+        self, totals: dict[str, int], validate_only: bool = False
+    ) -> dict[str, str | None]:
         if not totals:
             return {}
         resp = self.call(
             "validating new partitions" if validate_only else "adding partitions",
-            lambda a: a.create_partitions(totals, validate_only=validate_only, raise_errors=False, timeout_ms=self.settings.request_timeout_ms),
+            lambda a: a.create_partitions(
+                totals,
+                validate_only=validate_only,
+                raise_errors=False,
+                timeout_ms=self.settings.request_timeout_ms,
+            ),
         )
         return self._per_topic_errors(resp, "results")
 
-    def alter_topic_configs(self, changes: dict[str, dict[str, str | None]], validate_only: bool = False) -> dict[str, str | None]:
+    def alter_topic_configs(
+        self, changes: dict[str, dict[str, str | None]], validate_only: bool = False
+    ) -> dict[str, str | None]:
         """Incrementally set (value) or remove (None) topic-level overrides, all topics in one request."""
         from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType
 
@@ -281,13 +337,18 @@ class KafkaGateway:
             ConfigResource(
                 ConfigResourceType.TOPIC,
                 name,
-                {k: ((AlterConfigOp.SET, v) if v is not None else (AlterConfigOp.DELETE, None)) for k, v in cfg.items()},
+                {
+                    k: ((AlterConfigOp.SET, v) if v is not None else (AlterConfigOp.DELETE, None))
+                    for k, v in cfg.items()
+                },
             )
             for name, cfg in changes.items()
         ]
         resp = self.call(
             "validating config changes" if validate_only else "altering topic configs",
-            lambda a: a.alter_configs(resources, validate_only=validate_only, raise_on_unknown=False, incremental=True),
+            lambda a: a.alter_configs(
+                resources, validate_only=validate_only, raise_on_unknown=False, incremental=True
+            ),
         )
         out: dict[str, str | None] = {}
         for name, result in (resp.get("topic") or {}).items():
@@ -301,11 +362,15 @@ class KafkaGateway:
             return {}
         resp = self.call(
             "deleting topics",
-            lambda a: a.delete_topics(names, raise_errors=False, timeout_ms=self.settings.request_timeout_ms),
+            lambda a: a.delete_topics(
+                names, raise_errors=False, timeout_ms=self.settings.request_timeout_ms
+            ),
         )
         return self._per_topic_errors(resp, "topics")
 
     def require(self, result: dict[str, str | None], doing: str) -> None:
         failed = {k: v for k, v in result.items() if v}
         if failed:
-            raise KafkaRequestFailed(f"{doing} failed: " + "; ".join(f"{k}: {v}" for k, v in sorted(failed.items())))
+            raise KafkaRequestFailed(
+                f"{doing} failed: " + "; ".join(f"{k}: {v}" for k, v in sorted(failed.items()))
+            )

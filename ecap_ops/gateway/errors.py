@@ -27,7 +27,12 @@ def translate(settings: KafkaSettings, doing: str) -> Iterator[None]:
                 "Check KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD, the SASL mechanism and the ACLs."
             )
         ) from None
-    except (kerr.KafkaTimeoutError, kerr.KafkaConnectionError, kerr.NodeNotReadyError, kerr.RequestTimedOutError) as exc:
+    except (
+        kerr.KafkaTimeoutError,
+        kerr.KafkaConnectionError,
+        kerr.NodeNotReadyError,
+        kerr.RequestTimedOutError,
+    ) as exc:
         # kafka-python retries a refused login or a failed TLS handshake until its timeout
         # and then reports only the timeout: say what the brokers actually did.
         mismatch = evidence.explain(settings)
@@ -41,11 +46,17 @@ def translate(settings: KafkaSettings, doing: str) -> Iterator[None]:
             )
         ) from None
     except ssl_errors() as exc:
-        raise KafkaAuthFailed(settings.redact(f"{doing}: TLS handshake with {settings.bootstrap_servers} failed: {exc}. Check KAFKA_SSL_CAFILE.")) from None
+        raise KafkaAuthFailed(
+            settings.redact(
+                f"{doing}: TLS handshake with {settings.bootstrap_servers} failed: {exc}. Check KAFKA_SSL_CAFILE."
+            )
+        ) from None
     except kerr.KafkaError as exc:
         raise KafkaRequestFailed(settings.redact(f"{doing}: {type(exc).__name__}: {exc}")) from None
     except OSError as exc:
-        raise KafkaUnavailable(settings.redact(f"{doing}: cannot reach {settings.bootstrap_servers}: {exc}")) from None
+        raise KafkaUnavailable(
+            settings.redact(f"{doing}: cannot reach {settings.bootstrap_servers}: {exc}")
+        ) from None
     finally:
         kafka_log.removeHandler(evidence)
 
@@ -73,7 +84,9 @@ class _ConnectionEvidence(logging.Handler):
         proto = settings.security_protocol.upper()
         texts = [f"{type(e).__name__}: {e}" for e in self.errors]
         mechanism = (settings.sasl_mechanism or "").upper()
-        sasl = next((e for e in self.errors if isinstance(e, kerr.SaslAuthenticationFailedError)), None)
+        sasl = next(
+            (e for e in self.errors if isinstance(e, kerr.SaslAuthenticationFailedError)), None
+        )
         if sasl is not None:
             said = str(sasl).rsplit(": ", 1)[-1]  # the broker's own words, without the prefixes
             return (
@@ -86,7 +99,9 @@ class _ConnectionEvidence(logging.Handler):
                 f"the cluster at {servers} does not enable the SASL mechanism {mechanism} on this "
                 "listener, so we cannot authenticate. Check KAFKA_SASL_MECHANISM."
             )
-        tls = next((t for t in texts if "Handshake failed" in t or "SSL" in t or "CERTIFICATE" in t), None)
+        tls = next(
+            (t for t in texts if "Handshake failed" in t or "SSL" in t or "CERTIFICATE" in t), None
+        )
         if tls:
             return (
                 f"TLS handshake with {servers} failed ({tls}). Check KAFKA_SSL_CAFILE (the CA that "

@@ -14,11 +14,16 @@ def as_failure(what: str) -> Iterator[None]:
     try:
         yield
     except EcapOpsError as exc:
-        raise dg.Failure(description=f"{what}: {exc}", metadata={"error": type(exc).__name__}, allow_retries=False) from None
+        raise dg.Failure(
+            description=f"{what}: {exc}",
+            metadata={"error": type(exc).__name__},
+            allow_retries=False,
+        ) from None
 
 
 def md_table(headers: list[str], rows: list[list]) -> str:
     """A markdown table for run and asset metadata."""
+
     def cell(v) -> str:
         return str(v).replace("|", "\\|").replace("\n", " ") if v is not None else ""
 

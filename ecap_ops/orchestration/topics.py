@@ -43,7 +43,17 @@ def _topic_metadata(d: dict) -> dict:
         "partition_table": dg.MetadataValue.md(
             md_table(
                 ["partition", "leader", "replicas", "isr", "start", "end"],
-                [[p["partition"], p["leader"] if p["leader"] is not None else "OFFLINE", p["replicas"], p["isr"], p["start_offset"], p["end_offset"]] for p in parts],
+                [
+                    [
+                        p["partition"],
+                        p["leader"] if p["leader"] is not None else "OFFLINE",
+                        p["replicas"],
+                        p["isr"],
+                        p["start_offset"],
+                        p["end_offset"],
+                    ]
+                    for p in parts
+                ],
             )
         ),
     }
@@ -51,7 +61,11 @@ def _topic_metadata(d: dict) -> dict:
 
 def build_topic_asset(catalog: Catalog, spec: TopicSpec) -> dg.AssetsDefinition:
     single = catalog.select([spec.name])
-    vol = f" Expected volume: {spec.expected_volume.min_per_hour:,}-{spec.expected_volume.max_per_hour:,} events/hour." if spec.expected_volume else ""
+    vol = (
+        f" Expected volume: {spec.expected_volume.min_per_hour:,}-{spec.expected_volume.max_per_hour:,} events/hour."
+        if spec.expected_volume
+        else ""
+    )
 
     @dg.asset(
         key=topic_key(spec),
@@ -60,9 +74,14 @@ def build_topic_asset(catalog: Catalog, spec: TopicSpec) -> dg.AssetsDefinition:
         f"replication {spec.replication_factor}, key `{spec.partition_key or '-'}`.{vol} "
         "Materializing reconciles the topic with the catalog (plan, then apply).",
         kinds={"kafka"},
-        metadata={"catalog_configs": dg.MetadataValue.json(spec.configs), "partition_key": spec.partition_key or ""},
+        metadata={
+            "catalog_configs": dg.MetadataValue.json(spec.configs),
+            "partition_key": spec.partition_key or "",
+        },
     )
-    def _topic(context: dg.AssetExecutionContext, config: ReconcileTopicConfig, kafka: KafkaResource) -> dg.MaterializeResult:
+    def _topic(
+        context: dg.AssetExecutionContext, config: ReconcileTopicConfig, kafka: KafkaResource
+    ) -> dg.MaterializeResult:
         from ecap_ops.core.plan import render_plan
         from ecap_ops.services.provisioning import apply_topics
         from ecap_ops.services.topics import describe_topic
@@ -75,7 +94,8 @@ def build_topic_asset(catalog: Catalog, spec: TopicSpec) -> dg.AssetsDefinition:
                 context.log.info(f"{s.step} {s.topic}: {s.detail}")
             if not result.ok:
                 raise dg.Failure(
-                    description=f"reconciling {spec.name} failed: " + "; ".join(f"{s.step}: {s.detail}" for s in result.failed)
+                    description=f"reconciling {spec.name} failed: "
+                    + "; ".join(f"{s.step}: {s.detail}" for s in result.failed)
                 )
             d = describe_topic(gw, single, spec.name)
         meta = _topic_metadata(d)
@@ -90,7 +110,11 @@ def build_topic_checks(catalog: Catalog, spec: TopicSpec) -> list[dg.AssetChecks
     single = catalog.select([spec.name])
     key = topic_key(spec)
 
-    @dg.asset_check(asset=key, name="matches_catalog", description=f"`{spec.name}` exists with exactly the catalog's partitions, replication and topic-level overrides.")
+    @dg.asset_check(
+        asset=key,
+        name="matches_catalog",
+        description=f"`{spec.name}` exists with exactly the catalog's partitions, replication and topic-level overrides.",
+    )
     def matches_catalog(kafka: KafkaResource) -> dg.AssetCheckResult:
         with as_failure(f"checking {spec.name} against the catalog"), kafka.gateway() as gw:
             state = gw.read_cluster_state([spec.name])
@@ -103,56 +127,114 @@ def build_topic_checks(catalog: Catalog, spec: TopicSpec) -> list[dg.AssetChecks
             if topic.partition_count != spec.partitions:
                 rows.append(["partitions", spec.partitions, topic.partition_count])
             if topic.replication_factor != spec.replication_factor:
-                rows.append(["replication_factor", spec.replication_factor, topic.replication_factor])
+                rows.append(
+                    ["replication_factor", spec.replication_factor, topic.replication_factor]
+                )
             for a in plan.actions:
                 for c in a.changes:
-                    rows.append([c.key, c.new if c.new is not None else f"(default {c.new_effective})", c.old if c.old is not None else f"(default {c.old_effective})"])
+                    rows.append(
+                        [
+                            c.key,
+                            c.new if c.new is not None else f"(default {c.new_effective})",
+                            c.old if c.old is not None else f"(default {c.old_effective})",
+                        ]
+                    )
         passed = not rows
         return dg.AssetCheckResult(
             passed=passed,
             severity=dg.AssetCheckSeverity.ERROR,
-            description=f"{spec.name} matches the catalog" if passed else f"{spec.name} differs from the catalog in {len(rows)} setting(s)",
+            description=f"{spec.name} matches the catalog"
+            if passed
+            else f"{spec.name} differs from the catalog in {len(rows)} setting(s)",
             metadata={
-                "drift": dg.MetadataValue.md(md_table(["setting", "expected", "actual"], rows) if rows else "none"),
+                "drift": dg.MetadataValue.md(
+                    md_table(["setting", "expected", "actual"], rows) if rows else "none"
+                ),
                 "drift_count": dg.MetadataValue.int(len(rows)),
-                "expected": dg.MetadataValue.json({"partitions": spec.partitions, "replication_factor": spec.replication_factor, "configs": spec.configs}),
+                "expected": dg.MetadataValue.json(
+                    {
+                        "partitions": spec.partitions,
+                        "replication_factor": spec.replication_factor,
+                        "configs": spec.configs,
+                    }
+                ),
                 "actual": dg.MetadataValue.json(
-                    None if topic is None else {"partitions": topic.partition_count, "replication_factor": topic.replication_factor, "configs": topic.overrides}
+                    None
+                    if topic is None
+                    else {
+                        "partitions": topic.partition_count,
+                        "replication_factor": topic.replication_factor,
+                        "configs": topic.overrides,
+                    }
                 ),
             },
         )
 
-    @dg.asset_check(asset=key, name="availability", description=f"Every partition of `{spec.name}` has a leader (none offline).")
+    @dg.asset_check(
+        asset=key,
+        name="availability",
+        description=f"Every partition of `{spec.name}` has a leader (none offline).",
+    )
     def availability(kafka: KafkaResource) -> dg.AssetCheckResult:
         with as_failure(f"checking availability of {spec.name}"), kafka.gateway() as gw:
             meta = gw.describe_topics([spec.name]).get(spec.name)
         if meta is None:
-            return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR, description=f"{spec.name} does not exist", metadata={"offline_partitions": -1})
+            return dg.AssetCheckResult(
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=f"{spec.name} does not exist",
+                metadata={"offline_partitions": -1},
+            )
         offline = [p["partition_index"] for p in meta["partitions"] if p.get("leader_id", -1) < 0]
         return dg.AssetCheckResult(
             passed=not offline,
             severity=dg.AssetCheckSeverity.ERROR,
-            description="all partitions have a leader" if not offline else f"offline partitions: {offline}",
-            metadata={"offline_partitions": dg.MetadataValue.int(len(offline)), "partitions": dg.MetadataValue.int(len(meta["partitions"]))},
+            description="all partitions have a leader"
+            if not offline
+            else f"offline partitions: {offline}",
+            metadata={
+                "offline_partitions": dg.MetadataValue.int(len(offline)),
+                "partitions": dg.MetadataValue.int(len(meta["partitions"])),
+            },
         )
 
-    @dg.asset_check(asset=key, name="replication", description=f"Every partition of `{spec.name}` has its full replica set in sync, and at least min.insync.replicas.")
+    @dg.asset_check(
+        asset=key,
+        name="replication",
+        description=f"Every partition of `{spec.name}` has its full replica set in sync, and at least min.insync.replicas.",
+    )
     def replication(kafka: KafkaResource) -> dg.AssetCheckResult:
         with as_failure(f"checking replication of {spec.name}"), kafka.gateway() as gw:
             meta = gw.describe_topics([spec.name]).get(spec.name)
             overrides = gw.topic_overrides([spec.name]).get(spec.name, ({}, {}))[0] if meta else {}
         if meta is None:
-            return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR, description=f"{spec.name} does not exist", metadata={"under_replicated": -1})
-        min_isr = int(overrides.get("min.insync.replicas", spec.configs.get("min.insync.replicas", "1")))
-        under = [p["partition_index"] for p in meta["partitions"] if len(p.get("isr_nodes") or []) < len(p.get("replica_nodes") or [])]
-        under_min = [p["partition_index"] for p in meta["partitions"] if len(p.get("isr_nodes") or []) < min_isr]
+            return dg.AssetCheckResult(
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=f"{spec.name} does not exist",
+                metadata={"under_replicated": -1},
+            )
+        min_isr = int(
+            overrides.get("min.insync.replicas", spec.configs.get("min.insync.replicas", "1"))
+        )
+        under = [
+            p["partition_index"]
+            for p in meta["partitions"]
+            if len(p.get("isr_nodes") or []) < len(p.get("replica_nodes") or [])
+        ]
+        under_min = [
+            p["partition_index"]
+            for p in meta["partitions"]
+            if len(p.get("isr_nodes") or []) < min_isr
+        ]
         passed = not under and not under_min
         return dg.AssetCheckResult(
             passed=passed,
             severity=dg.AssetCheckSeverity.ERROR if under_min else dg.AssetCheckSeverity.WARN,
             description="fully replicated"
             if passed
-            else f"under-replicated partitions: {under}" + (f"; below min.insync.replicas={min_isr}: {under_min}" if under_min else ""),
+            else f"under-replicated partitions: {under}"
+            + (f"; below min.insync.replicas={min_isr}: {under_min}" if under_min else ""),
             metadata={
                 "under_replicated": dg.MetadataValue.int(len(under)),
                 "under_min_isr": dg.MetadataValue.int(len(under_min)),

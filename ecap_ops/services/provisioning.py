@@ -20,7 +20,9 @@ def observe(gateway: KafkaGateway, catalog: Catalog) -> ClusterState:
     return gateway.read_cluster_state(catalog.names())
 
 
-def plan_topics(gateway: KafkaGateway, catalog: Catalog, acknowledge_destructive: frozenset[str] = frozenset()) -> Plan:
+def plan_topics(
+    gateway: KafkaGateway, catalog: Catalog, acknowledge_destructive: frozenset[str] = frozenset()
+) -> Plan:
     return make_plan(catalog, observe(gateway, catalog), acknowledge_destructive)
 
 
@@ -97,14 +99,27 @@ def apply_topics(
             )
     if plan.blocked:
         raise PlanRefused(
-            "the plan has refused changes, so nothing was applied:\n" + "\n".join(f"  - {r.message}" for r in plan.refusals)
+            "the plan has refused changes, so nothing was applied:\n"
+            + "\n".join(f"  - {r.message}" for r in plan.refusals)
         )
     if dry_run or not plan.actions:
         result.seconds = time.monotonic() - started
         return result
 
-    creates = {a.topic: {"num_partitions": a.partitions, "replication_factor": a.replication_factor, "configs": dict(a.configs)} for a in plan.actions if a.kind is ActionKind.CREATE_TOPIC}
-    alters = {a.topic: {c.key: c.new for c in a.changes} for a in plan.actions if a.kind is ActionKind.ALTER_CONFIGS}
+    creates = {
+        a.topic: {
+            "num_partitions": a.partitions,
+            "replication_factor": a.replication_factor,
+            "configs": dict(a.configs),
+        }
+        for a in plan.actions
+        if a.kind is ActionKind.CREATE_TOPIC
+    }
+    alters = {
+        a.topic: {c.key: c.new for c in a.changes}
+        for a in plan.actions
+        if a.kind is ActionKind.ALTER_CONFIGS
+    }
     adds = {a.topic: a.partitions for a in plan.actions if a.kind is ActionKind.ADD_PARTITIONS}
 
     # Ask the brokers to validate every step before making the first change.
@@ -120,7 +135,9 @@ def apply_topics(
     if problems:
         raise PlanRefused(
             "the brokers rejected the plan in validation, so nothing was applied:\n"
-            + "\n".join(f"  - {step} {topic}: {err}" for (step, topic), err in sorted(problems.items()))
+            + "\n".join(
+                f"  - {step} {topic}: {err}" for (step, topic), err in sorted(problems.items())
+            )
         )
 
     failed = False
@@ -133,7 +150,10 @@ def apply_topics(
             continue
         if failed:
             # After a failure nothing further runs; a re-run converges from where we are.
-            result.steps += [StepResult(step, t, False, "skipped: an earlier step failed", skipped=True) for t in items]
+            result.steps += [
+                StepResult(step, t, False, "skipped: an earlier step failed", skipped=True)
+                for t in items
+            ]
             continue
         outcome = fn(items)
         for topic in items:
@@ -148,7 +168,9 @@ def apply_topics(
     if creates:
         _wait_for_leaders(gateway, list(creates))
     result.seconds = time.monotonic() - started
-    result.requests = {k: v - before.get(k, 0) for k, v in gateway.requests.items() if v - before.get(k, 0)}
+    result.requests = {
+        k: v - before.get(k, 0) for k, v in gateway.requests.items() if v - before.get(k, 0)
+    }
     for s in result.steps:
         log.info("%s %s: %s", s.step, s.topic, s.detail)
     return result
@@ -159,7 +181,11 @@ def _wait_for_leaders(gateway: KafkaGateway, names: list[str], timeout_s: float 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         meta = gateway.describe_topics(names)
-        if len(meta) == len(names) and all(p.get("leader_id", -1) >= 0 for t in meta.values() for p in t["partitions"]):
+        if len(meta) == len(names) and all(
+            p.get("leader_id", -1) >= 0 for t in meta.values() for p in t["partitions"]
+        ):
             return
         time.sleep(0.2)
-    log.warning("new topics %s had no leader for every partition after %.0f s", ", ".join(names), timeout_s)
+    log.warning(
+        "new topics %s had no leader for every partition after %.0f s", ", ".join(names), timeout_s
+    )

@@ -17,7 +17,9 @@ def describe_topic(gateway: KafkaGateway, catalog: Catalog, name: str) -> dict:
         spec = catalog.get(name)
         hint = " It is in the catalog: `ecap-ops create-topics` creates it." if spec else ""
         raise TopicNotFound(f"topic {name!r} does not exist on cluster {state.cluster_id}.{hint}")
-    ranges = gateway.offset_ranges([(name, p.partition) for p in topic.partitions if p.leader is not None])
+    ranges = gateway.offset_ranges(
+        [(name, p.partition) for p in topic.partitions if p.leader is not None]
+    )
     configs = gateway.all_topic_configs([name]).get(name, {})
     non_default = {
         k: {"value": v.get("value"), "source": v.get("config_source")}
@@ -60,6 +62,13 @@ def describe_topic(gateway: KafkaGateway, catalog: Catalog, name: str) -> dict:
         "overrides": dict(topic.overrides),
         "catalog": None
         if spec is None
-        else {"key": spec.key, "purpose": spec.purpose, "partition_key": spec.partition_key, "partitions": spec.partitions, "replication_factor": spec.replication_factor, "configs": spec.configs},
+        else {
+            "key": spec.key,
+            "purpose": spec.purpose,
+            "partition_key": spec.partition_key,
+            "partitions": spec.partitions,
+            "replication_factor": spec.replication_factor,
+            "configs": spec.configs,
+        },
         "drift": drift,
     }
