@@ -40,14 +40,17 @@ class KafkaSettings:
             "sasl_password": env.get("KAFKA_SASL_PASSWORD") or None,
             "ssl_cafile": env.get("KAFKA_SSL_CAFILE") or None,
         }
-        for key in ("connect_timeout_ms", "request_timeout_ms"):
-            raw = env.get("ECAP_KAFKA_" + key.upper())
+        for key, name in (
+            ("connect_timeout_ms", "ECAP_KAFKA_CONNECT_TIMEOUT_MS"),
+            ("request_timeout_ms", "ECAP_KAFKA_REQUEST_TIMEOUT_MS"),
+        ):
+            raw = env.get(name)
             if raw:
                 try:
                     values[key] = int(raw)
                 except ValueError:
                     raise ConfigError(
-                        f"ECAP_KAFKA_{key.upper()}: expected a whole number of milliseconds, got {raw!r}"
+                        f"{name}: expected a whole number of milliseconds, got {raw!r}"
                     ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)

@@ -31,33 +31,6 @@ LAG_SENSOR = "consumer_lag_sensor"
 EVERY_MINUTE = "* * * * *"
 SENSOR_INTERVAL_S = "5"
 
-# Used when the code location has no ECAP_HEALTH_CRON switch: the same job, schedule name
-# and default status, ticking every minute instead of every five.
-FAST_HEALTH_LOCATION = f'''
-import dagster as dg
-import ecap_ops.orchestration.health as health
-
-_build = health.build_defs
-
-
-def _every_minute(catalog):
-    d = _build(catalog)
-    schedules = [
-        dg.ScheduleDefinition(name=s.name, job=s.job, cron_schedule="{EVERY_MINUTE}",
-                              default_status=s.default_status, description=s.description)
-        if s.name == "{HEALTH_SCHEDULE}" else s
-        for s in d.schedules
-    ]
-    return dg.Definitions(assets=d.assets, asset_checks=d.asset_checks, jobs=d.jobs,
-                          schedules=schedules, sensors=d.sensors, resources=d.resources)
-
-
-health.build_defs = _every_minute
-from ecap_ops.definitions import build_definitions  # noqa: E402
-
-defs = build_definitions()
-'''
-
 
 @pytest.fixture(scope="module")
 def daemon_setup(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
@@ -79,12 +52,8 @@ def daemon_setup(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory)
     assert names["default_status"][HEALTH_SCHEDULE] == "RUNNING"
     assert names["default_status"][LAG_SENSOR] == "RUNNING"
     assert names["intervals"][LAG_SENSOR] == int(SENSOR_INTERVAL_S)
-    if names["crons"][HEALTH_SCHEDULE] == EVERY_MINUTE:
-        target = ["-m", "ecap_ops", "-a", "defs"]
-    else:
-        wrapper = home / "fast_health_location.py"
-        wrapper.write_text(FAST_HEALTH_LOCATION)
-        target = ["-f", str(wrapper), "-a", "defs"]
+    assert names["crons"][HEALTH_SCHEDULE] == EVERY_MINUTE
+    target = ["-m", "ecap_ops", "-a", "defs"]
 
     # The catalog's topics exist (as after ecap-provision), and a consumer group on one of
     # them has read 4 of 10 records: 6 messages of lag for the sensor to observe.
