@@ -288,7 +288,6 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
     dr_snapshot = dg.define_asset_job(
         "dr_snapshot",
         selection=[snapshot_asset],
-        partitions_def=SNAPSHOT_PARTITIONS,
         description="Take a verified snapshot of the cluster's metadata into the snapshot directory.",
     )
     dr_snapshot_schedule = dg.build_schedule_from_partitioned_job(
