@@ -177,15 +177,28 @@ def apply_topics(
 
 
 def _wait_for_leaders(gateway: KafkaGateway, names: list[str], timeout_s: float = 15.0) -> None:
-    """New topics are usable once every partition has a leader; wait for that, bounded."""
+    """New topics are usable once every partition's leader serves it: the metadata names a
+    leader a moment before that broker answers for the partition. Wait for both, bounded."""
+    from ecap_ops.errors import EcapOpsError
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         meta = gateway.describe_topics(names)
         if len(meta) == len(names) and all(
             p.get("leader_id", -1) >= 0 for t in meta.values() for p in t["partitions"]
         ):
-            return
+            break
         time.sleep(0.2)
-    log.warning(
-        "new topics %s had no leader for every partition after %.0f s", ", ".join(names), timeout_s
-    )
+    else:
+        log.warning(
+            "new topics %s had no leader for every partition after %.0f s",
+            ", ".join(names),
+            timeout_s,
+        )
+        return
+    parts = [(n, p["partition_index"]) for n, t in meta.items() for p in t["partitions"]]
+    remaining_ms = max(1000, int((deadline - time.monotonic()) * 1000))
+    try:
+        gateway.offsets(parts, "latest", timeout_ms=remaining_ms)
+    except EcapOpsError as exc:
+        log.warning("new topics %s are not yet served by their leaders: %s", ", ".join(names), exc)
