@@ -6,8 +6,10 @@ the same cluster in the same run, each the median of --runs runs:
   - ecap-ops tick: one lag tick in process (measure + evaluate, with the previous window),
     wall time and requests by type;
   - the sensor itself (consumer_lag_sensor.evaluate_tick with the previous cursor);
-  - ecap-ops CLI: `ecap-ops lag --group 'bench-*' --output json`, the whole process as a
-    user runs it (a fresh Python: start, imports, connect, tick, 10 MB of JSON at G=1,000);
+  - ecap-ops CLI: `ecap-ops lag --group 'bench-*'`, the whole process as a user runs it (a
+    fresh Python: start, imports, connect, tick, output), with its default table output (a
+    row per group and topic, like Kafka's tool: the like-for-like comparison) and with
+    `--output json` (per-partition detail, 10 MB at G=1,000);
   - Kafka's tool, the whole process as bin/kafka-consumer-groups.sh runs it (its JVM flags,
     JVM start included); its requests are counted in one more run with its client's DEBUG
     log ("Sending <API> request"), not timed.
@@ -80,16 +82,21 @@ def ecap_ops_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "ecap_ops"]
 
 
-def cli_lag_json(bootstrap: str) -> tuple[float, int]:
-    """One whole `ecap-ops lag --output json` process: (seconds, groups in its output)."""
+def cli_lag(bootstrap: str, output: str) -> tuple[float, int]:
+    """One whole `ecap-ops lag --output table|json` process: (seconds, groups in its output)."""
     cmd = [*ecap_ops_command(), "--bootstrap-servers", bootstrap]
-    cmd += ["lag", "--group", "bench-*", "--output", "json"]
+    cmd += ["lag", "--group", "bench-*", "--output", output]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     secs = time.perf_counter() - t
     if proc.returncode not in (0, 1):  # 1: some group is critical
         raise SystemExit(f"ecap-ops lag failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return secs, len({s["group"] for s in json.loads(proc.stdout)["statuses"]})
+    if output == "json":
+        return secs, len({s["group"] for s in json.loads(proc.stdout)["statuses"]})
+    lines = proc.stdout.splitlines()
+    if not lines or lines[0].split()[:2] != ["GROUP", "TOPIC"]:
+        raise SystemExit(f"ecap-ops lag printed no table: {proc.stdout[:500]!r}")
+    return secs, len({line.split()[0] for line in lines[2:] if line.strip()})
 
 
 def main() -> int:
@@ -184,11 +191,14 @@ def main() -> int:
                 t = time.perf_counter()
                 res = sensor.evaluate_tick(ctx)
                 sensor_ticks.append(time.perf_counter() - t)
-            clis = []
+            clis: dict[str, list[float]] = {"table": [], "json": []}
             for _ in range(args.runs):
-                secs, cli_groups = cli_lag_json(bs)
-                assert cli_groups == g, f"ecap-ops lag printed {cli_groups} groups, not {g}"
-                clis.append(secs)
+                for output, times in clis.items():
+                    secs, cli_groups = cli_lag(bs, output)
+                    assert cli_groups == g, (
+                        f"ecap-ops lag -o {output} printed {cli_groups} groups, not {g}"
+                    )
+                    times.append(secs)
             theirs = [kafka_tool_describe(bs)[0] for _ in range(args.runs)]
             their_apis, their_rows = kafka_tool_requests(bs, log_config)
             rows.append(
@@ -198,15 +208,16 @@ def main() -> int:
                     second.measurement.requests,
                     statistics.median(sensor_ticks),
                     len(res.cursor or ""),
-                    statistics.median(clis),
+                    statistics.median(clis["table"]),
+                    statistics.median(clis["json"]),
                     statistics.median(theirs),
                     their_apis,
                     their_rows,
                 )
             )
             print(
-                f"  G={g}: ecap-ops tick {rows[-1][1]:.2f} s, CLI {rows[-1][5]:.2f} s, "
-                f"kafka-consumer-groups {rows[-1][6]:.2f} s",
+                f"  G={g}: ecap-ops tick {rows[-1][1]:.2f} s, CLI table {rows[-1][5]:.2f} s, "
+                f"CLI json {rows[-1][6]:.2f} s, kafka-consumer-groups {rows[-1][7]:.2f} s",
                 flush=True,
             )
         admin.close()
@@ -219,24 +230,25 @@ def main() -> int:
         f"{args.nodes} broker(s), median of {args.runs} runs"
     )
     print(
-        "ecap-ops tick: in process; sensor: evaluate_tick with the cursor; CLI: whole "
-        "`ecap-ops lag -o json` process; Kafka: whole kafka-consumer-groups process (JVM start included)"
+        "ecap-ops tick: in process; sensor: evaluate_tick with the cursor; CLI table / json: "
+        "whole `ecap-ops lag` process, default table output / `-o json`; Kafka: whole "
+        "kafka-consumer-groups process (JVM start included, table output)"
     )
     head = (
         f"{'G':>6} | {'tick s':>7} {'requests':>8} | {'sensor s':>8} {'cursor B':>9} | "
-        f"{'CLI s':>6} | {'kafka-consumer-groups s':>23} {'requests':>8} | "
-        f"{'x tick':>6} {'x CLI':>6}"
+        f"{'CLI table s':>11} {'CLI json s':>10} | {'kafka-consumer-groups s':>23} {'requests':>8} | "
+        f"{'x tick':>6} {'x table':>7} {'x json':>6}"
     )
     print(head)
     print("-" * len(head))
-    for g, ours, req, sensor_s, cur, cli_s, theirs, apis, _ in rows:
+    for g, ours, req, sensor_s, cur, table_s, json_s, theirs, apis, _ in rows:
         print(
             f"{g:>6} | {ours:>7.3f} {sum(req.values()):>8} | {sensor_s:>8.3f} {cur:>9,} | "
-            f"{cli_s:>6.2f} | {theirs:>23.2f} {sum(apis.values()):>8} | "
-            f"{theirs / ours:>5.0f}x {theirs / cli_s:>5.1f}x"
+            f"{table_s:>11.2f} {json_s:>10.2f} | {theirs:>23.2f} {sum(apis.values()):>8} | "
+            f"{theirs / ours:>5.0f}x {theirs / table_s:>6.1f}x {theirs / json_s:>5.1f}x"
         )
     print()
-    for g, _, req, _, _, _, _, apis, their_rows in rows:
+    for g, _, req, _, _, _, _, _, apis, their_rows in rows:
         print(f"G={g}: ecap-ops requests {dict(sorted(req.items()))}")
         print(
             f"G={g}: kafka-consumer-groups requests {dict(sorted(apis.items()))} "

@@ -78,7 +78,12 @@ def status_rank(status: str) -> int:
 
 
 def worst(statuses: Iterable[str]) -> str:
-    return min(statuses, key=status_rank, default=OK)
+    return min(statuses, key=_RANK.__getitem__, default=OK)
+
+
+def worst_first(p: "PartitionLag") -> tuple:
+    """Sort key of partitions, worst first: status, then lag in messages, then in seconds."""
+    return (_RANK[p.status], -p.lag_msgs, -(p.lag_seconds or 0))
 
 
 def severity_of(status: str, thresholds: LagThresholds | None = None) -> str:
@@ -228,10 +233,9 @@ class GroupTopicStatus:
     incident_id: str | None = None
 
     def worst_partitions(self, n: int = 3) -> list[PartitionLag]:
-        return sorted(
-            self.partitions,
-            key=lambda p: (status_rank(p.status), -p.lag_msgs, -(p.lag_seconds or 0)),
-        )[:n]
+        if n == 1:  # min keeps the first of equals, as the stable sort does
+            return [min(self.partitions, key=worst_first)] if self.partitions else []
+        return sorted(self.partitions, key=worst_first)[:n]
 
     def to_dict(self) -> dict:
         return {
@@ -508,6 +512,29 @@ def _samples(window: dict, obs: Observation, cfg: EvalConfig) -> None:
             del ends[topic]
 
 
+class _GroupTick:
+    """What every partition of one group shares in this tick, worked out once per group."""
+
+    __slots__ = ("assigned", "members", "empty", "stable", "rebalancing", "hold", "in_grace", "rb")
+
+    def __init__(self, g: GroupObservation, gw: dict, cfg: EvalConfig, now: float):
+        self.assigned = g.assigned
+        self.members = g.members or 0
+        # Described, nobody in it, and the coordinator says so.
+        self.empty = g.members is not None and self.members == 0 and g.state in EMPTY_STATES
+        self.stable = g.state == "Stable"
+        self.rebalancing = g.state in REBALANCING_STATES
+        rbs, rb = gw.get("rbs"), gw.get("rb")
+        # STOP/STALL held during the grace period of a rebalance still going on.
+        self.hold = self.rebalancing and rbs is not None and now - rbs < cfg.rebalance_grace_seconds
+        # Small rewinds ignored for a while after the last rebalance.
+        self.in_grace = rb is not None and now - rb < cfg.rebalance_grace_seconds
+        self.rb = rb or 0.0
+
+
+_NO_SAMPLES: tuple = ()
+
+
 def _partition_status(
     topic: str,
     p: int,
@@ -515,41 +542,48 @@ def _partition_status(
     po: PartitionOffsets,
     samples: list[list[float]],
     prev: list | None,
-    g: GroupObservation,
-    gw: dict,
+    grp: _GroupTick,
     topic_over_msgs: bool,
     th: LagThresholds,
     cfg: EvalConfig,
     now: float,
+    now_r: float,
 ) -> tuple[PartitionLag, list | None]:
     """One partition's lag and raw status (LAGGING is decided per topic), and its new state
     [committed, committed unchanged since, highest committed seen]."""
-    owned = (topic, p) in g.assigned
-    members = g.members or 0
-    rebalancing = g.state in REBALANCING_STATES
-    hold = (
-        rebalancing and gw.get("rbs") is not None and now - gw["rbs"] < cfg.rebalance_grace_seconds
-    )
-    in_grace = gw.get("rb") is not None and now - gw["rb"] < cfg.rebalance_grace_seconds
+    owned = (topic, p) in grp.assigned
+    end = po.end
     if committed is None:
-        status = NO_OFFSET if owned and members > 0 else (REBALANCING if rebalancing else OK)
+        status = (
+            NO_OFFSET if owned and grp.members > 0 else (REBALANCING if grp.rebalancing else OK)
+        )
         return PartitionLag(
-            topic, p, None, po.start, po.end, 0, 0, None, "unknown", status, owned
+            topic, p, None, po.start, end, 0, 0, None, "unknown", status, owned
         ), None
     start = po.start if po.start is not None else 0
-    position = max(committed, start)
-    lag_msgs = max(0, po.end - position)
-    lost = max(0, start - committed) if po.start is not None else 0
-    secs, kind = lag_seconds(samples, position, po.end, now)
-    # The state carried to the next tick.
-    if prev is None or prev[0] != committed:
-        since = now
+    position = committed if committed >= start else start
+    lag_msgs = end - position if end > position else 0
+    lost = start - committed if po.start is not None and start > committed else 0
+    if lag_msgs == 0:
+        secs, kind = 0.0, "exact"
+    elif len(samples) < 2:
+        secs, kind = None, "unknown"
     else:
-        since = prev[1]
-    peak = max(committed, prev[2]) if prev is not None else committed
-    if prev is not None and po.end < prev[2]:
-        peak = committed  # the log itself went back (topic recreated): not a rewind
-    state = [committed, round(since, 3), peak]
+        secs, kind = lag_seconds(samples, position, end, now)
+    # The state carried to the next tick (now_r: `now` rounded, once per tick).
+    if prev is None:
+        since = now
+        peak = committed
+        state = [committed, now_r, peak]
+    else:
+        # The log itself went back (topic recreated): not a rewind.
+        peak = committed if end < prev[2] else max(committed, prev[2])
+        if prev[0] != committed:
+            since = now
+            state = [committed, now_r, peak]
+        else:
+            since = prev[1]
+            state = [committed, round(since, 3), peak]
 
     over = lag_msgs > 0 and (topic_over_msgs or (secs is not None and secs > th.warn_seconds))
     history = prev is not None and len(samples) >= 2
@@ -560,14 +594,14 @@ def _partition_status(
 
     if lost > 0:
         status = DATA_LOSS
-    elif over and g.members is not None and members == 0 and g.state in EMPTY_STATES:
+    elif over and grp.empty:
         status = STOPPED
     elif (
         over
         and history
-        and members > 0
+        and grp.members > 0
         and not owned
-        and not hold
+        and not grp.hold
         and since <= samples[0][0]
         and end_moved
     ):
@@ -576,23 +610,23 @@ def _partition_status(
     elif (
         over
         and owned
-        and g.state == "Stable"
+        and grp.stable
         and history
-        and now - max(since, gw.get("rb") or 0.0) >= th.stall_after_seconds
+        and now - max(since, grp.rb) >= th.stall_after_seconds
     ):
         status = STALLED
     elif sla:
         status = BEHIND_SLA
-    elif peak > committed and not (in_grace and peak - committed <= cfg.rewind_grace_msgs):
+    elif peak > committed and not (grp.in_grace and peak - committed <= cfg.rewind_grace_msgs):
         status = REWIND
-    elif rebalancing:
+    elif grp.rebalancing:
         status = REBALANCING
     elif lag_msgs == 0 and not end_moved and history:
         status = IDLE
     else:
         status = OK
     return PartitionLag(
-        topic, p, committed, po.start, po.end, lag_msgs, lost, secs, kind, status, owned
+        topic, p, committed, po.start, end, lag_msgs, lost, secs, kind, status, owned
     ), state
 
 
@@ -625,7 +659,7 @@ def _incident_event(
         since=inc["opened"],
         lag_msgs=ctx.get("lag_msgs", 0),
         lag_seconds=ctx.get("lag_seconds"),
-        worst=ctx.get("worst", ()),
+        worst=_worst_dicts(ctx),
         reminder=reminder,
         peak_msgs=inc["pm"],
         peak_seconds=inc["ps"],
@@ -634,21 +668,30 @@ def _incident_event(
     )
 
 
+def _worst_dicts(ctx: dict) -> tuple[dict, ...]:
+    """The worst partitions of the group on the topic, for a notification (only events need
+    them, so they are worked out only for those)."""
+    plags = ctx.get("partitions")
+    if not plags:
+        return ()
+    return tuple(pl.to_dict() for pl in sorted(plags, key=worst_first)[: ctx["n_worst"]])
+
+
 def _judge_topic(
     gt: dict,
-    plags: list[PartitionLag],
+    raw: str,
     th: LagThresholds,
     cfg: EvalConfig,
     ctx: dict,
     new_incident_id: Callable[[], str],
     events: list[IncidentEvent],
 ) -> tuple[str, str, str, str | None]:
-    """A group's verdict on one topic: (raw status, debounced status, severity, incident id).
-    Updates the topic's window entry `gt` and appends incident events."""
+    """A group's verdict on one topic from its worst partition's status `raw`: (raw status,
+    debounced status, severity, incident id). Updates the topic's window entry `gt` and
+    appends incident events."""
     now = ctx["now"]
     total = ctx["lag_msgs"]
     secs = ctx["lag_seconds"]
-    raw = worst(pl.status for pl in plags)
     # LAGGING: above the warning level for `for_ticks` ticks and not decreasing.
     over = total > th.warn_msgs or (secs is not None and secs > th.warn_seconds)
     gt["lag"] = (gt["lag"] + [[total, _r(secs)] if over else None])[-cfg.for_ticks :]
@@ -759,6 +802,8 @@ def evaluate(
                 )
             )
 
+    offsets = obs.offsets
+    now_r = round(now, 3)
     for group in sorted(obs.groups):
         g = obs.groups[group]
         gw = w["groups"].setdefault(group, {"mh": None, "rb": None, "rbs": None, "p": {}, "t": {}})
@@ -775,11 +820,13 @@ def evaluate(
         by_topic: dict[str, set[int]] = {t: set() for t in gw["t"]}
         for t, p in list(g.committed) + list(g.assigned):
             by_topic.setdefault(t, set()).add(p)
+        grp = _GroupTick(g, gw, cfg, now)
+        committed_of = g.committed
         for topic in sorted(by_topic):
             if obs.topics is not None and topic not in obs.topics:
                 forget(group, topic, "topic deleted")
                 continue
-            parts = sorted(p for p in by_topic[topic] if (topic, p) in obs.offsets)
+            parts = sorted(p for p in by_topic[topic] if (topic, p) in offsets)
             if not parts:
                 # Not measured this tick (partial), or the group no longer holds offsets on it.
                 if obs.topics is not None and not obs.partial:
@@ -789,12 +836,21 @@ def evaluate(
             th = thresholds(topic)
             pstates = gw["p"].get(topic, {})
             ends = w["ends"].get(topic, {})
-            measured = [(p, g.committed.get((topic, p)), obs.offsets[(topic, p)]) for p in parts]
-            total = sum(
-                max(0, po.end - max(c, po.start or 0)) for _, c, po in measured if c is not None
-            )
+            measured = []
+            total = 0
+            for p in parts:
+                c = committed_of.get((topic, p))
+                po = offsets[(topic, p)]
+                measured.append((p, c, po))
+                if c is not None:
+                    total += max(0, po.end - max(c, po.start or 0))
+            over_msgs = total > th.warn_msgs
             plags: list[PartitionLag] = []
             new_states: dict[str, list] = {}
+            top: PartitionLag | None = None  # the first partition with the most seconds known
+            unknown_lagging = False  # some lagging partition has no estimate yet
+            lost = 0
+            raw_rank = len(STATUS_ORDER)  # the worst partition's status (`parts` is not empty)
             for p, c, po in measured:
                 key = str(p)
                 pl, st = _partition_status(
@@ -802,32 +858,32 @@ def evaluate(
                     p,
                     c,
                     po,
-                    ends.get(key, []),
+                    ends.get(key, _NO_SAMPLES),
                     pstates.get(key),
-                    g,
-                    gw,
-                    total > th.warn_msgs,
+                    grp,
+                    over_msgs,
                     th,
                     cfg,
                     now,
+                    now_r,
                 )
                 plags.append(pl)
                 if st is not None:
                     new_states[key] = st
+                if pl.lag_seconds is None:
+                    if pl.lag_msgs > 0:
+                        unknown_lagging = True
+                elif top is None or pl.lag_seconds > (top.lag_seconds or 0.0):
+                    top = pl
+                lost += pl.lost
+                if _RANK[pl.status] < raw_rank:
+                    raw_rank = _RANK[pl.status]
             gw["p"][topic] = new_states
-            known = [pl for pl in plags if pl.lag_seconds is not None]
-            top = max(known, key=lambda pl: pl.lag_seconds or 0.0, default=None)
             secs = top.lag_seconds if top else None
             kind = top.lag_seconds_kind if top else "unknown"
-            if any(pl.lag_seconds is None and pl.lag_msgs > 0 for pl in plags):
-                # Some lagging partition has no estimate yet: what we know is a lower bound.
+            if unknown_lagging:
+                # What we know is a lower bound.
                 kind, secs = ("partial", secs) if secs else ("unknown", None)
-            worst_parts = tuple(
-                pl.to_dict()
-                for pl in sorted(
-                    plags, key=lambda x: (status_rank(x.status), -x.lag_msgs, -(x.lag_seconds or 0))
-                )[: cfg.worst_partitions]
-            )
             ctx = {
                 "cluster": obs.cluster_id,
                 "group": group,
@@ -835,10 +891,17 @@ def evaluate(
                 "now": now,
                 "lag_msgs": total,
                 "lag_seconds": _r(secs),
-                "worst": worst_parts,
+                "partitions": plags,
+                "n_worst": cfg.worst_partitions,
             }
             raw, status, sev, inc_id = _judge_topic(
-                gt, plags, th, cfg, ctx, new_incident_id, events
+                gt,
+                STATUS_ORDER[raw_rank],
+                th,
+                cfg,
+                ctx,
+                new_incident_id,
+                events,
             )
             statuses.append(
                 GroupTopicStatus(
@@ -850,7 +913,7 @@ def evaluate(
                     lag_msgs=total,
                     lag_seconds=secs,
                     lag_seconds_kind=kind,
-                    lost=sum(pl.lost for pl in plags),
+                    lost=lost,
                     state=g.state,
                     members=g.members,
                     partitions=tuple(plags),
