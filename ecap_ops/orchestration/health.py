@@ -5,10 +5,20 @@ The report is a markdown table in the run's metadata, with numeric metadata (can
 latency, under-replicated partitions, ...) that the UI plots over time. The same
 observation also records the `availability` and `replication` asset checks of every
 catalog topic, so their history fills every 5 minutes without a second pass over the
-cluster. An unhealthy report goes to the alert sinks.
+cluster.
+
+Alerts follow incidents, not runs: `open` when the result becomes unhealthy, `escalate`
+(WARN to CRIT), `changed` (a new problem at the incident's level), reminders (30 min
+critical, 4 h warning) and `resolve` with the duration (see `core/health_incidents.py`).
+The incident is kept between runs in the Dagster instance: every run records an
+`AssetObservation` of `ecap_ops/kafka_cluster_health` whose metadata `incident_state` is
+the state as JSON, and the next run reads the latest one back (`fetch_observations`, the
+same on SQLite and PostgreSQL instances). A state that is missing or cannot be read counts
+as no open incident (logged).
 """
 
 import os
+import time
 
 import dagster as dg
 from pydantic import Field
@@ -48,7 +58,55 @@ class HealthCheckConfig(dg.Config):
     alert_on: str = Field(
         default="warning",
         pattern="^(warning|critical)$",
-        description="Lowest status that sends an alert: warning or critical.",
+        description="Lowest status that opens an incident (and alerts): warning or critical.",
+    )
+    remind_critical_minutes: float = Field(
+        default=30.0, ge=0, description="Reminder interval while critical (0: no reminders)."
+    )
+    remind_warning_minutes: float = Field(
+        default=240.0, ge=0, description="Reminder interval while warning (0: no reminders)."
+    )
+    resolve_after_healthy_runs: int = Field(
+        default=2,
+        ge=1,
+        description="Healthy runs in a row that resolve an open incident (hysteresis against flapping).",
+    )
+
+
+HEALTH_STATE_KEY = dg.AssetKey(["ecap_ops", "kafka_cluster_health"])
+STATE_METADATA = "incident_state"
+
+
+def read_incident_state(instance: dg.DagsterInstance) -> tuple[object, str | None]:
+    """The incident state the latest run recorded (raw, checked by the caller), or None;
+    with why it could not be read. Never raises: a lost state means no open incident."""
+    try:
+        records = instance.fetch_observations(HEALTH_STATE_KEY, limit=1).records
+    except Exception as exc:  # storage trouble must not stop the health check
+        return None, f"could not read the latest observation: {type(exc).__name__}: {exc}"
+    if not records:
+        return None, None
+    observation = records[0].asset_observation
+    entry = observation.metadata.get(STATE_METADATA) if observation is not None else None
+    if entry is None:
+        return (
+            None,
+            f"the latest observation of {HEALTH_STATE_KEY.to_user_string()} has no {STATE_METADATA}",
+        )
+    return entry.value, None
+
+
+def state_observation(state: dict, events) -> dg.AssetObservation:
+    inc = state.get("incident")
+    return dg.AssetObservation(
+        asset_key=HEALTH_STATE_KEY,
+        metadata={
+            STATE_METADATA: dg.MetadataValue.json(state),
+            "status": dg.MetadataValue.text(state.get("status") or "?"),
+            "incident": dg.MetadataValue.text(inc["id"] if inc else "none"),
+            "incident_level": dg.MetadataValue.text(inc["level"] if inc else "OK"),
+            "events": dg.MetadataValue.text(", ".join(e.event_name for e in events) or "none"),
+        },
     )
 
 
@@ -119,7 +177,7 @@ def _check_evaluations(catalog: Catalog, report) -> list[dg.AssetCheckEvaluation
 def build_defs(catalog: Catalog) -> dg.Definitions:
     @dg.op(
         name="kafka_health_report",
-        description="Observe the cluster (brokers, KRaft quorum, partitions, catalog, log directories, disk, canary) and judge it OK, WARN or CRIT; alert when unhealthy.",
+        description="Observe the cluster (brokers, KRaft quorum, partitions, catalog, log directories, disk, canary) and judge it OK, WARN or CRIT; notify when the health incident opens, escalates, changes, stays open (reminders) or resolves.",
         out=dg.Out(dict, description="The health report as JSON-able data."),
     )
     def kafka_health_report(
@@ -128,8 +186,9 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         kafka: KafkaResource,
         alerts: AlertsResource,
     ):
-        from ecap_ops.core.health import CRIT, OK, HealthThresholds, report_rows
-        from ecap_ops.services.health import health_alert, run_health_check
+        from ecap_ops.core.health import CRIT, OK, WARN, HealthThresholds, report_rows
+        from ecap_ops.core.health_incidents import IncidentPolicy
+        from ecap_ops.services.health import health_notifications, run_health_check
 
         if config.disk_warn_percent > config.disk_crit_percent:
             raise dg.Failure(
@@ -154,10 +213,36 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         # Record the topic assets' checks from the same observation.
         for evaluation in _check_evaluations(catalog, report):
             context.log_event(evaluation)
-        alert = health_alert(report, run_url=alerts.run_url(context.run_id))
-        if alert is not None and (report.status == CRIT or config.alert_on == "warning"):
+        # Notify on change: the previous run's incident, this report -> events.
+        policy = IncidentPolicy(
+            alert_on=CRIT if config.alert_on == "critical" else WARN,
+            remind_warning_s=config.remind_warning_minutes * 60,
+            remind_critical_s=config.remind_critical_minutes * 60,
+            resolve_after_runs=config.resolve_after_healthy_runs,
+        )
+        stored, why = read_incident_state(context.instance)
+        if why:
+            context.log.warning(f"health incident state: {why}; treating it as no open incident")
+        decision, notices = health_notifications(
+            stored, report, time.time(), policy, run_url=alerts.run_url(context.run_id)
+        )
+        for note in decision.notes:
+            context.log.warning(note)
+        for event, alert in zip(decision.events, notices, strict=True):
             results = alerts.send(alert, context.log)
-            context.log.info(f"alert sent: {results}")
+            context.log.info(
+                f"health incident {event.incident_id} {event.event_name}: sent {results}"
+            )
+        # Recorded after sending: a run that dies in between notifies again next time
+        # rather than never.
+        context.log_event(state_observation(decision.state, decision.events))
+        inc = decision.incident
+        if not decision.events:
+            context.log.info(
+                f"health incident {inc['id']} open ({inc['level']}), nothing new to notify"
+                if inc
+                else "no health incident"
+            )
         m = report.metrics
         metadata = {
             "status": dg.MetadataValue.text(report.status),
@@ -167,6 +252,10 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
             ),
             "cluster_id": dg.MetadataValue.text(report.cluster_id or "unreachable"),
             "problems": dg.MetadataValue.int(len(report.problems())),
+            "incident": dg.MetadataValue.text(inc["id"] if inc else "none"),
+            "incident_events": dg.MetadataValue.text(
+                ", ".join(e.event_name for e in decision.events) or "none"
+            ),
         }
         for key in (
             "under_replicated_partitions",
@@ -188,7 +277,7 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
 
     @dg.job(
         name="kafka_health_check",
-        description="Health check of the Kafka cluster: brokers, KRaft quorum, offline / under-replicated / under-min-ISR partitions, catalog topics, log directories, disk use and a produce-then-consume canary. Records the topic assets' availability and replication checks and alerts when unhealthy.",
+        description="Health check of the Kafka cluster: brokers, KRaft quorum, offline / under-replicated / under-min-ISR partitions, catalog topics, log directories, disk use and a produce-then-consume canary. Records the topic assets' availability and replication checks and notifies health incidents on change (open, escalate, changed, reminders, resolved).",
         tags={"ecap_ops/area": "health"},
     )
     def kafka_health_check():
@@ -203,4 +292,10 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         default_status=schedule_default_status(),
         description=f"The health check on cron `{cron}` (every 5 minutes unless ECAP_HEALTH_CRON says otherwise).",
     )
-    return dg.Definitions(jobs=[kafka_health_check], schedules=[schedule])
+    state_asset = dg.AssetSpec(
+        HEALTH_STATE_KEY,
+        group_name="health",
+        description="The cluster's health as the job kafka_health_check sees it every 5 minutes: each run records an observation with its status and the open health incident (metadata incident_state, read back by the next run).",
+        kinds={"kafka"},
+    )
+    return dg.Definitions(jobs=[kafka_health_check], schedules=[schedule], assets=[state_asset])

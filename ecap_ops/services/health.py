@@ -1,4 +1,9 @@
-"""The health check, called by the CLI's `health-check` and the Dagster job `kafka_health_check`."""
+"""The health check, called by the CLI's `health-check` and the Dagster job `kafka_health_check`.
+
+The CLI alerts on every unhealthy report it is asked to (`health_alert`, one-shot); the
+scheduled job notifies on change (`health_notifications`: open, escalate, changed, remind,
+resolve), keeping the incident between runs.
+"""
 
 import time
 
@@ -14,6 +19,7 @@ from ecap_ops.core.health import (
     evaluate,
     render_text,
 )
+from ecap_ops.core.health_incidents import Decision, IncidentPolicy, decide, event_alert, read_state
 from ecap_ops.errors import KafkaAuthFailed, KafkaUnavailable
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.health import observe_health
@@ -76,3 +82,24 @@ def health_alert(report: HealthReport, run_url: str | None = None) -> Alert | No
         key=f"health:{report.cluster_id or report.bootstrap}",
         run_url=run_url,
     )
+
+
+def health_notifications(
+    stored,
+    report: HealthReport,
+    now: float,
+    policy: IncidentPolicy = IncidentPolicy(),
+    run_url: str | None = None,
+) -> tuple[Decision, list[Alert]]:
+    """This run's report against the stored incident state (as read back, any shape): the
+    decision (new state, events, notes) and one alert per event. A state that cannot be read
+    counts as no open incident, and the decision's notes say so."""
+    previous, why = read_state(stored)
+    decision = decide(previous, report, now, policy)
+    if why:
+        decision = Decision(
+            decision.state,
+            decision.events,
+            (f"previous health incident state ignored: {why}", *decision.notes),
+        )
+    return decision, [event_alert(e, report, run_url) for e in decision.events]
