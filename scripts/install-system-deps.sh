@@ -2,7 +2,8 @@
 # Installs the system packages ecap-ops' tests and local Kafka need, when missing:
 # Java 17+ and Maven (Kafka from its jars), kcat (an independent Kafka client the tests
 # verify with), Chromium and ChromeDriver (browser tests of the Dagster UI) and
-# docker-compose (validates docker-compose.yml without a Docker engine).
+# docker-compose (validates docker-compose.yml without a Docker engine) and PostgreSQL's
+# server (the deployment's Dagster instance is tested against a real one).
 set -euo pipefail
 need=()
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
@@ -11,6 +12,7 @@ command -v kcat >/dev/null || need+=(kcat)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages: all present"
   exit 0

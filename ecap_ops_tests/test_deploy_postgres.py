@@ -1,0 +1,123 @@
+"""The deployment's Dagster instance for real: the top-level dagster.yaml, as the Docker
+Compose webserver and daemon load it, against a real PostgreSQL server and the real broker.
+
+Runs, event logs and the health incident kept between runs (observations of
+`ecap_ops/kafka_cluster_health`) must work in PostgreSQL as they do in the local SQLite
+instance; the database password, read from the environment, must not show in what the
+instance prints.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ecap_ops.catalog import load_catalog
+from ecap_ops.core.health import CRIT
+from ecap_ops_tests.postgres import local_postgres
+
+pytestmark = pytest.mark.kafka
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    with local_postgres() as pg:
+        yield pg
+
+
+@pytest.fixture
+def deployment_home(postgres, tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_POSTGRES_HOST", postgres.host)
+    monkeypatch.setenv("DAGSTER_POSTGRES_USER", postgres.user)
+    monkeypatch.setenv("DAGSTER_POSTGRES_PASSWORD", postgres.password)
+    monkeypatch.setenv("DAGSTER_POSTGRES_DB", postgres.db)
+    # dagster.yaml names port 5432, as in the compose network; the throwaway server listens
+    # elsewhere on loopback.
+    text = (home / "dagster.yaml").read_text()
+    assert "      port: 5432\n" in text
+    (home / "dagster.yaml").write_text(
+        text.replace("      port: 5432\n", f"      port: {postgres.port}\n")
+    )
+    return home
+
+
+def test_deployment_instance_stores_runs_and_the_health_incident_in_postgres(
+    deployment_home, postgres, kafka_bootstrap, unique_name, tmp_path
+):
+    from ecap_ops.orchestration import health
+    from ecap_ops.orchestration.alerts import AlertsResource
+    from ecap_ops.orchestration.resources import KafkaResource
+
+    # A production catalog of one topic that does not exist: CRIT on every run.
+    picked = load_catalog(env="dev").select(["fraud-alerts"])
+    catalog = dataclasses.replace(
+        picked,
+        env="prod",
+        topics=tuple(dataclasses.replace(t, name=f"{unique_name}-{t.key}") for t in picked.topics),
+    )
+    jsonl = tmp_path / "alerts.jsonl"
+    defs = dg.Definitions.merge(
+        health.build_defs(catalog),
+        dg.Definitions(
+            resources={
+                "kafka": KafkaResource(bootstrap_servers=kafka_bootstrap),
+                "alerts": AlertsResource(jsonl_path=str(jsonl)),
+            }
+        ),
+    )
+    job = defs.get_job_def("kafka_health_check")
+    run_config = {
+        "ops": {"kafka_health_report": {"config": {"canary": False, "alert_on": "critical"}}}
+    }
+
+    def run_once() -> dict:
+        # A new instance each time, as each scheduled run is a new process.
+        with dg.DagsterInstance.from_config(str(deployment_home)) as instance:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+            result = job.execute_in_process(run_config=run_config, instance=instance)
+            assert result.success
+            return result.output_for_node("kafka_health_report")
+
+    for _ in range(2):
+        out = run_once()
+        assert out["status"] == CRIT, out["findings"]
+
+    # Opened once: the second run read the incident back from PostgreSQL.
+    alerts = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [a["fields"]["event"] for a in alerts] == ["open"], alerts
+    with dg.DagsterInstance.from_config(str(deployment_home)) as instance:
+        state, why = health.read_incident_state(instance)
+        assert why is None and state["incident"]["id"] == alerts[0]["key"]
+        runs = instance.get_runs(dg.RunsFilter(job_name="kafka_health_check"))
+        assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * 2
+        # The deployment's run queue and launcher come from the same file.
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert type(instance.run_launcher).__name__ == "DockerRunLauncher"
+
+
+def test_dagster_cli_reads_the_deployment_instance_without_printing_the_password(
+    deployment_home, postgres
+):
+    env = {**os.environ, "DAGSTER_HOME": str(deployment_home)}
+    out = subprocess.run(
+        [sys.executable, "-m", "dagster", "instance", "info"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "PostgresRunStorage" in out.stdout
+    assert postgres.password not in out.stdout + out.stderr
