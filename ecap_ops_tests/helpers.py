@@ -32,3 +32,38 @@ def kafka_tool(
     else:
         settings = target
     return run_tool(tool, list(args), settings, capture=True, timeout=timeout, input=input)
+
+
+def prod_catalog_named(prefix: str, keys: list[str]):
+    """The catalog's topics `keys`, judged as production, named `<prefix>-<key>`: a test's
+    own topics, out of the way of the session cluster's catalog topics."""
+    import dataclasses
+
+    from ecap_ops.catalog import load_catalog
+
+    picked = load_catalog(env="dev").select(keys)
+    return dataclasses.replace(
+        picked,
+        env="prod",
+        topics=tuple(dataclasses.replace(t, name=f"{prefix}-{t.key}") for t in picked.topics),
+    )
+
+
+def health_job(catalog, bootstrap: str, alerts_jsonl):
+    """The job `kafka_health_check` of `catalog` against `bootstrap`, alerting to a JSON-lines file."""
+    import dagster as dg
+
+    from ecap_ops.orchestration import health
+    from ecap_ops.orchestration.alerts import AlertsResource
+    from ecap_ops.orchestration.resources import KafkaResource
+
+    defs = dg.Definitions.merge(
+        health.build_defs(catalog),
+        dg.Definitions(
+            resources={
+                "kafka": KafkaResource(bootstrap_servers=bootstrap),
+                "alerts": AlertsResource(jsonl_path=str(alerts_jsonl)),
+            }
+        ),
+    )
+    return defs.get_job_def("kafka_health_check")

@@ -7,7 +7,6 @@ instance; the database password, read from the environment, must not show in wha
 instance prints.
 """
 
-import dataclasses
 import json
 import os
 import shutil
@@ -18,8 +17,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ecap_ops.catalog import load_catalog
 from ecap_ops.core.health import CRIT
+from ecap_ops_tests.helpers import health_job, prod_catalog_named
 from ecap_ops_tests.postgres import local_postgres
 
 pytestmark = pytest.mark.kafka
@@ -56,27 +55,11 @@ def test_deployment_instance_stores_runs_and_the_health_incident_in_postgres(
     deployment_home, postgres, kafka_bootstrap, unique_name, tmp_path
 ):
     from ecap_ops.orchestration import health
-    from ecap_ops.orchestration.alerts import AlertsResource
-    from ecap_ops.orchestration.resources import KafkaResource
 
     # A production catalog of one topic that does not exist: CRIT on every run.
-    picked = load_catalog(env="dev").select(["fraud-alerts"])
-    catalog = dataclasses.replace(
-        picked,
-        env="prod",
-        topics=tuple(dataclasses.replace(t, name=f"{unique_name}-{t.key}") for t in picked.topics),
-    )
+    catalog = prod_catalog_named(unique_name, ["fraud-alerts"])
     jsonl = tmp_path / "alerts.jsonl"
-    defs = dg.Definitions.merge(
-        health.build_defs(catalog),
-        dg.Definitions(
-            resources={
-                "kafka": KafkaResource(bootstrap_servers=kafka_bootstrap),
-                "alerts": AlertsResource(jsonl_path=str(jsonl)),
-            }
-        ),
-    )
-    job = defs.get_job_def("kafka_health_check")
+    job = health_job(catalog, kafka_bootstrap, jsonl)
     run_config = {
         "ops": {"kafka_health_report": {"config": {"canary": False, "alert_on": "critical"}}}
     }

@@ -3,17 +3,16 @@
 send nothing, a catalog topic deleted makes the result CRIT and pages once over two runs,
 the topic restored resolves the incident once, with its duration."""
 
-import dataclasses
 import json
 import time
 
 import dagster as dg
 import pytest
 
-from ecap_ops.catalog import load_catalog
 from ecap_ops.core.health import CRIT, WARN
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.services.provisioning import apply_topics
+from ecap_ops_tests.helpers import health_job, prod_catalog_named
 
 pytestmark = pytest.mark.kafka
 
@@ -37,33 +36,17 @@ def test_health_job_pages_once_on_open_and_once_on_resolve(
     kafka_bootstrap, kafka_settings, unique_name, tmp_path
 ):
     from ecap_ops.orchestration import health
-    from ecap_ops.orchestration.alerts import AlertsResource
-    from ecap_ops.orchestration.resources import KafkaResource
 
     # Two catalog topics under this test's own prefix, judged as production: a missing
     # catalog topic is CRIT there. A one-node cluster is WARN in production (one broker,
     # one voter, replication 1), so the job alerts on critical only.
-    picked = load_catalog(env="dev").select(["transactions", "fraud-alerts"])
-    catalog = dataclasses.replace(
-        picked,
-        env="prod",
-        topics=tuple(dataclasses.replace(t, name=f"{unique_name}-{t.key}") for t in picked.topics),
-    )
+    catalog = prod_catalog_named(unique_name, ["transactions", "fraud-alerts"])
     doomed = f"{unique_name}-fraud-alerts"
     with KafkaGateway(kafka_settings) as gw:
         assert apply_topics(gw, catalog).ok
 
     jsonl = tmp_path / "alerts.jsonl"
-    defs = dg.Definitions.merge(
-        health.build_defs(catalog),
-        dg.Definitions(
-            resources={
-                "kafka": KafkaResource(bootstrap_servers=kafka_bootstrap),
-                "alerts": AlertsResource(jsonl_path=str(jsonl)),
-            }
-        ),
-    )
-    job = defs.get_job_def("kafka_health_check")
+    job = health_job(catalog, kafka_bootstrap, jsonl)
     run_config = {
         "ops": {"kafka_health_report": {"config": {"canary": False, "alert_on": "critical"}}}
     }

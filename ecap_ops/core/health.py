@@ -135,6 +135,23 @@ class HealthReport:
     def problems(self) -> list[Finding]:
         return [f for f in self.findings if f.severity != OK]
 
+    def alert_fields(self) -> dict:
+        """What an alert about this report carries for machines: status, problems, metrics."""
+        return {
+            "status": self.status,
+            "cluster_id": self.cluster_id,
+            "findings": [
+                {
+                    "severity": f.severity,
+                    "check": f.check,
+                    "subject": f.subject,
+                    "message": f.message,
+                }
+                for f in self.problems()
+            ],
+            "metrics": self.metrics,
+        }
+
     def to_dict(self) -> dict:
         return {
             "status": self.status,

@@ -391,21 +391,7 @@ def event_alert(event: HealthEvent, report: HealthReport, run_url: str | None = 
         severity=event.severity,
         title=title,
         text="\n".join(lines),
-        fields={
-            **event.to_dict(),
-            "status": report.status,
-            "cluster_id": report.cluster_id,
-            "findings": [
-                {
-                    "severity": f.severity,
-                    "check": f.check,
-                    "subject": f.subject,
-                    "message": f.message,
-                }
-                for f in problems
-            ],
-            "metrics": report.metrics,
-        },
+        fields={**event.to_dict(), **report.alert_fields()},
         key=event.incident_id,
         run_url=run_url,
     )

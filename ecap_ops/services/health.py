@@ -65,20 +65,7 @@ def health_alert(report: HealthReport, run_url: str | None = None) -> Alert | No
         else "info",
         title=title,
         text=render_text(report),
-        fields={
-            "status": report.status,
-            "cluster_id": report.cluster_id,
-            "findings": [
-                {
-                    "severity": f.severity,
-                    "check": f.check,
-                    "subject": f.subject,
-                    "message": f.message,
-                }
-                for f in problems
-            ],
-            "metrics": report.metrics,
-        },
+        fields=report.alert_fields(),
         key=f"health:{report.cluster_id or report.bootstrap}",
         run_url=run_url,
     )
