@@ -17,7 +17,7 @@ COMMANDS = {
     "health-check": "health",
     "delete-topic": "admin",
     "reset-topics": "admin",
-    "test-produce": "admin",
+    "test-produce": "produce",
     "consumer-groups": "admin",
     "retention-audit": "audits",
     "cleanup-test-topics": "audits",
