@@ -61,11 +61,28 @@ def retention_audit(cli: CliContext, interval_hours, include_internal, csv_path,
         sys.exit(1)
 
 
+def _idle_duration(ctx, param, value):
+    """--idle: a duration such as 7d, 12h or 2s (the catalog's units)."""
+    if value is None:
+        return None
+    from ecap_ops.catalog.units import parse_duration_ms
+
+    try:
+        ms = parse_duration_ms(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)[:200]) from None
+    if ms < 0:
+        raise click.BadParameter(
+            "an infinite idle window would never confirm a topic idle; give a duration such as 7d"
+        )
+    return ms
+
+
 @main.command("cleanup-test-topics")
 @click.option(
     "--execute",
     is_flag=True,
-    help="Delete the chosen topics (default: a dry run that only lists them).",
+    help="Delete the confirmed-idle topics (default: a dry run that deletes nothing).",
 )
 @click.option(
     "--pattern",
@@ -76,10 +93,17 @@ def retention_audit(cli: CliContext, interval_hours, include_internal, csv_path,
 )
 @click.option(
     "--idle-days",
-    type=click.FloatRange(min=0),
-    default=7.0,
-    show_default=True,
-    help="No record written for this long.",
+    type=click.FloatRange(min=0, max=36_500),
+    default=None,
+    help="The idle window in days [default: 7]: end offsets unchanged across this job's "
+    "observations spanning it.",
+)
+@click.option(
+    "--idle",
+    "idle_ms",
+    metavar="DURATION",
+    callback=_idle_duration,
+    help="The idle window as a duration (7d, 12h, 30m, 2s); instead of --idle-days.",
 )
 @click.option(
     "--max-deletions",
@@ -98,7 +122,7 @@ def retention_audit(cli: CliContext, interval_hours, include_internal, csv_path,
 @click.option(
     "--delete-empty",
     is_flag=True,
-    help="Also delete matching topics that hold no record (no record time proves them idle).",
+    help="Also delete confirmed-idle matching topics that hold no record.",
 )
 @click.option(
     "--snapshot-dir",
@@ -113,24 +137,33 @@ def cleanup_test_topics_cmd(
     execute,
     patterns,
     idle_days,
+    idle_ms,
     max_deletions,
     protect,
     delete_empty,
     snapshot_dir,
     output,
 ):
-    """List (and with --execute delete) idle test topics, each with its evidence."""
+    """List (and with --execute delete) idle test topics, each with its evidence.
+
+    A topic is idle when its end offsets have not moved across this command's own
+    observations spanning the idle window (kept in ECAP_STATE_DIR, shared with the Dagster
+    job); the first run only marks candidates. Record timestamps are shown, never trusted.
+    """
     from pathlib import Path
 
-    from ecap_ops.core.cleanup import DEFAULT_PATTERNS, CleanupRules
+    from ecap_ops.core.cleanup import DEFAULT_PATTERNS, INVISIBLE_READERS, CleanupRules
     from ecap_ops.services.cleanup import cleanup_test_topics, protected_from_env
 
+    if idle_days is not None and idle_ms is not None:
+        raise click.UsageError("give --idle or --idle-days, not both")
     rules = CleanupRules(
         patterns=tuple(patterns) or DEFAULT_PATTERNS,
-        idle_days=idle_days,
+        idle_days=7.0 if idle_days is None else idle_days,
         max_deletions=max_deletions,
         protected=protected_from_env() | frozenset(protect),
         delete_empty=delete_empty,
+        idle_ms=idle_ms,
     )
     catalog = cli.catalog()
     with cli.gateway() as gw:
@@ -141,14 +174,19 @@ def cleanup_test_topics_cmd(
             execute=execute,
             snapshots=Path(snapshot_dir) if snapshot_dir else None,
         )
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
     if output == "json":
         emit_json(result.to_dict())
     else:
         rows = []
         for d in result.decisions:
-            action = (
-                "DELETE" if d.delete else ("candidate (over budget)" if d.candidate else "keep")
-            )
+            action = {
+                "kept": "keep",
+                "active": "keep (active)",
+                "candidate": "candidate",
+                "idle": "DELETE" if d.delete else "idle (over budget)",
+            }.get(d.status, d.status)
             if d.topic in result.deleted:
                 action = "DELETED"
             elif d.topic in result.skipped:
@@ -160,14 +198,26 @@ def cleanup_test_topics_cmd(
                 [
                     d.topic,
                     action,
-                    ev.get("idle") or "-",
+                    ev.get("unchanged_for") or "-",
+                    ev.get("newest_record_timestamp") or "-",
                     ev.get("size") or "-",
                     len(ev.get("groups") or []),
                     "; ".join(d.reasons),
                 ]
             )
         click.echo(
-            render_table(["TOPIC", "ACTION", "IDLE", "SIZE", "GROUPS", "REASONS"], rows)
+            render_table(
+                [
+                    "TOPIC",
+                    "ACTION",
+                    "UNCHANGED FOR",
+                    "NEWEST RECORD TS (producer-set)",
+                    "SIZE",
+                    "GROUPS",
+                    "REASONS",
+                ],
+                rows,
+            )
             if rows
             else "No topic matches the patterns."
         )
@@ -175,6 +225,12 @@ def cleanup_test_topics_cmd(
             click.echo(f"kept {topic}: {why}")
         for topic, why in sorted(result.failed.items()):
             click.echo(f"FAILED {topic}: {why}", err=True)
+        click.echo(
+            "Idle means: end offsets unchanged across this job's observations spanning the "
+            "window (history in " + str(result.state_file) + "); record timestamps are set by "
+            "producers and shown only."
+        )
+        click.echo("Note: " + INVISIBLE_READERS)
         if result.dry_run:
             click.echo(
                 f"Dry run: {len(result.to_delete)} topic(s) would be deleted; --execute deletes them."

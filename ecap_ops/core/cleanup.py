@@ -1,19 +1,58 @@
-"""Test-topic cleanup: topics and the evidence of their activity -> candidates with reasons.
+"""Test-topic cleanup: the evidence of each topic and the job's own earlier observations ->
+decisions with reasons, and the observation history to keep. Pure.
 
 A topic is deleted only on evidence and with consent (the project's safety rules): its name
 matches a configured test pattern (shell-style globs such as `test-*`, matched against the
 exact name); it is not in the catalog, not internal, not protected, not ours (the health
-canary); its newest record is older than the idle period; no consumer group has members on
-it or committed offsets for it; and the run's deletion budget is not spent. Pure.
+canary); every partition is online; and it is *confirmed idle*:
+
+- its end offsets have not moved across the job's own observations spanning the idle
+  window. End offsets only grow while a topic lives, so two observations with the same end
+  offsets prove that nothing was written between them, whatever timestamps the records
+  carry (a producer sets CreateTime: a backfill written a second ago can carry last
+  month's timestamps, so record times are shown, never trusted);
+- no consumer group has members on it at any observation, and no group's committed offset
+  on it changed between observations (Kafka does not tell when an offset was committed);
+- the topic is the same topic throughout (same topic id, same partition count).
+
+The first observation of a topic can therefore only make it a *candidate* ("first seen idle
+at T; confirm after T + window"); a later run confirms it once its own observations span
+the window with no movement. Any movement restarts the window at the observation that saw
+it. The run's deletion budget takes the longest-idle first.
+
+Readers without a consumer group (assign mode: `kcat -C`, Spark with manual assignment)
+join no group and commit nothing: Kafka's admin API cannot see them. `INVISIBLE_READERS`
+says so, and every report repeats it.
 """
 
 import fnmatch
+import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from ecap_ops.catalog.units import format_duration_ms, format_size
 
 DEFAULT_PATTERNS = ("test-*", "tmp-*", "*-test")
 DAY_MS = 86_400_000
+
+# Decision statuses.
+KEPT = "kept"  # a rule protects it (catalog, internal, protected, ...), whatever its activity
+ACTIVE = "active"  # written, committed to, or read by a group member: the window restarts
+CANDIDATE = "candidate"  # idle in every observation so far, but not yet over the whole window
+IDLE = "idle"  # confirmed idle over the window: deletable within the budget
+
+INVISIBLE_READERS = (
+    "Readers without a consumer group (assign mode, e.g. `kcat -C` or Spark with manual "
+    "partition assignment) join no group and commit nothing, so Kafka's admin API cannot see "
+    "them: a topic read only that way looks idle here. Protect such topics by name."
+)
+
+# Bounds of the observation history (see `history_from_json`).
+HISTORY_FORMAT = "ecap-ops/cleanup-observations/v1"
+MAX_CLUSTERS = 8
+MAX_PARTITIONS = 100_000
+MAX_NAME = 255
+MAX_GROUPS_PER_TOPIC = 1_000
 
 
 @dataclass(frozen=True)
@@ -23,6 +62,9 @@ class GroupEvidence:
     members_on_topic: int  # members assigned to or subscribed to the topic
     committed: dict[int, int] = field(default_factory=dict)  # partition -> committed offset
     lag: int | None = None  # messages behind the end offsets, all partitions
+    # False when the broker did not describe the group's members (e.g. a group of Kafka 4's
+    # consumer protocol): a group that is not Empty/Dead may then have members on the topic.
+    described: bool = True
 
 
 @dataclass(frozen=True)
@@ -34,9 +76,40 @@ class TopicEvidence:
     replication_factor: int
     bytes_on_disk: int | None
     records: int | None
-    newest_record_ms: int | None  # None: no record held (empty, or all expired)
+    newest_record_ms: int | None  # set by producers: shown, never evidence of idleness
     offline_partitions: int = 0
     groups: tuple[GroupEvidence, ...] = ()
+    topic_id: str | None = None
+    # Per partition (index = partition number); None when some partition's offsets could
+    # not be read, so nothing can be judged or recorded.
+    end_offsets: tuple[int, ...] | None = None
+    start_offsets: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one run saw of one topic."""
+
+    at_ms: int
+    end: tuple[int, ...]
+    start: tuple[int, ...]
+    committed: Mapping[str, Mapping[int, int]] = field(default_factory=dict)  # group -> p -> off
+
+
+@dataclass(frozen=True)
+class TopicHistory:
+    """The observations of one topic since its last movement: the first and the latest."""
+
+    topic_id: str | None
+    observations: tuple[Observation, ...]
+
+    @property
+    def since(self) -> Observation:
+        return self.observations[0]
+
+    @property
+    def latest(self) -> Observation:
+        return self.observations[-1]
 
 
 @dataclass(frozen=True)
@@ -47,8 +120,14 @@ class CleanupRules:
     protected: frozenset[str] = frozenset()
     # Our own topics, never candidates whatever the patterns say.
     reserved: frozenset[str] = frozenset()
-    # An empty topic has no record time to prove it idle: kept unless this is set.
+    # A topic holding no record (never written, or all expired) is kept unless this is set.
     delete_empty: bool = False
+    # The idle window in milliseconds; overrides idle_days when set (e.g. `2s` in tests).
+    idle_ms: int | None = None
+
+    @property
+    def window_ms(self) -> int:
+        return self.idle_ms if self.idle_ms is not None else int(self.idle_days * DAY_MS)
 
     def validate(self) -> list[str]:
         problems = []
@@ -58,9 +137,13 @@ class CleanupRules:
             if not p or not p.strip():
                 problems.append("patterns: an empty pattern would match nothing useful")
             elif p.strip("*?") == "":
-                problems.append(f"patterns: {p!r} matches every topic; give a prefix or suffix")
-        if self.idle_days < 0:
-            problems.append(f"idle_days: must be >= 0, got {self.idle_days}")
+                problems.append(
+                    f"patterns: {p[:40]!r} matches every topic; give a prefix or suffix"
+                )
+        if not (self.idle_days >= 0) or self.idle_days == float("inf"):
+            problems.append(f"idle_days: must be a finite number >= 0, got {self.idle_days}")
+        if self.idle_ms is not None and (isinstance(self.idle_ms, bool) or self.idle_ms < 0):
+            problems.append(f"idle: must be a duration >= 0, got {self.idle_ms!r}")
         if self.max_deletions < 0:
             problems.append(f"max_deletions: must be >= 0, got {self.max_deletions}")
         return problems
@@ -70,10 +153,15 @@ class CleanupRules:
 class Decision:
     topic: str
     matched_pattern: str | None
-    candidate: bool  # meets every rule
-    delete: bool  # a candidate within this run's budget
+    status: str  # KEPT, ACTIVE, CANDIDATE or IDLE
+    delete: bool  # confirmed idle and within this run's budget
     reasons: tuple[str, ...]  # why it is kept, or why it may go
     evidence: dict
+
+    @property
+    def confirmed(self) -> bool:
+        """Confirmed idle and allowed by every rule (deleted if within the budget)."""
+        return self.status == IDLE
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,22 +175,104 @@ def matching_pattern(name: str, patterns: tuple[str, ...]) -> str | None:
     return None
 
 
+def iso(ms: int) -> str:
+    """UTC time of a millisecond timestamp, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+
+
+def _committed_on(t: TopicEvidence) -> dict[str, dict[int, int]]:
+    return {g.group_id: dict(g.committed) for g in t.groups if g.committed}
+
+
+def _movement(cur: Observation, hist: TopicHistory) -> list[str]:
+    """Why `cur` shows activity since the history's observations; [] when it shows none."""
+    last = hist.latest
+    when = f"between {iso(last.at_ms)} and {iso(cur.at_ms)}"
+    if len(cur.end) != len(last.end):
+        return [f"partitions changed from {len(last.end)} to {len(cur.end)} {when}"]
+    out = []
+    behind = [p for p, (a, b) in enumerate(zip(hist.since.end, cur.end, strict=True)) if b < a]
+    if behind:
+        out.append(
+            f"end offsets went back on partition(s) {behind[:5]} {when} (data lost or the topic "
+            "was replaced): the idle window restarts"
+        )
+    else:
+        grown = sum(b - a for a, b in zip(last.end, cur.end, strict=True))
+        since_grown = sum(b - a for a, b in zip(hist.since.end, cur.end, strict=True))
+        if grown or since_grown:
+            out.append(f"written {when}: end offsets moved by {max(grown, since_grown)} record(s)")
+    for g, offs in sorted(cur.committed.items()):
+        before = last.committed.get(g, {})
+        changed = [(p, before.get(p), o) for p, o in sorted(offs.items()) if before.get(p) != o]
+        if changed:
+            shown = ", ".join(
+                f"p{p}: {'-' if a is None else a} -> {b}" for p, a, b in changed[:3]
+            ) + (", ..." if len(changed) > 3 else "")
+            out.append(f"group {g} committed {when} ({shown})")
+    return out
+
+
+def _members(t: TopicEvidence) -> list[str]:
+    out = []
+    for g in t.groups:
+        if g.members_on_topic:
+            out.append(f"group {g.group_id} has {g.members_on_topic} member(s) on it ({g.state})")
+        elif not g.described and g.state not in ("Empty", "Dead"):
+            out.append(
+                f"group {g.group_id} is {g.state} with offsets on it and its members could not be "
+                "listed: it may be reading it"
+            )
+    return out
+
+
+def _static_reasons(t: TopicEvidence, rules: CleanupRules) -> list[str]:
+    keep = []
+    if t.internal or t.name.startswith("__"):
+        keep.append("internal topic")
+    if t.in_catalog:
+        keep.append("in the catalog")
+    if t.name in rules.protected:
+        keep.append("on the protected list")
+    if t.name in rules.reserved:
+        keep.append("used by ecap-ops itself")
+    if t.offline_partitions:
+        keep.append(f"{t.offline_partitions} partition(s) offline: the evidence is incomplete")
+    elif t.end_offsets is None or t.start_offsets is None:
+        keep.append("the offsets of some partition could not be read: the evidence is incomplete")
+    elif not rules.delete_empty and all(
+        s >= e for s, e in zip(t.start_offsets, t.end_offsets, strict=True)
+    ):
+        keep.append("holds no record (delete_empty is off)")
+    return keep
+
+
 def _evidence(t: TopicEvidence, now_ms: int) -> dict:
+    newest = t.newest_record_ms
     return {
-        "newest_record_ms": t.newest_record_ms,
-        "idle": format_duration_ms(now_ms - t.newest_record_ms)
-        if t.newest_record_ms is not None
-        else None,
-        "bytes_on_disk": t.bytes_on_disk,
-        "size": format_size(t.bytes_on_disk) if t.bytes_on_disk is not None else None,
-        "records": t.records,
+        "topic_id": t.topic_id,
         "partitions": t.partitions,
         "replication_factor": t.replication_factor,
+        "end_offsets": list(t.end_offsets) if t.end_offsets is not None else None,
+        "start_offsets": list(t.start_offsets) if t.start_offsets is not None else None,
+        "records": t.records,
+        "bytes_on_disk": t.bytes_on_disk,
+        "size": format_size(t.bytes_on_disk) if t.bytes_on_disk is not None else None,
+        "newest_record_ms": newest,
+        # The producers' word, shown for context; never evidence of idleness.
+        "newest_record_timestamp": None
+        if newest is None
+        else (
+            f"{format_duration_ms(now_ms - newest)} ago"
+            if newest <= now_ms
+            else f"{format_duration_ms(newest - now_ms)} in the future"
+        ),
         "groups": [
             {
                 "group": g.group_id,
                 "state": g.state,
                 "members_on_topic": g.members_on_topic,
+                "members_known": g.described,
                 "committed": {str(k): v for k, v in sorted(g.committed.items())},
                 "lag": g.lag,
             }
@@ -111,80 +281,142 @@ def _evidence(t: TopicEvidence, now_ms: int) -> dict:
     }
 
 
-def decide(topics: list[TopicEvidence], rules: CleanupRules, now_ms: int) -> list[Decision]:
+def judge(
+    topics: list[TopicEvidence],
+    rules: CleanupRules,
+    now_ms: int,
+    history: Mapping[str, TopicHistory] | None = None,
+) -> tuple[list[Decision], dict[str, TopicHistory]]:
     """One decision per topic matching a pattern (others are not mentioned: they were never
-    in question). Candidates are taken oldest-idle first up to the budget."""
-    idle_ms = int(rules.idle_days * DAY_MS)
+    in question), and the updated history of those topics (only their first and latest
+    observation since the last movement are kept). Confirmed-idle topics are taken
+    longest-idle first up to the budget."""
+    history = history or {}
+    window = rules.window_ms
     decisions: list[Decision] = []
+    updated: dict[str, TopicHistory] = {}
+    since_of: dict[str, int] = {}
     for t in sorted(topics, key=lambda t: t.name):
         pattern = matching_pattern(t.name, rules.patterns)
         if pattern is None:
             continue
-        keep: list[str] = []
-        if t.internal or t.name.startswith("__"):
-            keep.append("internal topic")
-        if t.in_catalog:
-            keep.append("in the catalog")
-        if t.name in rules.protected:
-            keep.append("on the protected list")
-        if t.name in rules.reserved:
-            keep.append("used by ecap-ops itself")
-        if t.offline_partitions:
-            keep.append(f"{t.offline_partitions} partition(s) offline: the evidence is incomplete")
-        if t.newest_record_ms is None:
-            if not rules.delete_empty:
-                keep.append(
-                    "holds no record, so no record time proves it idle (delete_empty is off)"
-                )
-        elif t.newest_record_ms > now_ms:
-            keep.append(
-                f"newest record is timestamped {format_duration_ms(t.newest_record_ms - now_ms)} in the future"
+        keep = _static_reasons(t, rules)
+        ev = _evidence(t, now_ms)
+        prev = history.get(t.name)
+        if t.end_offsets is None or t.start_offsets is None or t.offline_partitions:
+            # Nothing complete to record: the earlier observations stay as they were.
+            if prev is not None:
+                updated[t.name] = prev
+            decisions.append(Decision(t.name, pattern, KEPT, False, tuple(keep), ev))
+            continue
+        cur = Observation(now_ms, tuple(t.end_offsets), tuple(t.start_offsets), _committed_on(t))
+        activity: list[str] = []
+        notes: list[str] = []
+        if prev is None:
+            hist = TopicHistory(t.topic_id, (cur,))
+            notes.append(f"first seen at {iso(now_ms)}")
+        elif prev.topic_id != t.topic_id:
+            hist = TopicHistory(t.topic_id, (cur,))
+            notes.append(
+                f"re-created since {iso(prev.latest.at_ms)} (topic id changed): its history restarts at {iso(now_ms)}"
             )
-        elif now_ms - t.newest_record_ms < idle_ms:
-            keep.append(
-                f"written {format_duration_ms(now_ms - t.newest_record_ms)} ago, within the idle period of {rules.idle_days:g} day(s)"
-            )
-        for g in t.groups:
-            if g.members_on_topic:
-                keep.append(
-                    f"group {g.group_id} has {g.members_on_topic} member(s) on it ({g.state})"
-                )
-            elif g.committed:
-                keep.append(
-                    f"group {g.group_id} has committed offsets on it (Kafka keeps them only while the group is in use, "
-                    "plus offsets.retention.minutes after it empties)"
-                )
-        if keep:
-            decisions.append(
-                Decision(t.name, pattern, False, False, tuple(keep), _evidence(t, now_ms))
+        elif now_ms <= prev.latest.at_ms:
+            hist = TopicHistory(t.topic_id, (cur,))
+            notes.append(
+                f"this run's clock ({iso(now_ms)}) is not after the last observation "
+                f"({iso(prev.latest.at_ms)}): its history restarts"
             )
         else:
-            why = [f"matches {pattern!r}"]
-            why.append(
-                f"idle {format_duration_ms(now_ms - t.newest_record_ms)} (newest record), more than {rules.idle_days:g} day(s)"
-                if t.newest_record_ms is not None
-                else "empty (delete_empty is on)"
+            activity = _movement(cur, prev)
+            hist = (
+                TopicHistory(t.topic_id, (cur,))
+                if activity
+                else TopicHistory(t.topic_id, (prev.since, cur))
             )
-            why.append("no consumer group on it")
+        members = _members(t)
+        if members:
+            activity += members
+            hist = TopicHistory(t.topic_id, (cur,))
+        updated[t.name] = hist
+        since = hist.since.at_ms
+        span = now_ms - since
+        confirm_at = since + window
+        ev.update(
+            {
+                "unchanged_since_ms": since,
+                "unchanged_since": iso(since),
+                "unchanged_for": format_duration_ms(span),
+                "idle_window": format_duration_ms(window),
+                "confirm_after_ms": confirm_at,
+                "confirm_after": iso(confirm_at),
+            }
+        )
+        if keep:
             decisions.append(
-                Decision(t.name, pattern, True, False, tuple(why), _evidence(t, now_ms))
+                Decision(t.name, pattern, KEPT, False, tuple(keep + activity + notes), ev)
             )
-    # The budget: the longest idle first; an empty topic counts as the most idle.
-    order = sorted(
-        (d for d in decisions if d.candidate),
-        key=lambda d: (d.evidence["newest_record_ms"] or 0, d.topic),
-    )
-    chosen = {d.topic for d in order[: rules.max_deletions]}
+        elif activity:
+            decisions.append(
+                Decision(
+                    t.name,
+                    pattern,
+                    ACTIVE,
+                    False,
+                    tuple(
+                        activity + [f"the idle window restarts: confirm after {iso(confirm_at)}"]
+                    ),
+                    ev,
+                )
+            )
+        elif len(hist.observations) < 2 or span < window:
+            what = (
+                notes[0]
+                if notes
+                else f"end offsets unchanged since {iso(since)} ({format_duration_ms(span)})"
+            )
+            decisions.append(
+                Decision(
+                    t.name,
+                    pattern,
+                    CANDIDATE,
+                    False,
+                    (
+                        f"matches {pattern!r}",
+                        f"{what}; not yet idle for the window of {format_duration_ms(window)}: "
+                        f"confirm after {iso(confirm_at)}",
+                    ),
+                    ev,
+                )
+            )
+        else:
+            since_of[t.name] = since
+            decisions.append(
+                Decision(
+                    t.name,
+                    pattern,
+                    IDLE,
+                    False,
+                    (
+                        f"matches {pattern!r}",
+                        f"confirmed idle: end offsets unchanged from {iso(since)} to {iso(now_ms)} "
+                        f"({format_duration_ms(span)}, window {format_duration_ms(window)})",
+                        "no group member on it and no committed offset moved in that time",
+                    ),
+                    ev,
+                )
+            )
+    order = sorted(since_of, key=lambda n: (since_of[n], n))
+    chosen = set(order[: rules.max_deletions])
     out = []
     for d in decisions:
-        if d.candidate and d.topic in chosen:
-            out.append(Decision(d.topic, d.matched_pattern, True, True, d.reasons, d.evidence))
-        elif d.candidate:
+        if d.status == IDLE and d.topic in chosen:
+            out.append(Decision(d.topic, d.matched_pattern, IDLE, True, d.reasons, d.evidence))
+        elif d.status == IDLE:
             out.append(
                 Decision(
                     d.topic,
                     d.matched_pattern,
-                    True,
+                    IDLE,
                     False,
                     d.reasons + (f"over this run's budget of {rules.max_deletions} deletion(s)",),
                     d.evidence,
@@ -192,4 +424,152 @@ def decide(topics: list[TopicEvidence], rules: CleanupRules, now_ms: int) -> lis
             )
         else:
             out.append(d)
+    return out, updated
+
+
+def decide(
+    topics: list[TopicEvidence],
+    rules: CleanupRules,
+    now_ms: int,
+    history: Mapping[str, TopicHistory] | None = None,
+) -> list[Decision]:
+    """The decisions of `judge`, without the updated history."""
+    return judge(topics, rules, now_ms, history)[0]
+
+
+def merge_history(
+    previous: Mapping[str, TopicHistory],
+    updated: Mapping[str, TopicHistory],
+    present: set[str],
+) -> dict[str, TopicHistory]:
+    """The history to keep: this run's observations, earlier ones of topics this run did not
+    judge (other patterns), and nothing of topics that no longer exist."""
+    out = {n: h for n, h in previous.items() if n in present}
+    out.update({n: h for n, h in updated.items() if n in present})
+    return out
+
+
+# -- the history as JSON ---------------------------------------------------------------
+
+
+def _obs_to_json(o: Observation) -> dict:
+    return {
+        "at_ms": o.at_ms,
+        "end": list(o.end),
+        "start": list(o.start),
+        "committed": {
+            g: {str(p): off for p, off in sorted(offs.items())}
+            for g, offs in sorted(o.committed.items())
+        },
+    }
+
+
+def history_to_json(clusters: Mapping[str, Mapping[str, TopicHistory]], now_ms: int) -> dict:
+    """The state document for every cluster's history; `clusters` maps cluster id -> history.
+    Keeps at most MAX_CLUSTERS clusters (the most recently updated: callers put the current
+    one last)."""
+    keep = list(clusters.items())[-MAX_CLUSTERS:]
+    return {
+        "format": HISTORY_FORMAT,
+        "written_ms": now_ms,
+        "clusters": {
+            cid: {
+                "topics": {
+                    name: {
+                        "topic_id": h.topic_id,
+                        "observations": [_obs_to_json(o) for o in h.observations],
+                    }
+                    for name, h in sorted(hist.items())
+                }
+            }
+            for cid, hist in keep
+        },
+    }
+
+
+def _int(v, where: str, minimum: int = 0) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum or v > 2**63 - 1:
+        raise ValueError(f"{where}: expected a whole number >= {minimum}, got {str(v)[:20]!r}")
+    return v
+
+
+def _str(v, where: str, limit: int = MAX_NAME) -> str:
+    if not isinstance(v, str) or not v or len(v) > limit:
+        raise ValueError(f"{where}: expected a non-empty name of at most {limit} characters")
+    return v
+
+
+def _offsets(v, where: str) -> tuple[int, ...]:
+    if not isinstance(v, list) or len(v) > MAX_PARTITIONS:
+        raise ValueError(f"{where}: expected a list of at most {MAX_PARTITIONS} offsets")
+    return tuple(_int(x, f"{where}[{i}]") for i, x in enumerate(v))
+
+
+def _obs_from_json(v, where: str) -> Observation:
+    if not isinstance(v, dict):
+        raise ValueError(f"{where}: expected an object")
+    end = _offsets(v.get("end"), f"{where}.end")
+    start = _offsets(v.get("start"), f"{where}.start")
+    if len(end) != len(start):
+        raise ValueError(f"{where}: end and start offsets differ in length")
+    committed_raw = v.get("committed", {})
+    if not isinstance(committed_raw, dict) or len(committed_raw) > MAX_GROUPS_PER_TOPIC:
+        raise ValueError(
+            f"{where}.committed: expected an object of at most {MAX_GROUPS_PER_TOPIC} groups"
+        )
+    committed: dict[str, dict[int, int]] = {}
+    for g, offs in committed_raw.items():
+        gw = f"{where}.committed[{str(g)[:40]!r}]"
+        _str(g, gw)
+        if not isinstance(offs, dict) or len(offs) > MAX_PARTITIONS:
+            raise ValueError(f"{gw}: expected an object partition -> offset")
+        parts: dict[int, int] = {}
+        for p, off in offs.items():
+            if not isinstance(p, str) or not p.isdigit() or len(p) > 6:
+                raise ValueError(f"{gw}: partition {str(p)[:20]!r} is not a partition number")
+            parts[int(p)] = _int(off, f"{gw}[{p}]")
+        committed[g] = parts
+    return Observation(_int(v.get("at_ms"), f"{where}.at_ms"), end, start, committed)
+
+
+def history_from_json(doc) -> dict[str, dict[str, TopicHistory]]:
+    """Cluster id -> topic -> history, from a state document. Anything unexpected raises
+    ValueError naming where: the caller then starts a fresh history (which only delays
+    deletions, never causes one)."""
+    if not isinstance(doc, dict):
+        raise ValueError("expected a JSON object")
+    if doc.get("format") != HISTORY_FORMAT:
+        raise ValueError(
+            f"format: expected {HISTORY_FORMAT!r}, got {str(doc.get('format'))[:60]!r}"
+        )
+    clusters = doc.get("clusters")
+    if not isinstance(clusters, dict) or len(clusters) > MAX_CLUSTERS:
+        raise ValueError(f"clusters: expected an object of at most {MAX_CLUSTERS} clusters")
+    out: dict[str, dict[str, TopicHistory]] = {}
+    for cid, body in clusters.items():
+        cw = f"clusters[{str(cid)[:40]!r}]"
+        _str(cid, cw)
+        if not isinstance(body, dict) or not isinstance(body.get("topics"), dict):
+            raise ValueError(f"{cw}.topics: expected an object")
+        hist: dict[str, TopicHistory] = {}
+        for name, h in body["topics"].items():
+            tw = f"{cw}.topics[{str(name)[:60]!r}]"
+            _str(name, tw, 249)
+            if not isinstance(h, dict):
+                raise ValueError(f"{tw}: expected an object")
+            tid = h.get("topic_id")
+            if tid is not None:
+                _str(tid, f"{tw}.topic_id", 64)
+            obs = h.get("observations")
+            if not isinstance(obs, list) or not 1 <= len(obs) <= 2:
+                raise ValueError(f"{tw}.observations: expected 1 or 2 observations")
+            parsed = tuple(_obs_from_json(o, f"{tw}.observations[{i}]") for i, o in enumerate(obs))
+            if len(parsed) == 2 and (
+                parsed[0].at_ms > parsed[1].at_ms or len(parsed[0].end) != len(parsed[1].end)
+            ):
+                raise ValueError(
+                    f"{tw}.observations: out of order, or with different partition counts"
+                )
+            hist[name] = TopicHistory(tid, parsed)
+        out[cid] = hist
     return out

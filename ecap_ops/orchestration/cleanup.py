@@ -1,5 +1,7 @@
-"""The job `cleanup_test_topics` (daily): idle test topics found on evidence and, only when
-`dry_run` is false, deleted within a per-run budget after a snapshot of each."""
+"""The job `cleanup_test_topics` (daily): test topics observed run after run; those whose
+end offsets have not moved across observations spanning the idle window are confirmed idle
+and, only when `dry_run` is false, deleted within a per-run budget after a snapshot of
+each. The observation history is the same file the CLI uses (ECAP_STATE_DIR)."""
 
 import dagster as dg
 from pydantic import Field
@@ -20,7 +22,13 @@ class CleanupTestTopicsConfig(dg.Config):
     idle_days: float = Field(
         default=7.0,
         ge=0,
-        description="No record written for this many days (newest record timestamp).",
+        le=36_500,
+        description="The idle window in days: end offsets unchanged across this job's observations "
+        "spanning it (record timestamps are set by producers and never trusted).",
+    )
+    idle: str | None = Field(
+        default=None,
+        description="The idle window as a duration (7d, 12h, 30m); overrides idle_days when set.",
     )
     max_deletions: int = Field(default=10, ge=0, description="The most topics deleted in one run.")
     dry_run: bool = Field(
@@ -31,34 +39,56 @@ class CleanupTestTopicsConfig(dg.Config):
     )
     delete_empty: bool = Field(
         default=False,
-        description="Also delete matching topics holding no record (no record time proves them idle).",
+        description="Also delete confirmed-idle matching topics that hold no record.",
     )
 
 
 def build_defs(catalog: Catalog) -> dg.Definitions:
     @dg.op(
         name="cleanup_idle_test_topics",
-        description="Find test topics idle for the configured days with no consumer group on them; unless dry_run, snapshot and delete them within the budget.",
+        description="Observe the test topics, confirm those whose end offsets have not moved across observations "
+        "spanning the idle window with no consumer group active on them; unless dry_run, snapshot and delete "
+        "them within the budget.",
         out=dg.Out(dict, description="The decisions, deletions and snapshot paths."),
     )
     def cleanup_idle_test_topics(
         context: dg.OpExecutionContext, config: CleanupTestTopicsConfig, kafka: KafkaResource
     ):
-        from ecap_ops.core.cleanup import CleanupRules
+        from ecap_ops.catalog.units import parse_duration_ms
+        from ecap_ops.core.cleanup import INVISIBLE_READERS, CleanupRules
         from ecap_ops.services.cleanup import cleanup_test_topics, protected_from_env
 
+        idle_ms = None
+        if config.idle is not None:
+            try:
+                idle_ms = parse_duration_ms(config.idle)
+            except ValueError as exc:
+                raise dg.Failure(description=f"config idle: {str(exc)[:200]}") from None
+            if idle_ms < 0:
+                raise dg.Failure(
+                    description="config idle: an infinite idle window would never confirm a topic idle; "
+                    "give a duration such as 7d"
+                )
         rules = CleanupRules(
             patterns=tuple(config.patterns),
             idle_days=config.idle_days,
             max_deletions=config.max_deletions,
             protected=protected_from_env() | frozenset(config.protected),
             delete_empty=config.delete_empty,
+            idle_ms=idle_ms,
         )
         with as_failure("test-topic cleanup"), kafka.gateway() as gw:
             result = cleanup_test_topics(gw, catalog, rules, execute=not config.dry_run)
+        for w in result.warnings:
+            context.log.warning(w)
         rows = []
         for d in result.decisions:
-            action = "delete" if d.delete else ("over budget" if d.candidate else "keep")
+            action = {
+                "kept": "keep",
+                "active": "keep (active)",
+                "candidate": "candidate",
+                "idle": "delete" if d.delete else "idle (over budget)",
+            }.get(d.status, d.status)
             if d.topic in result.deleted:
                 action = "deleted"
             elif d.topic in result.skipped:
@@ -77,7 +107,8 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
                 [
                     d.topic,
                     action,
-                    ev.get("idle") or "-",
+                    ev.get("unchanged_for") or "-",
+                    ev.get("newest_record_timestamp") or "-",
                     ev.get("size") or "-",
                     groups,
                     "; ".join(d.reasons),
@@ -86,13 +117,34 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
             context.log.info(f"{d.topic}: {action}: {'; '.join(d.reasons)}")
         metadata = {
             "decisions": dg.MetadataValue.md(
-                md_table(["topic", "action", "idle", "size", "groups", "reasons"], rows)
+                md_table(
+                    [
+                        "topic",
+                        "action",
+                        "unchanged for",
+                        "newest record ts (producer-set)",
+                        "size",
+                        "groups",
+                        "reasons",
+                    ],
+                    rows,
+                )
                 if rows
                 else "no topic matches the patterns"
             ),
             "dry_run": dg.MetadataValue.bool(result.dry_run),
             "matched": dg.MetadataValue.int(len(result.decisions)),
-            "candidates": dg.MetadataValue.int(sum(d.candidate for d in result.decisions)),
+            "candidates": dg.MetadataValue.int(
+                sum(d.status == "candidate" for d in result.decisions)
+            ),
+            "confirmed_idle": dg.MetadataValue.int(sum(d.confirmed for d in result.decisions)),
+            "idle_rule": dg.MetadataValue.text(
+                "idle = end offsets unchanged across this job's observations spanning the window, "
+                "no group member on it, no committed offset moved; record timestamps are shown, never trusted"
+            ),
+            "invisible_readers": dg.MetadataValue.text(INVISIBLE_READERS),
+            "state_file": dg.MetadataValue.path(result.state_file or "-"),
+            "warnings": dg.MetadataValue.json(result.warnings),
             "deleted": dg.MetadataValue.int(len(result.deleted)),
             "snapshots": dg.MetadataValue.json(result.snapshots),
         }
@@ -107,7 +159,9 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
     @dg.job(
         name="cleanup_test_topics",
         description="Delete idle test topics on evidence: name matches a pattern, not in the catalog, not internal or protected, "
-        "no record for idle_days, no consumer group on it; at most max_deletions a run, each snapshotted first. dry_run (the default) deletes nothing.",
+        "end offsets unchanged across this job's observations spanning idle_days, no consumer group active on it; "
+        "at most max_deletions a run, each snapshotted first. dry_run (the default) deletes nothing but still records observations. "
+        "Readers without a group (assign mode) are invisible to Kafka's admin API.",
         tags={"ecap_ops/area": "cleanup"},
     )
     def cleanup_test_topics():

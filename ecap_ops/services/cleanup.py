@@ -1,20 +1,46 @@
 """Test-topic cleanup, called by the CLI's `cleanup-test-topics` and the job `cleanup_test_topics`.
 
-Evidence is read from the cluster, judged by `core.cleanup`, and only with `execute` are
-the chosen topics deleted: each one's metadata is first written to a small JSON snapshot
-(partitions, replication, overrides, topic id, offsets, groups), and its end offsets are
-read once more just before deletion, so a topic written meanwhile is kept.
+Each run reads the evidence from the cluster (per partition start and end offsets, topic
+ids, consumer groups; record timestamps only for the report), judges it with
+`core.cleanup` against the observations earlier runs recorded, and records its own. The
+observation history is one small JSON file shared by the CLI and the Dagster job
+(`state_path()`: `ECAP_STATE_DIR`, else `<DAGSTER_HOME or ~/.ecap-ops>/state`), written
+atomically with mode 0600, holding per topic only the first and the latest observation since
+it last moved, and nothing of topics that no longer exist. A file that cannot be read is
+reported and replaced by a fresh history: that only delays deletions, it never causes one.
+
+Dry runs record observations too (the daily job builds the history even while it deletes
+nothing). Only with `execute` are confirmed-idle topics deleted, all in `_delete_confirmed`:
+a last look at their offsets and topic ids, a snapshot of each, then the delete.
 """
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
+import stat
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecap_ops.catalog.model import Catalog
-from ecap_ops.core.cleanup import CleanupRules, Decision, GroupEvidence, TopicEvidence, decide
+from ecap_ops.core.cleanup import (
+    INVISIBLE_READERS,
+    CleanupRules,
+    Decision,
+    GroupEvidence,
+    TopicEvidence,
+    TopicHistory,
+    history_from_json,
+    history_to_json,
+    judge,
+    matching_pattern,
+    merge_history,
+)
+from ecap_ops.core.integrity import loads_bounded
 from ecap_ops.core.state import CANARY_TOPIC
 from ecap_ops.errors import ConfigError, EcapOpsError
 from ecap_ops.gateway import KafkaGateway
@@ -22,6 +48,10 @@ from ecap_ops.gateway.activity import log_dirs, record_timestamps, topic_sizes
 from ecap_ops.services.groups import group_summaries
 
 log = logging.getLogger(__name__)
+
+STATE_FILE = "cleanup-observations.json"
+MAX_STATE_BYTES = 32 * 1024 * 1024
+LOCK_WAIT_S = 60.0
 
 
 def snapshot_dir() -> Path:
@@ -32,10 +62,121 @@ def snapshot_dir() -> Path:
     return Path(home) / "snapshots" / "cleanup"
 
 
+def state_path(env: dict[str, str] | None = None) -> Path:
+    """The observation history: ECAP_STATE_DIR/cleanup-observations.json, else
+    <DAGSTER_HOME or ~/.ecap-ops>/state/cleanup-observations.json."""
+    env = os.environ if env is None else env
+    if env.get("ECAP_STATE_DIR"):
+        return Path(env["ECAP_STATE_DIR"]).expanduser() / STATE_FILE
+    base = Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else Path.home() / ".ecap-ops"
+    return base / "state" / STATE_FILE
+
+
 def protected_from_env() -> frozenset[str]:
     """ECAP_PROTECTED_TOPICS: comma-separated exact topic names never deleted."""
     raw = os.environ.get("ECAP_PROTECTED_TOPICS", "")
     return frozenset(n.strip() for n in raw.split(",") if n.strip())
+
+
+# -- the observation history on disk -----------------------------------------------------
+
+
+def _fresh(path: Path, why: str) -> str:
+    return (
+        f"the cleanup observation history {path} could not be used ({why}); starting a fresh "
+        "history: every matching topic is a candidate again, and none is deleted until this "
+        "job has observed it idle for the whole window"
+    )
+
+
+def load_history(path: Path) -> tuple[dict[str, dict[str, TopicHistory]], str | None]:
+    """Cluster id -> topic -> history, and a warning when the file was unusable (then the
+    history is empty). Never raises: a broken or hostile file only restarts the history."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return {}, None
+    except OSError as exc:
+        return {}, _fresh(path, f"cannot open it: {exc.strerror or exc}")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return {}, _fresh(path, "not a regular file")
+        chunks, size = [], 0
+        while size <= MAX_STATE_BYTES:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+    except OSError as exc:
+        return {}, _fresh(path, f"cannot read it: {exc.strerror or exc}")
+    finally:
+        os.close(fd)
+    try:
+        doc = loads_bounded(data, str(path), ConfigError, MAX_STATE_BYTES)
+        return history_from_json(doc), None
+    except EcapOpsError as exc:
+        return {}, _fresh(path, str(exc).removeprefix(f"{path}: "))
+    except (ValueError, TypeError, RecursionError) as exc:
+        return {}, _fresh(path, str(exc)[:300])
+
+
+def save_history(path: Path, doc: dict) -> None:
+    """Atomically replace the file (mode 0600, in a 0700 directory if it creates one)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, separators=(",", ":"), sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+@contextlib.contextmanager
+def _history_lock(path: Path, warnings: list[str], wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+    """One cleanup at a time per history file (CLI and Dagster job alike), waiting at most
+    `wait_s`. Without a writable state directory the run goes on unlocked, and says so."""
+    lock = path.with_name(path.name + ".lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as exc:
+        warnings.append(
+            f"cannot create the lock {lock} ({exc.strerror or exc}): this run is not protected "
+            "from another cleanup running at the same time"
+        )
+        yield
+        return
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ConfigError(
+                        f"another test-topic cleanup holds {lock} (waited {wait_s:g} s); "
+                        "run again when it has finished"
+                    ) from None
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclass
@@ -47,6 +188,8 @@ class CleanupResult:
     skipped: dict[str, str] = field(default_factory=dict)  # chosen but kept at the last check
     snapshots: dict[str, str] = field(default_factory=dict)  # topic -> snapshot path
     cluster_id: str | None = None
+    state_file: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -61,33 +204,39 @@ class CleanupResult:
             "dry_run": self.dry_run,
             "cluster_id": self.cluster_id,
             "decisions": [d.to_dict() for d in self.decisions],
+            "candidates": [d.topic for d in self.decisions if d.status == "candidate"],
+            "confirmed_idle": [d.topic for d in self.decisions if d.confirmed],
             "to_delete": [d.topic for d in self.to_delete],
             "deleted": self.deleted,
             "failed": self.failed,
             "skipped": self.skipped,
             "snapshots": self.snapshots,
+            "state_file": self.state_file,
+            "warnings": self.warnings,
+            "invisible_readers": INVISIBLE_READERS,
         }
 
 
 def gather_evidence(
-    gw: KafkaGateway, catalog: Catalog, rules: CleanupRules
-) -> tuple[str, list[TopicEvidence], dict[str, dict]]:
-    """Evidence for every topic matching a pattern: newest record, size, groups.
-    Also returns each such topic's raw metadata, for its snapshot."""
-    from ecap_ops.core.cleanup import matching_pattern
-
-    cluster_id, _controller, brokers = gw.brokers()
+    gw: KafkaGateway, catalog: Catalog, rules: CleanupRules, brokers=None
+) -> tuple[list[TopicEvidence], dict[str, dict], set[str]]:
+    """Evidence for every topic matching a pattern: per-partition offsets, topic id, size,
+    groups (and the newest record timestamp, for the report only). Also returns each such
+    topic's raw metadata, for its snapshot, and the names of every topic that exists."""
+    if brokers is None:
+        _cid, _controller, brokers = gw.brokers()
     meta = gw.describe_topics(None)
     names = sorted(n for n in meta if matching_pattern(n, rules.patterns))
     if not names:
-        return cluster_id, [], {}
+        return [], {}, set(meta)
     led = [
         (n, p["partition_index"])
         for n in names
         for p in meta[n]["partitions"]
         if p.get("leader_id", -1) >= 0
     ]
-    ranges = gw.offset_ranges(led)
+    starts = gw.offsets(led, "earliest")
+    ends = gw.offsets(led, "latest")
     stamps = record_timestamps(gw, led)
     sizes = topic_sizes(
         log_dirs(
@@ -99,10 +248,16 @@ def gather_evidence(
     summaries = group_summaries(gw)
     evidence = []
     for n in names:
-        parts = meta[n]["partitions"]
+        parts = sorted(meta[n]["partitions"], key=lambda p: p["partition_index"])
         offline = sum(1 for p in parts if p.get("leader_id", -1) < 0)
         newest = [stamps.get((n, p["partition_index"]), (None, None))[1] for p in parts]
-        spans = [ranges.get((n, p["partition_index"])) for p in parts]
+        s_off = [starts.get((n, p["partition_index"])) for p in parts]
+        e_off = [ends.get((n, p["partition_index"])) for p in parts]
+        complete = (
+            not offline
+            and [p["partition_index"] for p in parts] == list(range(len(parts)))
+            and all(isinstance(o, int) and o >= 0 for o in s_off + e_off)
+        )
         groups = []
         for s in summaries:
             info = s.info
@@ -114,8 +269,12 @@ def gather_evidence(
             )
             if committed or members:
                 lag = next((t.lag for t in s.topics if t.topic == n), None)
-                groups.append(GroupEvidence(s.group_id, s.state, members, committed, lag))
+                described = info is not None and info.members is not None
+                groups.append(
+                    GroupEvidence(s.group_id, s.state, members, committed, lag, described)
+                )
         spec = catalog.get(n)
+        tid = meta[n].get("topic_id")
         evidence.append(
             TopicEvidence(
                 name=n,
@@ -126,17 +285,16 @@ def gather_evidence(
                     (len(p.get("replica_nodes") or []) for p in parts), default=0
                 ),
                 bytes_on_disk=sizes.get(n, 0),
-                records=sum(e - s for s, e in spans) if all(spans) else None,
+                records=sum(e - s for s, e in zip(s_off, e_off, strict=True)) if complete else None,
                 newest_record_ms=max((t for t in newest if t is not None), default=None),
                 offline_partitions=offline,
                 groups=tuple(groups),
+                topic_id=str(tid) if tid else None,
+                end_offsets=tuple(e_off) if complete else None,
+                start_offsets=tuple(s_off) if complete else None,
             )
         )
-    ends = {
-        n: sum(ranges.get((n, p["partition_index"]), (0, 0))[1] for p in meta[n]["partitions"])
-        for n in names
-    }
-    return cluster_id, evidence, {n: {**meta[n], "end_offsets_total": ends[n]} for n in names}
+    return evidence, {n: meta[n] for n in names}, set(meta)
 
 
 def write_snapshot(
@@ -185,6 +343,86 @@ def write_snapshot(
     return path
 
 
+def _delete_confirmed(
+    gw: KafkaGateway,
+    decisions: list[Decision],
+    metas: dict[str, dict],
+    cluster_id: str,
+    directory: Path,
+    result: CleanupResult,
+) -> None:
+    """Delete the topics chosen for deletion: the one place a test topic is deleted.
+
+    A last look first: a topic whose end offsets or topic id changed since its evidence was
+    read is kept (recorded in `result.skipped`). Then each topic's metadata is snapshotted
+    to `directory`; only a topic whose snapshot is on disk is deleted."""
+    chosen = [d for d in decisions if d.delete]
+    if not chosen:
+        return
+    names = [d.topic for d in chosen]
+    now_meta = gw.describe_topics(names)
+    parts = [
+        (n, p["partition_index"]) for n in names if n in now_meta for p in now_meta[n]["partitions"]
+    ]
+    ends_now = gw.offsets(parts, "latest")
+    overrides = gw.topic_overrides([n for n in names if n in now_meta])
+    go = []
+    for d in chosen:
+        cur = now_meta.get(d.topic)
+        if cur is None:
+            result.skipped[d.topic] = "no longer exists"
+            continue
+        tid = str(cur.get("topic_id")) if cur.get("topic_id") else None
+        if tid != d.evidence.get("topic_id"):
+            result.skipped[d.topic] = (
+                "re-created since the evidence was read (topic id changed); kept"
+            )
+            continue
+        seen = d.evidence.get("end_offsets") or []
+        now = [ends_now.get((d.topic, i)) for i in range(len(cur["partitions"]))]
+        if now != seen:
+            result.skipped[d.topic] = (
+                f"end offsets changed since the evidence was read ({sum(seen)} -> "
+                f"{sum(o or 0 for o in now)}); kept"
+            )
+            continue
+        starts = d.evidence.get("start_offsets") or []
+        ranges = {
+            (d.topic, i): (starts[i] if i < len(starts) else None, e) for i, e in enumerate(now)
+        }
+        try:
+            path = write_snapshot(
+                directory,
+                cluster_id,
+                metas[d.topic],
+                overrides.get(d.topic, ({}, {}))[0],
+                ranges,
+                d,
+            )
+        except OSError as exc:
+            result.failed[d.topic] = (
+                f"snapshot could not be written to {directory}: {exc.strerror or exc}; not deleted"
+            )
+            continue
+        result.snapshots[d.topic] = str(path)
+        go.append(d.topic)
+    if not go:
+        return
+    try:
+        outcome = gw.delete_topics(go)
+    except EcapOpsError as exc:
+        for n in go:
+            result.failed[n] = str(exc)
+        return
+    for n in go:
+        err = outcome.get(n, "no answer from the broker for this topic")
+        if err:
+            result.failed[n] = err
+        else:
+            result.deleted.append(n)
+            log.info("deleted idle test topic %s (snapshot %s)", n, result.snapshots[n])
+
+
 def cleanup_test_topics(
     gw: KafkaGateway,
     catalog: Catalog,
@@ -192,8 +430,10 @@ def cleanup_test_topics(
     execute: bool = False,
     snapshots: Path | None = None,
     now_ms: int | None = None,
+    state: Path | None = None,
 ) -> CleanupResult:
-    """Find idle test topics and, with `execute`, delete those within the budget."""
+    """Observe the test topics, judge them against the recorded history, record this run's
+    observations and, with `execute`, delete the confirmed-idle ones within the budget."""
     problems = rules.validate()
     if problems:
         raise ConfigError("cleanup rules are invalid: " + "; ".join(problems))
@@ -204,58 +444,39 @@ def cleanup_test_topics(
         rules.protected,
         rules.reserved | {CANARY_TOPIC},
         rules.delete_empty,
+        rules.idle_ms,
     )
-    cluster_id, evidence, metas = gather_evidence(gw, catalog, rules)
-    now = now_ms if now_ms is not None else int(time.time() * 1000)
-    decisions = decide(evidence, rules, now)
-    result = CleanupResult(dry_run=not execute, decisions=decisions, cluster_id=cluster_id)
-    chosen = [d for d in decisions if d.delete]
-    if not execute or not chosen:
-        return result
-
-    names = [d.topic for d in chosen]
-    # Last look: a record written since the evidence was read keeps the topic.
-    parts = [(n, p["partition_index"]) for n in names for p in metas[n]["partitions"]]
-    ranges_now = gw.offset_ranges(parts)
-    overrides = gw.topic_overrides(names)
-    directory = snapshots or snapshot_dir()
-    go = []
-    for d in chosen:
-        before = metas[d.topic]["end_offsets_total"]
-        after = sum(e for (t, _p), (_s, e) in ranges_now.items() if t == d.topic)
-        if after != before:
-            result.skipped[d.topic] = (
-                f"{after - before} record(s) written since the evidence was read; kept"
-            )
-            continue
+    # The cluster first: a broker that is down fails the run before anything is written.
+    cluster_id, _controller, brokers = gw.brokers()
+    path = state or state_path()
+    warnings: list[str] = []
+    with _history_lock(path, warnings):
+        clusters, problem = load_history(path)
+        if problem:
+            warnings.append(problem)
+            log.warning("%s", problem)
+        evidence, metas, present = gather_evidence(gw, catalog, rules, brokers)
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        previous = clusters.pop(cluster_id, {})
+        decisions, updated = judge(evidence, rules, now, previous)
+        clusters[cluster_id] = merge_history(previous, updated, present)
         try:
-            path = write_snapshot(
-                directory,
-                cluster_id,
-                metas[d.topic],
-                overrides.get(d.topic, ({}, {}))[0],
-                ranges_now,
-                d,
-            )
+            save_history(path, history_to_json(clusters, now))
         except OSError as exc:
-            result.failed[d.topic] = (
-                f"snapshot could not be written to {directory}: {exc}; not deleted"
+            msg = (
+                f"the cleanup observation history could not be written to {path} "
+                f"({exc.strerror or exc}): this run's observations are lost, so confirming "
+                "idle topics is delayed; set ECAP_STATE_DIR to a writable directory"
             )
-            continue
-        result.snapshots[d.topic] = str(path)
-        go.append(d.topic)
-    if go:
-        try:
-            outcome = gw.delete_topics(go)
-        except EcapOpsError as exc:
-            for n in go:
-                result.failed[n] = str(exc)
-            return result
-        for n in go:
-            err = outcome.get(n, "no answer from the broker for this topic")
-            if err:
-                result.failed[n] = err
-            else:
-                result.deleted.append(n)
-                log.info("deleted idle test topic %s (snapshot %s)", n, result.snapshots[n])
+            warnings.append(msg)
+            log.warning("%s", msg)
+        result = CleanupResult(
+            dry_run=not execute,
+            decisions=decisions,
+            cluster_id=cluster_id,
+            state_file=str(path),
+            warnings=warnings,
+        )
+        if execute:
+            _delete_confirmed(gw, decisions, metas, cluster_id, snapshots or snapshot_dir(), result)
     return result
