@@ -144,7 +144,9 @@ def test_unknown_tool_is_a_clear_error():
     )
 
 
-def test_secure_settings_go_through_a_private_file(monkeypatch, tmp_path, kafka_lib: Path):
+def test_secure_settings_reach_the_tool_through_an_unnamed_private_file(
+    monkeypatch, tmp_path, kafka_lib: Path
+):
     secret = 'pä$$ \\w0rd"x'
     settings = KafkaSettings(
         bootstrap_servers="127.0.0.1:1234",
@@ -153,6 +155,7 @@ def test_secure_settings_go_through_a_private_file(monkeypatch, tmp_path, kafka_
         sasl_username="admin",
         sasl_password=secret,
     )
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     seen: dict = {}
 
     class FakePopen:
@@ -160,8 +163,12 @@ def test_secure_settings_go_through_a_private_file(monkeypatch, tmp_path, kafka_
             seen["cmd"] = cmd
             path = Path(cmd[cmd.index("--command-config") + 1])
             seen["path"] = path
-            seen["mode"] = stat.S_IMODE(path.stat().st_mode)
+            fd = int(path.name)
+            seen["passed"] = fd in kwargs["pass_fds"]
+            seen["target"] = os.readlink(f"/proc/self/fd/{fd}")
+            seen["mode"] = stat.S_IMODE(os.fstat(fd).st_mode)
             seen["body"] = path.read_text(encoding="latin-1")
+            seen["fd"] = fd
             self.returncode = 0
 
         def communicate(self, input=None, timeout=None):
@@ -171,10 +178,15 @@ def test_secure_settings_go_through_a_private_file(monkeypatch, tmp_path, kafka_
     result = tools_mod.run_tool("kafka-console-consumer", ["--topic", "t"], settings, capture=True)
     assert result.returncode == 0
     assert not any(secret in a for a in seen["cmd"])
+    assert str(seen["path"]).startswith("/dev/fd/") and seen["passed"]
+    # A memfd: no name in any directory, so nothing can be left behind.
+    assert seen["target"].startswith("/memfd:"), seen["target"]
     assert seen["mode"] == 0o600
     assert "security.protocol=SASL_PLAINTEXT" in seen["body"] and "ScramLoginModule" in seen["body"]
     assert "\\u00e4" in seen["body"]  # Properties files are read as ISO-8859-1: escape non-ASCII
-    assert not seen["path"].exists()
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(OSError):  # closed once the tool is done
+        os.fstat(seen["fd"])
 
 
 # ---- one node --------------------------------------------------------------------------
@@ -201,6 +213,21 @@ def test_start_when_running_is_a_noop(kafka_cluster: LocalCluster):
     pids = [n["pid"] for n in kafka_cluster.status()["nodes"]]
     assert kafka_cluster.start(timeout=30) is False
     assert LocalCluster.load(kafka_cluster.data_dir).start(timeout=30) is False
+    assert [n["pid"] for n in kafka_cluster.status()["nodes"]] == pids
+
+
+@pytest.mark.kafka
+def test_cli_broker_start_on_a_running_cluster_says_only_what_happens(
+    kafka_cluster: LocalCluster, kafka_lib: Path
+):
+    pids = [n["pid"] for n in kafka_cluster.status()["nodes"]]
+    result = CliRunner().invoke(
+        main, ["broker", "start", "--data-dir", str(kafka_cluster.data_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    # The jars are cached and the cluster runs: no fetching, no starting.
+    assert "fetching" not in result.stderr and "starting" not in result.stderr, result.stderr
+    assert f"already running on {kafka_cluster.bootstrap_servers}" in result.stdout
     assert [n["pid"] for n in kafka_cluster.status()["nodes"]] == pids
 
 
@@ -294,6 +321,7 @@ def test_cli_broker_start_status_stop(kafka_lib: Path, tmp_path):
         started = runner.invoke(main, ["broker", "start", "--port", "0", "--data-dir", data])
         assert started.exit_code == 0, started.output
         assert "export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:" in started.stdout
+        assert "starting 1 node(s)" in started.stderr and "fetching" not in started.stderr
         again = runner.invoke(main, ["broker", "start", "--data-dir", data])
         assert again.exit_code == 0 and "already running" in again.stdout
         status = runner.invoke(main, ["broker", "status", "--data-dir", data])

@@ -25,6 +25,13 @@ def _default_data_dir() -> Path:
     return cache_dir() / "broker"
 
 
+def _jars_cached() -> bool:
+    """True when this Kafka version's jars are already in the cache (no fetch needed)."""
+    from ecap_ops.localkafka.jars import _is_complete, kafka_home
+
+    return _is_complete(kafka_home() / "lib")
+
+
 data_dir_option = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -78,13 +85,16 @@ def start(
         cluster = LocalCluster(
             data_dir, nodes=int(nodes or 1), port=9092 if port is None else port, heap=heap
         )
-    click.echo(f"fetching Apache Kafka {KAFKA_VERSION} jars (first run only)...", err=True)
+    if not _jars_cached():
+        click.echo(f"fetching Apache Kafka {KAFKA_VERSION} jars (first run only)...", err=True)
     fetch_jars(quiet=True)
-    click.echo(f"starting {cluster.nodes} node(s) in {cluster.data_dir}...", err=True)
+    if not cluster.is_running():
+        click.echo(f"starting {cluster.nodes} node(s) in {cluster.data_dir}...", err=True)
     started = cluster.start(timeout=timeout)
     state = "started" if started else "already running"
     click.echo(
-        f"Kafka {KAFKA_VERSION} {state}: {cluster.nodes} node(s), cluster id {cluster.cluster_id}"
+        f"Kafka {KAFKA_VERSION} {state} on {cluster.bootstrap_servers}: {cluster.nodes} node(s), "
+        f"cluster id {cluster.cluster_id}"
     )
     click.echo(f"bootstrap servers: {cluster.bootstrap_servers}")
     click.echo(f"export KAFKA_BOOTSTRAP_SERVERS={cluster.bootstrap_servers}")
@@ -183,16 +193,17 @@ def _tool_epilog() -> str:
 def kafka_cli(cli: CliContext, tool: str, args: tuple[str, ...]) -> None:
     """Run one of Kafka's own tools (kafka-topics, kafka-configs, ...) against the configured cluster.
 
-    --bootstrap-server and, for TLS/SASL, a private --command-config file are added from the
-    connection settings unless given. Exits with the tool's exit code.
+    --bootstrap-server and, for TLS/SASL, --command-config are added from the connection
+    settings unless given. The properties (with the password) reach the tool as an unnamed
+    in-memory file (/dev/fd/N) that nothing can leave behind on disk. SIGINT, SIGTERM and
+    SIGHUP are passed on to the tool; exits with the tool's exit code.
 
     Example: ecap-ops kafka-cli kafka-topics --describe --topic transactions
     """
-    from ecap_ops.localkafka.tools import TOOLS, run_tool
+    from ecap_ops.localkafka.tools import TOOLS, exec_tool
 
     if tool.removesuffix(".sh") not in TOOLS:
         raise LocalKafkaError(
             f"unknown Kafka tool {tool!r}; known tools: {', '.join(sorted(TOOLS))}"
         )
-    result = run_tool(tool, list(args), cli.settings())
-    sys.exit(result.returncode)
+    sys.exit(exec_tool(tool, list(args), cli.settings()))

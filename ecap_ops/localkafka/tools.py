@@ -1,15 +1,24 @@
 """Kafka's own command-line tools (kafka-topics, kafka-configs, ...) run from the cached jars.
 
-`run_tool` adds the connection settings the way Kafka's scripts expect them: the bootstrap
-address as a flag, and security settings in a private properties file passed with
+`run_tool` (captured, for code and tests) and `exec_tool` (in the foreground, for
+`ecap-ops kafka-cli`) add the connection settings the way Kafka's scripts expect them: the
+bootstrap address as a flag, and security settings in a properties file passed with
 `--command-config` (every 4.4 client tool takes it), never on the command line.
+
+That file holds the SASL password, so it has no name on disk: it is an unnamed in-memory
+file (memfd) inherited by the tool and read as `/dev/fd/N`, so nothing is left behind
+however the command ends, SIGKILL included.
 """
 
+import contextlib
+import ctypes
 import logging
 import os
+import signal
 import subprocess
+import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,20 +134,52 @@ def _escape_property(value: str) -> str:
     return "".join(out)
 
 
-def write_client_properties(props: dict[str, str]) -> Path:
-    """Write client properties to a new private (0600) temp file; the caller deletes it."""
-    fd, name = tempfile.mkstemp(prefix="ecap-ops-client-", suffix=".properties")
-    try:
+PROPERTIES_NAME = "ecap-ops-client-properties"
+
+
+def client_properties_body(props: dict[str, str]) -> bytes:
+    """The bytes of a java.util.Properties file holding `props` (ASCII, escaped)."""
+    return "".join(f"{k}={_escape_property(v)}\n" for k, v in props.items()).encode("ascii")
+
+
+def open_client_properties(props: dict[str, str]) -> int:
+    """An open, private file descriptor holding client properties, with no name on disk.
+
+    On Linux the file is a memfd: it never appears in any directory, and the kernel frees it
+    when the last process holding it exits, however that process ends (SIGKILL included).
+    Elsewhere it is a 0600 temp file unlinked before anything is written into it. The tool
+    reads it as `/dev/fd/N` (`config_path`); the caller passes the fd to the child with
+    `pass_fds` and closes it afterwards.
+    """
+    body = client_properties_body(props)
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create(PROPERTIES_NAME, os.MFD_CLOEXEC)
         os.fchmod(fd, 0o600)
-        body = "".join(f"{k}={_escape_property(v)}\n" for k, v in props.items())
-        os.write(fd, body.encode("ascii"))
-    finally:
+    else:  # pragma: no cover - not Linux
+        fd, name = tempfile.mkstemp(prefix="ecap-ops-client-", suffix=".properties")
+        os.unlink(name)
+        os.fchmod(fd, 0o600)
+    try:
+        view = memoryview(body)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
         os.close(fd)
-    return Path(name)
+        raise
+    return fd
+
+
+def config_path(fd: int) -> str:
+    """The path a child process opens to read the inherited descriptor `fd`."""
+    return f"/dev/fd/{fd}"
 
 
 def tool_command(
-    tool: str, args: Sequence[str], settings: KafkaSettings, config_file: Path | None = None
+    tool: str,
+    args: Sequence[str],
+    settings: KafkaSettings,
+    config_file: Path | str | None = None,
 ) -> list[str]:
     """The java command line for a tool, with the bootstrap address and config file added."""
     spec = tool_spec(tool)
@@ -171,6 +212,48 @@ def _needs_config_file(spec: ToolSpec, args: Sequence[str], settings: KafkaSetti
     return not _has_flag(args, (spec.config_flag, "--command-config"))
 
 
+# Signals `exec_tool` passes on to the tool: Ctrl-C, `kill`, a closed terminal.
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec hook asking Linux to SIGTERM the tool when the process that started it
+    dies, even by SIGKILL (prctl PR_SET_PDEATHSIG); None where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return hook
+
+
+@contextlib.contextmanager
+def _tool_config(
+    tool: str, args: Sequence[str], settings: KafkaSettings
+) -> Iterator[tuple[list[str], tuple[int, ...]]]:
+    """The tool's command line and the descriptors to pass it; the properties (if any) live
+    in an unnamed file that is closed on the way out."""
+    spec = tool_spec(tool)
+    fd = None
+    if _needs_config_file(spec, args, settings):
+        fd = open_client_properties(settings.java_client_properties())
+    try:
+        cmd = tool_command(tool, args, settings, None if fd is None else config_path(fd))
+        yield cmd, (() if fd is None else (fd,))
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def run_tool(
     tool: str,
     args: Sequence[str],
@@ -180,12 +263,7 @@ def run_tool(
     input: str | None = None,
 ) -> subprocess.CompletedProcess:
     """Run one of Kafka's own tools against `settings`; never raises for a non-zero exit."""
-    spec = tool_spec(tool)
-    config_file = None
-    if _needs_config_file(spec, args, settings):
-        config_file = write_client_properties(settings.java_client_properties())
-    try:
-        cmd = tool_command(tool, args, settings, config_file)
+    with _tool_config(tool, args, settings) as (cmd, fds):
         log.debug("running %s %s", tool, " ".join(args))
         stdin = None if input is not None or not capture else subprocess.DEVNULL
         proc = subprocess.Popen(
@@ -194,6 +272,8 @@ def run_tool(
             stdout=subprocess.PIPE if capture else None,
             stderr=subprocess.PIPE if capture else None,
             text=True,
+            pass_fds=fds,
+            preexec_fn=_die_with_parent(),
         )
         try:
             out, err = proc.communicate(input=input, timeout=timeout)
@@ -216,6 +296,39 @@ def run_tool(
                 out, err = proc.communicate()
             return subprocess.CompletedProcess(cmd, 130, out, err)
         return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-    finally:
-        if config_file is not None:
-            config_file.unlink(missing_ok=True)
+
+
+def exec_tool(tool: str, args: Sequence[str], settings: KafkaSettings) -> int:
+    """Run a tool in the foreground (the terminal's stdin, stdout and stderr) as
+    `ecap-ops kafka-cli` does: SIGINT, SIGTERM and SIGHUP sent to this process are passed on
+    to the tool, and the tool's exit code is returned (128 + N when signal N ended it)."""
+    with _tool_config(tool, args, settings) as (cmd, fds):
+        log.debug("running %s %s", tool, " ".join(args))
+        proc: subprocess.Popen | None = None
+        pending: list[int] = []
+
+        def forward(signum: int, _frame: object) -> None:
+            if proc is None:
+                pending.append(signum)
+            elif proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signum)
+
+        previous = {}
+        try:
+            for sig in FORWARDED_SIGNALS:
+                try:
+                    previous[sig] = signal.signal(sig, forward)
+                except ValueError:  # not the main thread: nothing to forward from
+                    break
+            proc = subprocess.Popen(cmd, pass_fds=fds, preexec_fn=_die_with_parent())
+            for signum in pending:
+                forward(signum, None)
+            rc = proc.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if proc is not None and proc.poll() is None:  # only on an error of our own
+                proc.kill()
+                proc.wait()
+    return rc if rc >= 0 else 128 - rc
