@@ -4,6 +4,10 @@ Used to reject unknown or misspelt keys and badly typed values before anything i
 a broker; the broker's validate-only requests then check the rest.
 """
 
+import math
+
+from ecap_ops.catalog.units import show
+
 # key -> (type, allowed values or None). Types: long, int, double, boolean, string, list.
 TOPIC_CONFIGS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "cleanup.policy": ("list", ("compact", "delete")),
@@ -44,28 +48,49 @@ TOPIC_CONFIGS: dict[str, tuple[str, tuple[str, ...] | None]] = {
 # Values that may be -1 (infinite / unlimited).
 MINUS_ONE_OK = {"retention.ms", "retention.bytes", "local.retention.ms", "local.retention.bytes"}
 
+# The largest value of each of Kafka's whole-number types.
+KAFKA_INT_MAX = {"int": 2**31 - 1, "long": 2**63 - 1}
+# Longer text than this is no number Kafka can hold (int64 has 19 digits).
+_MAX_NUMBER_CHARS = 40
+
+
+def _whole_number(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"expected a whole number, got {show(value)}")
+    if isinstance(value, int):
+        return value
+    text = value.strip()
+    if not text or len(text) > _MAX_NUMBER_CHARS or not text.lstrip("+-").isascii():
+        raise ValueError(f"expected a whole number, got {show(value)}")
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {show(value)}") from None
+
 
 def normalize_config_value(key: str, value: object) -> str:
     """Check a raw config value against its key's type; return it as Kafka's string form."""
     kind, allowed = TOPIC_CONFIGS[key]
     if kind in ("long", "int"):
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ValueError(f"expected a whole number, got {value!r}")
-        try:
-            n = int(value)
-        except ValueError:
-            raise ValueError(f"expected a whole number, got {value!r}") from None
+        n = _whole_number(value)
         lowest = -1 if key in MINUS_ONE_OK else 0
         if n < lowest:
-            raise ValueError(f"must be >= {lowest}, got {n}")
-        if kind == "int" and n > 2**31 - 1:
-            raise ValueError(f"must fit in a 32-bit int, got {n}")
+            raise ValueError(f"must be >= {lowest}, got {show(n)}")
+        if n > KAFKA_INT_MAX[kind]:
+            bits = 32 if kind == "int" else 64
+            raise ValueError(
+                f"must fit in a {bits}-bit int (at most {KAFKA_INT_MAX[kind]}), got {show(n)}"
+            )
         return str(n)
     if kind == "double":
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f"expected a number, got {show(value)}")
         try:
-            f = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise ValueError(f"expected a number, got {value!r}") from None
+            f = float(value) if not isinstance(value, str) or len(value) <= 64 else math.nan
+        except (OverflowError, ValueError):
+            f = math.nan
+        if not math.isfinite(f):
+            raise ValueError(f"expected a finite number, got {show(value)}")
         if not 0 <= f <= 1 and key == "min.cleanable.dirty.ratio":
             raise ValueError(f"must be between 0 and 1, got {f}")
         return repr(f) if not f.is_integer() else str(f)
@@ -74,23 +99,30 @@ def normalize_config_value(key: str, value: object) -> str:
             return "true" if value else "false"
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower()
-        raise ValueError(f"expected true or false, got {value!r}")
+        raise ValueError(f"expected true or false, got {show(value)}")
     if kind == "list":
-        items = value if isinstance(value, list) else str(value).split(",")
+        if isinstance(value, list):
+            if any(isinstance(i, (list, dict)) or i is None for i in value):
+                raise ValueError(f"expected a list of names, got {show(value)}")
+            items = value
+        elif isinstance(value, (str, int)) and not isinstance(value, bool):
+            items = str(value).split(",")
+        else:
+            raise ValueError(f"expected a name or a list of names, got {show(value)}")
         items = [str(i).strip() for i in items if str(i).strip()]
         if allowed:
             bad = [i for i in items if i not in allowed]
             if bad:
-                raise ValueError(f"{', '.join(bad)} not allowed; use {', '.join(allowed)}")
+                raise ValueError(f"{show(', '.join(bad))} not allowed; use {', '.join(allowed)}")
             if not items:
                 raise ValueError(f"must name at least one of {', '.join(allowed)}")
         # Kafka reports cleanup.policy in the order it was written; keep a canonical one.
         return ",".join(sorted(items)) if key == "cleanup.policy" else ",".join(items)
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise ValueError(f"expected text, got {value!r}")
+        raise ValueError(f"expected text, got {show(value)}")
     s = str(value)
     if allowed and s not in allowed:
-        raise ValueError(f"{s!r} not allowed; use one of {', '.join(allowed)}")
+        raise ValueError(f"{show(s)} not allowed; use one of {', '.join(allowed)}")
     return s
 
 
