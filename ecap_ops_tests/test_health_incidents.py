@@ -401,5 +401,7 @@ def test_reading_never_raises():
         def fetch_observations(self, *a, **kw):
             raise RuntimeError("database is locked")
 
+        fetch_materializations = fetch_observations
+
     stored, why = read_incident_state(Broken())
     assert stored is None and "database is locked" in why

@@ -103,8 +103,10 @@ def test_health_job_pages_once_on_open_and_once_on_resolve(
         assert doomed in resolved["text"]  # what it was about
 
         # Every run recorded the incident state on the health asset, the latest one closed.
-        records = instance.fetch_observations(health.HEALTH_STATE_KEY, limit=20).records
+        records = instance.fetch_materializations(health.HEALTH_STATE_KEY, limit=20).records
         assert len(records) == 7
-        latest = records[0].asset_observation.metadata
-        assert latest["incident"].value == "none" and latest["status"].value == WARN
+        latest = records[0].asset_materialization.metadata
+        assert latest["open_incident"].value == "none" and latest["status"].value == WARN
         assert latest["incident_state"].value["incident"] is None
+        # People first, the machine state last.
+        assert list(latest)[0] == "summary" and list(latest)[-1] == "incident_state"

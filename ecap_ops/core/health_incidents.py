@@ -173,6 +173,11 @@ def _identities(f, report: HealthReport) -> list[str]:
     return [""]
 
 
+def finding_keys(f, report: HealthReport) -> list[str]:
+    """The short ids of the problem(s) one finding stands for (see `problem_items`)."""
+    return [_hash(f"{f.check}\x1f{f.subject}\x1f{i}") for i in _identities(f, report)]
+
+
 def problem_items(report: HealthReport) -> dict[str, tuple[str, str]]:
     """Every problem of a report: short id -> (severity, label). A finding listing several
     things (partitions, brokers, missing topics) is one problem per thing, so that a
@@ -180,8 +185,7 @@ def problem_items(report: HealthReport) -> dict[str, tuple[str, str]]:
     items: dict[str, tuple[str, str]] = {}
     for f in report.problems():
         label = _label(f.check, f.subject, f.message)
-        for ident in _identities(f, report):
-            key = _hash(f"{f.check}\x1f{f.subject}\x1f{ident}")
+        for key in finding_keys(f, report):
             prev = items.get(key)
             if prev is None or _RANK[f.severity] > _RANK[prev[0]]:
                 items[key] = (f.severity, label)
@@ -199,7 +203,35 @@ def new_state(report: HealthReport, now: float) -> dict:
         "at": round(now, 3),
         "status": report.status,
         "incident": None,
+        "seen": {},
     }
+
+
+def first_seen(previous: dict | None, report: HealthReport, now: float) -> dict[str, float]:
+    """When each current problem was first seen in an unbroken run of reports: problem id
+    -> epoch seconds. Carried from the previous state; a problem that went away and comes
+    back starts again. Bounded like `known`."""
+    before = previous.get("seen") if isinstance(previous, dict) else None
+    before = before if isinstance(before, dict) else {}
+    seen: dict[str, float] = {}
+    for key in problem_items(report):
+        try:
+            seen[key] = min(float(before[key]), round(now, 3))
+        except (KeyError, TypeError, ValueError):
+            seen[key] = round(now, 3)
+        if len(seen) >= MAX_KNOWN:
+            break
+    return seen
+
+
+def finding_since(state: dict, f, report: HealthReport) -> float | None:
+    """Since when (epoch seconds) the problem a finding reports has been seen; None for an
+    OK finding or one not tracked."""
+    if f.severity == OK:
+        return None
+    seen = state.get("seen") or {}
+    times = [seen[k] for k in finding_keys(f, report) if k in seen]
+    return min(times) if times else None
 
 
 def read_state(raw) -> tuple[dict | None, str | None]:
@@ -273,6 +305,7 @@ def decide(
         )
         inc = None
     state = new_state(report, now)
+    state["seen"] = first_seen(previous, report, now)
     level = policy.level(report.status)
     items = problem_items(report) if level != OK else {}
     events: list[HealthEvent] = []

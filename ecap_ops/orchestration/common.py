@@ -1,4 +1,5 @@
-"""What the Dagster modules share: turning our errors into Dagster failures."""
+"""What the Dagster modules share: turning our errors into Dagster failures, tables, and
+numbers rounded for people."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,3 +31,12 @@ def md_table(headers: list[str], rows: list[list]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
+
+
+def rounded(value: float | int | None, digits: int = 1) -> dg.MetadataValue:
+    """A measured number as people read it (and the UI plots it): seconds and
+    milliseconds to `digits` decimals (0: an integer). None is 0."""
+    v = float(value or 0)
+    if digits <= 0:
+        return dg.MetadataValue.int(int(round(v)))
+    return dg.MetadataValue.float(round(v, digits))

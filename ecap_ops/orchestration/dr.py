@@ -2,6 +2,7 @@
 run by default) and the weekly DR drill that proves a snapshot can be restored."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -9,11 +10,17 @@ from pydantic import Field
 
 from ecap_ops.catalog.model import Catalog
 from ecap_ops.orchestration.alerts import AlertsResource
-from ecap_ops.orchestration.common import as_failure, md_table
+from ecap_ops.orchestration.common import as_failure, md_table, rounded
 from ecap_ops.orchestration.resources import KafkaResource
 
 GROUP = "disaster_recovery"
-SNAPSHOT_PARTITIONS = dg.HourlyPartitionsDefinition(start_date="2025-01-01-00:00")
+# A snapshot is a point-in-time observation of the cluster: one unpartitioned asset whose
+# materializations are the snapshots (latest, history, diff), taken hourly.
+SNAPSHOT_CRON = "0 * * * *"
+# Fresh when the newest snapshot is at most ~an hour and a quarter old; failing after two.
+SNAPSHOT_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=2), warn_window=timedelta(minutes=75)
+)
 # Runs carrying this tag change topics; the run coordinator lets one at a time run.
 RESTORE_TAG = {"ecap_ops/provisioning": "topics"}
 
@@ -32,8 +39,13 @@ def _diff_metadata(diff) -> dict:
     from ecap_ops.core.snapshot import render_diff
 
     c = diff.counts()
+    text = render_diff(diff)
     return {
-        "diff_vs_previous": dg.MetadataValue.md("```\n" + render_diff(diff)[:20000] + "\n```"),
+        "diff_vs_previous": dg.MetadataValue.md(
+            "no change since the previous snapshot"
+            if diff.empty
+            else "```\n" + text[:20000] + ("\n..." if len(text) > 20000 else "") + "\n```"
+        ),
         "diff_empty": dg.MetadataValue.bool(diff.empty),
         "topics_added": dg.MetadataValue.int(c["topics_added"]),
         "topics_removed": dg.MetadataValue.int(c["topics_removed"]),
@@ -42,16 +54,42 @@ def _diff_metadata(diff) -> dict:
     }
 
 
+def _diff_headline(diff) -> str:
+    if diff is None:
+        return "first snapshot in the directory"
+    if diff.empty:
+        return "no change since the previous snapshot"
+    c = diff.counts()
+    parts = [
+        f"{c[k]} {label}"
+        for k, label in (
+            ("topics_added", "topic(s) added"),
+            ("topics_removed", "topic(s) removed"),
+            ("config_changes", "config change(s)"),
+            ("partition_changes", "partition change(s)"),
+        )
+        if c.get(k)
+    ]
+    return "changed since the previous snapshot: " + (", ".join(parts) or "see the diff")
+
+
+def _size(n: int) -> str:
+    from ecap_ops.catalog.units import format_size
+
+    return format_size(n)
+
+
 def build_snapshot_asset(catalog: Catalog) -> dg.AssetsDefinition:
     @dg.asset(
         name="kafka_metadata_snapshot",
         group_name=GROUP,
-        partitions_def=SNAPSHOT_PARTITIONS,
         kinds={"kafka", "json"},
+        freshness_policy=SNAPSHOT_FRESHNESS,
         description="A verified, checksummed snapshot of the cluster's metadata (topics, partitions, replication, "
         "topic-level overrides, consumer-group offsets, ACLs, SCRAM user names) written atomically into the "
-        "snapshot directory (ECAP_SNAPSHOT_DIR), which keeps the newest ECAP_SNAPSHOT_KEEP. Metadata shows the "
-        "diff against the previous snapshot.",
+        "snapshot directory (ECAP_SNAPSHOT_DIR), which keeps the newest ECAP_SNAPSHOT_KEEP. Each materialization "
+        "is one snapshot: its file, checksum, counts and the diff against the previous one; the history is the "
+        "list of materializations. Taken hourly by dr_snapshot_schedule; materialize it to take one now.",
     )
     def kafka_metadata_snapshot(
         context: dg.AssetExecutionContext, kafka: KafkaResource
@@ -70,8 +108,16 @@ def build_snapshot_asset(catalog: Catalog) -> dg.AssetsDefinition:
         )
         for n in s["notes"]:
             context.log.info(f"note: {n}")
+        headline = (
+            f"{s['topics']} topics, {s['partitions']} partitions, {s['groups']} consumer groups, "
+            f"{_size(result.size_bytes)}; {_diff_headline(diff)}"
+        )
         return dg.MaterializeResult(
             metadata={
+                "summary": dg.MetadataValue.md(
+                    f"**Snapshot of cluster `{s['cluster_id']}`**: {headline}.\n\n"
+                    f"File `{result.path}`, sha256 `{s['checksum'][:16]}...`"
+                ),
                 "path": dg.MetadataValue.path(str(result.path)),
                 "checksum_sha256": dg.MetadataValue.text(s["checksum"]),
                 "cluster_id": dg.MetadataValue.text(s["cluster_id"]),
@@ -83,7 +129,7 @@ def build_snapshot_asset(catalog: Catalog) -> dg.AssetsDefinition:
                 "acls": dg.MetadataValue.int(s["acls"]),
                 "scram_users": dg.MetadataValue.int(s["scram_users"]),
                 "size_bytes": dg.MetadataValue.int(result.size_bytes),
-                "duration_ms": dg.MetadataValue.int(s["duration_ms"]),
+                "duration_ms": rounded(s["duration_ms"], 0),
                 "requests": dg.MetadataValue.json(result.requests),
                 "complete": dg.MetadataValue.json(s["complete"]),
                 "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in s["notes"]) or "none"),
@@ -231,7 +277,7 @@ def run_dr_drill(
         "topics_failed": dg.MetadataValue.int(sum(not c.ok for c in report.checks)),
         "created": dg.MetadataValue.int(len(report.created)),
         "removed": dg.MetadataValue.int(len(report.deleted)),
-        "seconds": dg.MetadataValue.float(round(report.seconds, 2)),
+        "seconds": rounded(report.seconds, 1),
         "report": dg.MetadataValue.md("```\n" + text[:30000] + "\n```"),
         "checks": dg.MetadataValue.md(
             md_table(
@@ -290,10 +336,12 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         selection=[snapshot_asset],
         description="Take a verified snapshot of the cluster's metadata into the snapshot directory.",
     )
-    dr_snapshot_schedule = dg.build_schedule_from_partitioned_job(
-        dr_snapshot,
+    dr_snapshot_schedule = dg.ScheduleDefinition(
         name="dr_snapshot_schedule",
-        description="Hourly metadata snapshot.",
+        job=dr_snapshot,
+        cron_schedule=SNAPSHOT_CRON,
+        execution_timezone="UTC",
+        description="Hourly metadata snapshot (on the hour, UTC).",
         default_status=schedule_status(),
     )
     dr_drill_schedule = dg.ScheduleDefinition(

@@ -5,17 +5,68 @@ import dagster as dg
 from ecap_ops.core.alerts import Alert
 from ecap_ops.orchestration.alerts import AlertsResource
 
+MESSAGE_CHARS = 1500
 
-def failure_alert(job_name: str, run_id: str, error: str | None, run_url: str | None) -> Alert:
-    """The alert for one failed run."""
-    message = (error or "the run failed (no error message)").strip()
-    first = message.splitlines()[0] if message else ""
+
+def step_errors(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str]]:
+    """(step, its own error message) for every failed step of a run, from the run's event
+    log: a `dg.Failure`'s description, else the exception's message. Never raises."""
+    try:
+        records = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    except Exception:  # the alert goes out with the run's message instead
+        return []
+    out = []
+    for record in records:
+        event = record.dagster_event
+        if event is None:
+            continue
+        data = event.step_failure_data
+        message = ""
+        if data is not None and data.user_failure_data is not None:
+            message = data.user_failure_data.description or ""
+        if not message and data is not None and data.error is not None:
+            error = data.error
+            # The user's exception, not Dagster's wrapper around it.
+            while error.cause is not None and "Error occurred while executing" in error.message:
+                error = error.cause
+            message = error.message
+        out.append((event.step_key or "?", message.strip() or "(no error message)"))
+    return out
+
+
+def failure_alert(
+    job_name: str,
+    run_id: str,
+    error: str | None,
+    run_url: str | None,
+    steps: list[tuple[str, str]] | None = None,
+) -> Alert:
+    """The alert for one failed run: the failing steps' own errors first (what went
+    wrong), the run's message when no step failed (e.g. the run could not start), and the
+    link to the run."""
+    run_message = (error or "the run failed (no error message)").strip()
+    steps = steps or []
+    if steps:
+        step, cause = steps[0]
+        head = f"step {step}: {cause.splitlines()[0] if cause else ''}"
+        detail = "\n".join(f"step {s}: {m[:MESSAGE_CHARS]}" for s, m in steps[:5])
+    else:
+        head = run_message.splitlines()[0] if run_message else ""
+        detail = run_message[:MESSAGE_CHARS]
+    lines = [f"job:    {job_name}", f"run id: {run_id}"]
+    lines.append(f"error:  {detail}")
     return Alert(
         source="run_failure",
         severity="critical",
-        title=f"Dagster job {job_name} failed: {first[:200]}",
-        text=f"job:    {job_name}\nrun id: {run_id}\nerror:  {message[:1500]}",
-        fields={"job": job_name, "run_id": run_id, "error": message[:1500]},
+        title=f"Dagster job {job_name} failed: {head[:200]}",
+        text="\n".join(lines),
+        fields={
+            "job": job_name,
+            "run_id": run_id,
+            "error": detail,
+            "failed_steps": [{"step": s, "error": m[:MESSAGE_CHARS]} for s, m in steps[:20]],
+            "run_error": run_message[:MESSAGE_CHARS],
+        },
         key=f"run_failure:{run_id}",
         run_url=run_url,
     )
@@ -27,12 +78,13 @@ def build_failure_sensor(name: str = "run_failure_alert_sensor") -> dg.SensorDef
     @dg.run_failure_sensor(
         name=name,
         default_status=default_sensor_status(),
-        description="Send every failed run of this code location's jobs to the alert sinks (webhook, JSON lines, Dagster log), with the error and a link to the run.",
+        description="Send every failed run of this code location's jobs to the alert sinks (webhook, JSON lines, Dagster log), with the failing step and its own error, and a link to the run.",
     )
     def _sensor(context: dg.RunFailureSensorContext, alerts: AlertsResource) -> None:
         run = context.dagster_run
         error = context.failure_event.message if context.failure_event else None
-        alert = failure_alert(run.job_name, run.run_id, error, alerts.run_url(run.run_id))
+        steps = step_errors(context.instance, run.run_id)
+        alert = failure_alert(run.job_name, run.run_id, error, alerts.run_url(run.run_id), steps)
         results = alerts.send(alert, context.log)
         failed = {k: v for k, v in results.items() if v != "ok"}
         if failed:

@@ -1,31 +1,32 @@
 """The job `kafka_health_check` (every 5 minutes): brokers, quorum, partitions, catalog,
 log directories, disk and a produce-then-consume canary, judged into one report.
 
-The report is a markdown table in the run's metadata, with numeric metadata (canary
-latency, under-replicated partitions, ...) that the UI plots over time. The same
-observation also records the `availability` and `replication` asset checks of every
-catalog topic, so their history fills every 5 minutes without a second pass over the
-cluster.
+Each run materializes `ecap_ops/kafka_cluster_health` for people: the verdict, the open
+incident and its age, the findings table (severity, check, subject, detail, since when) and
+numbers the UI plots over time; the run and the event carry the tag `ecap/health: OK|WARN|CRIT`.
+The same observation judges the topic assets' checks (`matches_catalog`, `availability`,
+`replication`), by the rule provisioning uses (`topics.topic_check_outcomes`), so they
+follow the cluster every 5 minutes.
 
 Alerts follow incidents, not runs: `open` when the result becomes unhealthy, `escalate`
 (WARN to CRIT), `changed` (a new problem at the incident's level), reminders (30 min
 critical, 4 h warning) and `resolve` with the duration (see `core/health_incidents.py`).
-The incident is kept between runs in the Dagster instance: every run records an
-`AssetObservation` of `ecap_ops/kafka_cluster_health` whose metadata `incident_state` is
-the state as JSON, and the next run reads the latest one back (`fetch_observations`, the
-same on SQLite and PostgreSQL instances). A state that is missing or cannot be read counts
-as no open incident (logged).
+The incident is kept between runs in the Dagster instance: the materialization's last
+metadata entry, `incident_state`, is the state as JSON, and the next run reads the latest
+one back (`fetch_materializations`, the same on SQLite and PostgreSQL instances). A state
+that is missing or cannot be read counts as no open incident (logged).
 """
 
 import os
 import time
+from datetime import UTC, datetime
 
 import dagster as dg
 from pydantic import Field
 
 from ecap_ops.catalog.model import Catalog
 from ecap_ops.orchestration.alerts import AlertsResource
-from ecap_ops.orchestration.common import as_failure, md_table
+from ecap_ops.orchestration.common import as_failure, md_table, rounded
 from ecap_ops.orchestration.resources import KafkaResource
 
 
@@ -75,103 +76,185 @@ class HealthCheckConfig(dg.Config):
 
 HEALTH_STATE_KEY = dg.AssetKey(["ecap_ops", "kafka_cluster_health"])
 STATE_METADATA = "incident_state"
+# The health verdict of a run (OK, WARN or CRIT), on the run and on its health event, so
+# that the runs list and the asset show a WARN run as WARN, not only as a green success.
+VERDICT_TAG = "ecap/health"
 
 
 def read_incident_state(instance: dg.DagsterInstance) -> tuple[object, str | None]:
     """The incident state the latest run recorded (raw, checked by the caller), or None;
-    with why it could not be read. Never raises: a lost state means no open incident."""
+    with why it could not be read. Never raises: a lost state means no open incident.
+
+    Each run materializes the health asset with the state as its last metadata entry;
+    earlier versions recorded it on an observation: the newer of the two counts."""
+    latest = None
     try:
-        records = instance.fetch_observations(HEALTH_STATE_KEY, limit=1).records
+        for fetch, attr in (
+            (instance.fetch_materializations, "asset_materialization"),
+            (instance.fetch_observations, "asset_observation"),
+        ):
+            records = fetch(HEALTH_STATE_KEY, limit=1).records
+            if records and (latest is None or records[0].storage_id > latest[0].storage_id):
+                latest = (records[0], getattr(records[0], attr))
     except Exception as exc:  # storage trouble must not stop the health check
-        return None, f"could not read the latest observation: {type(exc).__name__}: {exc}"
-    if not records:
+        return None, f"could not read the latest health event: {type(exc).__name__}: {exc}"
+    if latest is None:
         return None, None
-    observation = records[0].asset_observation
-    entry = observation.metadata.get(STATE_METADATA) if observation is not None else None
+    event = latest[1]
+    entry = event.metadata.get(STATE_METADATA) if event is not None else None
     if entry is None:
         return (
             None,
-            f"the latest observation of {HEALTH_STATE_KEY.to_user_string()} has no {STATE_METADATA}",
+            f"the latest event of {HEALTH_STATE_KEY.to_user_string()} has no {STATE_METADATA}",
         )
     return entry.value, None
 
 
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _age(seconds: float) -> str:
+    from ecap_ops.catalog.units import format_seconds
+
+    return format_seconds(max(0.0, seconds))
+
+
+def health_page_metadata(report, state: dict, events, now: float) -> dict:
+    """What a person reads on the health asset, in reading order: the verdict, the open
+    incident and its age, the findings table (worst first, with since when), the numbers
+    the UI plots over time; the incident state for the next run last."""
+    from ecap_ops.core.health import CRIT, OK, WARN
+    from ecap_ops.core.health_incidents import finding_since
+
+    problems = report.problems()
+    inc = state.get("incident")
+    counts = {sev: sum(f.severity == sev for f in report.findings) for sev in (CRIT, WARN, OK)}
+    where = f"cluster `{report.cluster_id or 'unreachable'}` at `{report.bootstrap}` ({report.env})"
+    lines = [f"## {report.status}: " + _headline(report)]
+    lines.append(where + f", checked {_when(report.at_ms / 1000)}.")
+    if inc:
+        lines.append(
+            f"**Open incident** `{inc['id']}`: {inc['level']} (worst {inc['peak']}), "
+            f"open {_age(now - float(inc['opened']))} since {_when(float(inc['opened']))}."
+        )
+    else:
+        lines.append("No open incident.")
+    if events:
+        lines.append("Notified this run: " + ", ".join(e.event_name for e in events) + ".")
+    ordered = sorted(report.findings, key=lambda f: -{OK: 0, WARN: 1, CRIT: 2}[f.severity])
+    rows = []
+    for f in ordered:
+        since = finding_since(state, f, report)
+        rows.append(
+            dg.TableRecord(
+                {
+                    "severity": f.severity,
+                    "check": f.check,
+                    "subject": f.subject,
+                    "detail": f.message[:500],
+                    "since": "-" if since is None else f"{_when(since)} ({_age(now - since)})",
+                }
+            )
+        )
+    m = report.metrics
+    meta: dict = {
+        "summary": dg.MetadataValue.md("\n\n".join(lines)),
+        "status": dg.MetadataValue.text(report.status),
+        "findings": dg.MetadataValue.table(
+            rows,
+            schema=dg.TableSchema(
+                columns=[
+                    dg.TableColumn("severity", "string", description="CRIT, WARN or OK"),
+                    dg.TableColumn("check", "string"),
+                    dg.TableColumn("subject", "string"),
+                    dg.TableColumn("detail", "string"),
+                    dg.TableColumn("since", "string", description="first seen (unbroken)"),
+                ]
+            ),
+        ),
+        "open_incident": dg.MetadataValue.text(
+            f"{inc['id']} ({inc['level']}, open {_age(now - float(inc['opened']))})"
+            if inc
+            else "none"
+        ),
+        "incident_open_minutes": rounded((now - float(inc["opened"])) / 60 if inc else 0, 1),
+        "problems": dg.MetadataValue.int(len(problems)),
+        "crit_findings": dg.MetadataValue.int(counts[CRIT]),
+        "warn_findings": dg.MetadataValue.int(counts[WARN]),
+    }
+    for key, digits in (
+        ("canary_latency_ms", 1),
+        ("disk_used_max_percent", 1),
+        ("under_replicated_partitions", 0),
+        ("under_min_isr_partitions", 0),
+        ("offline_partitions", 0),
+        ("brokers", 0),
+        ("canary_lost", 0),
+        ("quorum_max_lag", 0),
+    ):
+        if m.get(key) is not None:
+            meta[key] = rounded(m[key], digits)
+    meta["cluster_id"] = dg.MetadataValue.text(report.cluster_id or "unreachable")
+    meta["incident_events"] = dg.MetadataValue.text(
+        ", ".join(e.event_name for e in events) or "none"
+    )
+    # For the next run (read back by read_incident_state), not for people: last.
+    meta[STATE_METADATA] = dg.MetadataValue.json(state)
+    return meta
+
+
+def _headline(report) -> str:
+    problems = report.problems()
+    if not problems:
+        return "every check passed"
+    head = problems[0]
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"{head.check} {head.subject}: {head.message[:160]}{more}"
+
+
 def state_observation(state: dict, events) -> dg.AssetObservation:
+    """The incident state as an observation (how earlier versions recorded it)."""
     inc = state.get("incident")
     return dg.AssetObservation(
         asset_key=HEALTH_STATE_KEY,
         metadata={
-            STATE_METADATA: dg.MetadataValue.json(state),
             "status": dg.MetadataValue.text(state.get("status") or "?"),
             "incident": dg.MetadataValue.text(inc["id"] if inc else "none"),
             "incident_level": dg.MetadataValue.text(inc["level"] if inc else "OK"),
             "events": dg.MetadataValue.text(", ".join(e.event_name for e in events) or "none"),
+            STATE_METADATA: dg.MetadataValue.json(state),
         },
     )
 
 
-def _check_evaluations(catalog: Catalog, report) -> list[dg.AssetCheckEvaluation]:
-    """The topic assets' availability and replication checks, from the health observation."""
-    from ecap_ops.orchestration.topics import topic_key
+def health_materialization(report, state: dict, events, now: float) -> dg.AssetMaterialization:
+    """This run's health, as people read it on the asset page (and the state, last)."""
+    return dg.AssetMaterialization(
+        asset_key=HEALTH_STATE_KEY,
+        description=f"{report.status}: {_headline(report)}",
+        metadata=health_page_metadata(report, state, events, now),
+        tags={VERDICT_TAG: report.status},
+    )
 
-    out = []
-    for spec in catalog.topics:
-        key = topic_key(spec)
-        partitions = report.topic_partitions.get(spec.name)
-        if partitions is None:
-            why = (
-                "the cluster did not answer"
-                if report.cluster_id is None
-                else f"{spec.name} does not exist"
-            )
-            for name in ("availability", "replication"):
-                out.append(
-                    dg.AssetCheckEvaluation(
-                        asset_key=key,
-                        check_name=name,
-                        passed=False,
-                        severity=dg.AssetCheckSeverity.ERROR,
-                        description=why,
-                    )
-                )
-            continue
-        offline = report.offline.get(spec.name, [])
-        under = report.under_replicated.get(spec.name, [])
-        under_min = report.under_min_isr.get(spec.name, [])
-        out.append(
-            dg.AssetCheckEvaluation(
-                asset_key=key,
-                check_name="availability",
-                passed=not offline,
-                severity=dg.AssetCheckSeverity.ERROR,
-                description="all partitions have a leader"
-                if not offline
-                else f"offline partitions: {offline}",
-                metadata={
-                    "offline_partitions": dg.MetadataValue.int(len(offline)),
-                    "partitions": dg.MetadataValue.int(partitions),
-                    "source": "kafka_health_check",
-                },
-            )
-        )
-        out.append(
-            dg.AssetCheckEvaluation(
-                asset_key=key,
-                check_name="replication",
-                passed=not under and not under_min,
-                severity=dg.AssetCheckSeverity.ERROR if under_min else dg.AssetCheckSeverity.WARN,
-                description="fully replicated"
-                if not under and not under_min
-                else f"under-replicated partitions: {under}"
-                + (f"; below min.insync.replicas: {under_min}" if under_min else ""),
-                metadata={
-                    "under_replicated": dg.MetadataValue.int(len(under)),
-                    "under_min_isr": dg.MetadataValue.int(len(under_min)),
-                    "source": "kafka_health_check",
-                },
-            )
-        )
-    return out
+
+def _topic_checks(catalog: Catalog, report, gw, log) -> list[dg.AssetCheckEvaluation]:
+    """The topic assets' checks (matches_catalog, availability, replication) judged from
+    this health observation, by the same rule as after provisioning."""
+    from ecap_ops.core.plan import make_plan
+    from ecap_ops.orchestration.topics import topic_check_outcomes
+
+    state = plan = None
+    if report.cluster_id is not None:
+        try:
+            state = gw.read_cluster_state(catalog.names(), with_data=False)
+            plan = make_plan(catalog, state)
+        except Exception as exc:  # the checks say "not compared"; the report still counts
+            log.warning(f"comparing the catalog topics for their checks: {exc}")
+            state = plan = None
+    return [o.evaluation(catalog) for o in topic_check_outcomes(catalog, report, state, plan)]
 
 
 def build_defs(catalog: Catalog) -> dg.Definitions:
@@ -207,11 +290,17 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
                 canary_timeout_s=config.canary_timeout_seconds,
                 thresholds=thresholds,
             )
+            checks = _topic_checks(catalog, report, gw, context.log)
+        # The verdict on the run, so the runs list shows WARN and CRIT runs as such.
+        try:
+            context.instance.add_run_tags(context.run_id, {VERDICT_TAG: report.status})
+        except Exception as exc:  # a tag is a convenience; the report still counts
+            context.log.warning(f"could not tag the run with its verdict: {exc}")
         context.log.info(f"health {report.status}: {len(report.problems())} problem(s)")
         for f in report.problems():
             context.log.warning(f"[{f.severity}] {f.check} {f.subject}: {f.message}")
-        # Record the topic assets' checks from the same observation.
-        for evaluation in _check_evaluations(catalog, report):
+        # The topic assets' checks, from the same observation and the same rule.
+        for evaluation in checks:
             context.log_event(evaluation)
         # Notify on change: the previous run's incident, this report -> events.
         policy = IncidentPolicy(
@@ -223,8 +312,9 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         stored, why = read_incident_state(context.instance)
         if why:
             context.log.warning(f"health incident state: {why}; treating it as no open incident")
+        now = time.time()
         decision, notices = health_notifications(
-            stored, report, time.time(), policy, run_url=alerts.run_url(context.run_id)
+            stored, report, now, policy, run_url=alerts.run_url(context.run_id)
         )
         for note in decision.notes:
             context.log.warning(note)
@@ -235,7 +325,7 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
             )
         # Recorded after sending: a run that dies in between notifies again next time
         # rather than never.
-        context.log_event(state_observation(decision.state, decision.events))
+        context.log_event(health_materialization(report, decision.state, decision.events, now))
         inc = decision.incident
         if not decision.events:
             context.log.info(
@@ -243,36 +333,16 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
                 if inc
                 else "no health incident"
             )
-        m = report.metrics
         metadata = {
-            "status": dg.MetadataValue.text(report.status),
-            "healthy": dg.MetadataValue.bool(report.status == OK),
-            "report": dg.MetadataValue.md(
-                md_table(["severity", "check", "subject", "finding"], report_rows(report))
-            ),
-            "cluster_id": dg.MetadataValue.text(report.cluster_id or "unreachable"),
-            "problems": dg.MetadataValue.int(len(report.problems())),
-            "incident": dg.MetadataValue.text(inc["id"] if inc else "none"),
-            "incident_events": dg.MetadataValue.text(
-                ", ".join(e.event_name for e in decision.events) or "none"
-            ),
+            k: v
+            for k, v in health_page_metadata(report, decision.state, decision.events, now).items()
+            if k != STATE_METADATA
         }
-        for key in (
-            "under_replicated_partitions",
-            "under_min_isr_partitions",
-            "offline_partitions",
-            "brokers",
-            "canary_latency_ms",
-            "canary_lost",
-            "disk_used_max_percent",
-            "quorum_max_lag",
-        ):
-            if m.get(key) is not None:
-                metadata[key] = (
-                    dg.MetadataValue.float(float(m[key]))
-                    if isinstance(m[key], float)
-                    else dg.MetadataValue.int(int(m[key]))
-                )
+        metadata["healthy"] = dg.MetadataValue.bool(report.status == OK)
+        metadata["report"] = dg.MetadataValue.md(
+            md_table(["severity", "check", "subject", "finding"], report_rows(report))
+        )
+        metadata["incident"] = dg.MetadataValue.text(inc["id"] if inc else "none")
         return dg.Output(report.to_dict(), metadata=metadata)
 
     @dg.job(
@@ -295,7 +365,11 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
     state_asset = dg.AssetSpec(
         HEALTH_STATE_KEY,
         group_name="health",
-        description="The cluster's health as the job kafka_health_check sees it every 5 minutes: each run records an observation with its status and the open health incident (metadata incident_state, read back by the next run).",
+        description="The Kafka cluster's health, recorded by every run of the job kafka_health_check "
+        "(every 5 minutes): the verdict (OK, WARN or CRIT, also the run tag ecap/health), the findings "
+        "with since when each problem has been seen, the open health incident and its age, and numbers "
+        "plotted over time (findings by severity, canary latency, partitions out of sync). The last "
+        "metadata entry, incident_state, is the incident as the next run reads it back.",
         kinds={"kafka"},
     )
     return dg.Definitions(jobs=[kafka_health_check], schedules=[schedule], assets=[state_asset])

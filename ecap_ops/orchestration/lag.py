@@ -21,7 +21,7 @@ from ecap_ops.core.lag import (
 )
 from ecap_ops.errors import ConfigError, EcapOpsError
 from ecap_ops.orchestration.alerts import AlertsResource
-from ecap_ops.orchestration.common import md_table
+from ecap_ops.orchestration.common import md_table, rounded
 from ecap_ops.orchestration.resources import KafkaResource
 from ecap_ops.orchestration.topics import topic_key
 
@@ -149,9 +149,7 @@ def _topic_observations(
                     "consumer_groups": dg.MetadataValue.int(len(rows)),
                     "consumer_lag_msgs_max": dg.MetadataValue.int(max(s.lag_msgs for s in rows)),
                     "consumer_lag_msgs_total": dg.MetadataValue.int(sum(s.lag_msgs for s in rows)),
-                    "consumer_lag_seconds_max": dg.MetadataValue.float(
-                        float(max(known)) if known else 0.0
-                    ),
+                    "consumer_lag_seconds_max": rounded(max(known) if known else 0.0, 1),
                     "consumer_lag_status": dg.MetadataValue.text(worst(s.status for s in rows)),
                     "consumer_groups_not_ok": dg.MetadataValue.int(
                         sum(1 for s in rows if s.severity not in ("ok", "info"))
