@@ -13,6 +13,24 @@ from ecap_ops_tests.helpers import topic_name
 START_TIMEOUT_S = 180
 
 
+@pytest.fixture(scope="session", autouse=True)
+def ecap_state_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Snapshots (DR and pre-change) and the change log of every test go to a directory of
+    the session's own, never to the user's ~/.ecap-ops; CLI subprocesses inherit it."""
+    import os
+
+    base = tmp_path_factory.mktemp("ecap-state")
+    saved = {k: os.environ.get(k) for k in ("ECAP_SNAPSHOT_DIR", "ECAP_CHANGE_LOG")}
+    os.environ.setdefault("ECAP_SNAPSHOT_DIR", str(base / "snapshots"))
+    os.environ.setdefault("ECAP_CHANGE_LOG", str(base / "kafka_management.log"))
+    yield base
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture(scope="session")
 def kafka_lib() -> Path:
     """Kafka's jars, fetched with Maven once per session (a no-op when cached)."""

@@ -1,7 +1,6 @@
 """The setup guide's remaining commands: delete-topic, reset-topics, consumer-groups."""
 
 import sys
-import time
 
 import click
 
@@ -15,34 +14,29 @@ from ecap_ops.cli.app import (
     pass_cli,
     render_table,
 )
-from ecap_ops.errors import EcapOpsError, KafkaRequestFailed
+from ecap_ops.errors import PlanRefused
 
 
-class DeleteRefused(EcapOpsError):
-    """A deletion was refused by the safety rules; nothing was deleted."""
+def _confirm_plan(p, yes: bool, question: str, title: str) -> None:
+    from ecap_ops.core.plan import render_plan
+
+    if p.actions:
+        click.echo(title)
+    click.echo(render_plan(p))
+    if p.blocked:
+        raise PlanRefused(
+            "refused, so nothing was changed:\n" + "\n".join(f"  - {r.message}" for r in p.refusals)
+        )
+    if p.actions and not yes:
+        click.confirm(question, abort=True)
 
 
-def _records(gw, meta: dict) -> int | None:
-    parts = [
-        (meta["name"], p["partition_index"])
-        for p in meta["partitions"]
-        if p.get("leader_id", -1) >= 0
-    ]
-    if len(parts) < len(meta["partitions"]):
-        return None
-    return sum(e - s for s, e in gw.offset_ranges(parts).values())
-
-
-def _wait_gone(gw, names: list[str], timeout_s: float = 30.0) -> None:
-    """Kafka deletes asynchronously: wait, bounded, until the topics are gone from metadata."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not gw.describe_topics(names):
-            return
-        time.sleep(0.3)
-    raise KafkaRequestFailed(
-        f"topics {', '.join(names)} were still listed {timeout_s:.0f} s after deletion; check the controller's log"
-    )
+def _finish(result) -> None:
+    out = result.render()
+    if out:
+        click.echo(out)
+    if not result.ok:
+        sys.exit(1)
 
 
 @main.command("delete-topic")
@@ -54,38 +48,23 @@ def _wait_gone(gw, names: list[str], timeout_s: float = 30.0) -> None:
 @pass_cli
 @guarded
 def delete_topic(cli: CliContext, name, yes, force):
-    """Delete one topic by its exact name. Refuses catalog and internal topics without --force."""
+    """Delete one topic by its exact name (snapshotted first). Refuses catalog and internal topics without --force."""
+    from ecap_ops.core.changes import make_delete_plan
+    from ecap_ops.services.write import execute_plan
+
     catalog = cli.catalog()
-    if name.startswith("__") and not force:
-        raise DeleteRefused(
-            f"{name} is named like one of Kafka's internal topics (__*); deleting it breaks the cluster. Refused (--force overrides); nothing was deleted"
-        )
     with cli.gateway() as gw:
-        meta = gw.describe_topics([name]).get(name)
-        if meta is None:
-            raise EcapOpsError(f"topic {name!r} does not exist on the cluster; nothing was deleted")
-        internal = bool(meta.get("is_internal")) or name.startswith("__")
-        spec = catalog.get(name)
-        managed = spec is not None and spec.name == name
-        if internal and not force:
-            raise DeleteRefused(
-                f"{name} is one of Kafka's internal topics; deleting it breaks the cluster. Refused (--force overrides); nothing was deleted"
-            )
-        if managed and not force:
-            raise DeleteRefused(
-                f"{name} is in the catalog ({spec.purpose}); producers and consumers depend on it. Refused (--force overrides, "
-                "or `reset-topics` to recreate the catalog); nothing was deleted"
-            )
-        records = _records(gw, meta)
-        click.echo(
-            f"Topic {name}: {len(meta['partitions'])} partition(s), {fmt_int(records)} record(s)"
-            + (" [catalog]" if managed else "")
-            + (" [internal]" if internal else "")
+        state = gw.read_cluster_state([name], with_data=False)
+        topic = state.topics.get(name)
+        ranges = None
+        if topic is not None and all(p.leader is not None for p in topic.partitions):
+            ranges = gw.offset_ranges([(name, p.partition) for p in topic.partitions])
+        p = make_delete_plan(catalog, state, [name], force=force, ranges=ranges)
+        _confirm_plan(
+            p, yes, f"Delete topic {name} and all its records?", "Will delete this topic:"
         )
-        if not yes:
-            click.confirm(f"Delete topic {name} and all its records?", abort=True)
-        gw.require(gw.delete_topics([name]), f"deleting {name}")
-        _wait_gone(gw, [name])
+        result = execute_plan(gw, p, "delete-topic")
+    _finish(result)
     click.echo(f"Deleted topic {name}.")
 
 
@@ -94,40 +73,44 @@ def delete_topic(cli: CliContext, name, yes, force):
 @pass_cli
 @guarded
 def reset_topics(cli: CliContext, yes):
-    """Delete every catalog topic and create them again, empty, exactly as the catalog says."""
-    from ecap_ops.core.plan import render_plan
-    from ecap_ops.services.provisioning import apply_topics
+    """Delete every catalog topic and create it again, empty, exactly as the catalog says.
+
+    Each re-creation is validated by the brokers before its topic is deleted, and the
+    topics are snapshotted first (`ecap-ops restore FILE` puts their metadata back)."""
+    from ecap_ops.core.changes import make_reset_plan
+    from ecap_ops.services.write import execute_plan, validate_plan
 
     catalog = cli.catalog()
     with cli.gateway() as gw:
-        metas = gw.describe_topics(catalog.names())
-        rows = [
-            [n, len(m["partitions"]), fmt_int(_records(gw, m))] for n, m in sorted(metas.items())
+        state = gw.read_cluster_state(catalog.names(), with_data=False)
+        parts = [
+            (n, p.partition)
+            for n in catalog.names()
+            if n in state.topics
+            for p in state.topics[n].partitions
+            if p.leader is not None
         ]
-        if rows:
-            click.echo("Will delete these catalog topics and all their records:")
-            click.echo(render_table(["TOPIC", "PARTITIONS", "RECORDS"], rows, right=(1, 2)))
-        else:
-            click.echo("No catalog topic exists yet; nothing to delete.")
-        missing = sorted(set(catalog.names()) - set(metas))
-        click.echo(
-            f"Then create all {len(catalog.names())} catalog topic(s)"
-            + (f" (missing now: {', '.join(missing)})" if missing else "")
-            + "."
+        ranges = gw.offset_ranges(parts) if parts else {}
+        p = make_reset_plan(catalog, state, ranges)
+        rejected = validate_plan(gw, p) if not p.blocked else []
+        if rejected:
+            click.echo("\n".join(f"  ! the brokers would reject: {r}" for r in rejected))
+            raise PlanRefused(
+                "the brokers reject re-creating the catalog's topics, so nothing was deleted:\n"
+                + "\n".join(f"  - {r}" for r in rejected)
+            )
+        _confirm_plan(
+            p,
+            yes,
+            "Delete and recreate the catalog topics?",
+            "Will delete these catalog topics and all their records, then create them again "
+            "(each re-creation already validated by the brokers):",
         )
-        if not yes:
-            click.confirm("Delete and recreate the catalog topics?", abort=True)
-        if metas:
-            gw.require(gw.delete_topics(sorted(metas)), "deleting the catalog topics")
-            _wait_gone(gw, sorted(metas))
-        result = apply_topics(gw, catalog)
-    click.echo(render_plan(result.plan))
-    for s in result.steps:
-        click.echo(f"  [{'ok  ' if s.ok else 'FAIL'}] {s.step} {s.topic}: {s.detail}")
-    if not result.ok:
-        sys.exit(1)
+        result = execute_plan(gw, p, "reset-topics", validated=True)
+    _finish(result)
+    deleted = sum(1 for a in p.actions if a.kind.value == "delete_topic")
     click.echo(
-        f"Reset {len(metas)} topic(s); the catalog's {len(catalog.names())} topic(s) exist and are empty."
+        f"Reset {deleted} topic(s); the catalog's {len(catalog.names())} topic(s) exist and are empty."
     )
 
 

@@ -1,6 +1,5 @@
 """Topic commands of the setup guide: plan, create-topics, list-topics, describe-topic."""
 
-import json
 import sys
 
 import click
@@ -16,6 +15,7 @@ from ecap_ops.cli.app import (
     pass_cli,
     render_table,
 )
+from ecap_ops.core.state import CANARY_TOPIC
 
 ACK_HELP = "Accept the destructive changes (retention decrease, cleanup.policy change) of this topic; repeat it, or 'all'."
 
@@ -30,45 +30,58 @@ def _ack(values: tuple[str, ...]) -> frozenset[str]:
     "--out",
     "out_path",
     type=click.Path(dir_okay=False, writable=True),
-    help="Save the plan as JSON, for `create-topics --plan-file`.",
+    help="Save the plan (sealed; signed when ECAP_SIGNING_KEY is set) for `create-topics --plan-file`.",
 )
 @output_option
 @pass_cli
 @guarded
 def plan(cli: CliContext, ack, out_path, output):
-    """Show what create-topics would change. Exit 0: nothing to do; 2: changes pending; 1: refused or error."""
+    """Show what create-topics would change, validated by the brokers.
+
+    Exit 0: nothing to do; 2: changes that the brokers accept; 1: refused, rejected by the
+    brokers, or error."""
     from ecap_ops.core.plan import render_plan
-    from ecap_ops.services.provisioning import plan_topics
+    from ecap_ops.services.provisioning import plan_topics, save_plan
+    from ecap_ops.services.write import validate_plan
 
     catalog = cli.catalog()
+    acks = _ack(ack)
     with cli.gateway() as gw:
-        p = plan_topics(gw, catalog, _ack(ack))
-    data = p.to_dict()
+        p = plan_topics(gw, catalog, acks)
+        rejected = validate_plan(gw, p) if p.actions and not p.blocked else []
     if out_path:
-        with open(out_path, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
+        save_plan(p, acks, out_path)
+    data = {**p.to_dict(), "rejected_by_brokers": rejected}
     if output == "json":
         emit_json(data)
     else:
         click.echo(render_plan(p))
-    if p.blocked:
+        for r in rejected:
+            click.echo(f"  ! the brokers would reject: {r}")
+        if out_path:
+            click.echo(
+                f"Saved the plan to {out_path}: apply it with `create-topics --plan-file {out_path}`."
+            )
+    if p.blocked or rejected:
         sys.exit(1)
     sys.exit(2 if p.has_changes else 0)
 
 
 @main.command("create-topics")
-@click.option("--dry-run", is_flag=True, help="Show the plan and change nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Show the plan, validated by the brokers; change nothing."
+)
 @click.option("--acknowledge-destructive", "ack", multiple=True, metavar="TOPIC", help=ACK_HELP)
 @click.option(
     "--plan-file",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Apply only if the cluster still matches this saved plan.",
+    type=click.Path(dir_okay=False),
+    help="Apply only if what would be done now is exactly this saved plan (from `plan --out`).",
 )
 @output_option
 @pass_cli
 @guarded
 def create_topics(cli: CliContext, dry_run, ack, plan_file, output):
-    """Create and reconcile the catalog's topics (plan, then apply). Never deletes a topic."""
+    """Create and reconcile the catalog's topics (plan, validate, snapshot, apply, verify). Never deletes a topic."""
     from ecap_ops.core.plan import render_plan
     from ecap_ops.services.provisioning import apply_topics, load_saved_plan
 
@@ -81,14 +94,10 @@ def create_topics(cli: CliContext, dry_run, ack, plan_file, output):
     else:
         click.echo(render_plan(result.plan))
         if dry_run:
-            click.echo("Dry run: nothing was changed.")
-        for s in result.steps:
-            mark = "ok  " if s.ok else ("skip" if s.skipped else "FAIL")
-            click.echo(f"  [{mark}] {s.step} {s.topic}: {s.detail}")
-        if result.steps:
-            click.echo(
-                f"Applied {sum(s.ok for s in result.steps)}/{len(result.steps)} steps in {result.seconds:.2f} s."
-            )
+            click.echo("Dry run: the brokers accept every step; nothing was changed.")
+        out = result.render()
+        if out:
+            click.echo(out)
     if not result.ok:
         sys.exit(1)
 
@@ -114,6 +123,8 @@ def list_topics(cli: CliContext, include_internal, output):
         if t.internal and not include_internal:
             continue
         spec = catalog.get(name)
+        if name == CANARY_TOPIC and not include_internal:
+            continue  # ecap-ops' own health canary: neither managed nor unmanaged
         rows.append(
             {
                 "name": name,

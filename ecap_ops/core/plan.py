@@ -28,9 +28,14 @@ KAFKA_DEFAULTS = {
 
 
 class ActionKind(StrEnum):
+    """Every kind of change ecap-ops makes to a cluster. Each comes from a planner in the
+    core and is carried out only by `ecap_ops.services.write.execute_plan`."""
+
     CREATE_TOPIC = "create_topic"
     ALTER_CONFIGS = "alter_configs"
     ADD_PARTITIONS = "add_partitions"
+    DELETE_TOPIC = "delete_topic"
+    WRITE_OFFSETS = "write_offsets"
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,25 @@ class Action:
     changes: tuple[ConfigChange, ...] = ()  # ALTER_CONFIGS only
     warnings: tuple[str, ...] = ()
     destructive: bool = False
+    # DELETE_TOPIC / CREATE_TOPIC of a reset: the topic is deleted and created again, and
+    # is deleted only after its re-creation passed the brokers' validation.
+    recreate: bool = False
+    records: int | None = None  # DELETE_TOPIC: records it holds (None: unknown)
+    group: str | None = None  # WRITE_OFFSETS: the consumer group
+    offsets: tuple[tuple[str, int, int], ...] = ()  # WRITE_OFFSETS: (topic, partition, offset)
+
+    @property
+    def subject(self) -> str:
+        return self.group if self.kind is ActionKind.WRITE_OFFSETS else self.topic
 
     def describe(self) -> str:
+        if self.kind is ActionKind.DELETE_TOPIC:
+            held = "" if self.records is None else f" ({self.records:,} record(s))"
+            return f"delete topic {self.topic}{held}" + (
+                ", then create it again" if self.recreate else ""
+            )
+        if self.kind is ActionKind.WRITE_OFFSETS:
+            return f"write {len(self.offsets)} committed offset(s) of group {self.group}"
         if self.kind is ActionKind.CREATE_TOPIC:
             cfg = ", ".join(f"{k}={_human(k, v)}" for k, v in sorted(self.configs.items()))
             return (
@@ -121,6 +143,8 @@ class Plan:
             "create": sum(a.kind is ActionKind.CREATE_TOPIC for a in self.actions),
             "alter_configs": sum(a.kind is ActionKind.ALTER_CONFIGS for a in self.actions),
             "add_partitions": sum(a.kind is ActionKind.ADD_PARTITIONS for a in self.actions),
+            "delete": sum(a.kind is ActionKind.DELETE_TOPIC for a in self.actions),
+            "write_offsets": sum(a.kind is ActionKind.WRITE_OFFSETS for a in self.actions),
             "refused": len(self.refusals),
             "in_sync": len(self.in_sync),
             "unmanaged": len(self.unmanaged),
@@ -139,14 +163,6 @@ def _human(key: str, value: str | None) -> str:
     except ValueError:
         pass
     return value
-
-
-def _retention_rank(value: str | None) -> float:
-    """-1 (infinite) ranks above every finite value."""
-    if value is None:
-        return float("inf")
-    n = int(value)
-    return float("inf") if n < 0 else float(n)
 
 
 def fingerprint(cluster: ClusterState, names: list[str]) -> str:
@@ -168,9 +184,42 @@ def fingerprint(cluster: ClusterState, names: list[str]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def retention_rank(value: str | None) -> float:
+    """-1 (infinite) and unset rank above every finite value."""
+    if value is None:
+        return float("inf")
+    try:
+        n = int(value)
+    except ValueError:
+        return float("inf")
+    return float("inf") if n < 0 else float(n)
+
+
+def destructive_reason(
+    key: str, old_eff: str | None, new_eff: str | None, has_data: bool | None, cleanup: str
+) -> str:
+    """Why setting `key` from `old_eff` to `new_eff` can remove records ("" when it cannot).
+    The one rule for provisioning, reset and restore: a retention decrease on a deleting
+    topic, or any cleanup.policy change, on a topic that holds data (or might: unknown)."""
+    if has_data is False:
+        return ""
+    if key in ("retention.ms", "retention.bytes") and "delete" in (cleanup or "delete"):
+        if retention_rank(new_eff) < retention_rank(old_eff):
+            return f"lowers {key} from {_human(key, old_eff)} to {_human(key, new_eff)}: records older than that are deleted"
+        return ""
+    if key == "cleanup.policy" and canonical_value(key, old_eff) != canonical_value(key, new_eff):
+        return f"changes cleanup.policy from {old_eff} to {new_eff}: " + (
+            "compaction removes all but the latest record of each key"
+            if "compact" in (new_eff or "")
+            else "retention starts deleting records, including the latest value of each key"
+        )
+    return ""
+
+
 def _config_changes(spec: TopicSpec, topic: TopicState) -> list[ConfigChange]:
     changes = []
     keys = sorted(set(spec.configs) | set(topic.overrides))
+    cleanup = topic.effective("cleanup.policy") or "delete"
     for key in keys:
         want = spec.configs.get(key)
         have = topic.overrides.get(key)
@@ -179,25 +228,8 @@ def _config_changes(spec: TopicSpec, topic: TopicState) -> list[ConfigChange]:
         default = topic.defaults.get(key, KAFKA_DEFAULTS.get(key))
         old_eff = have if have is not None else default
         new_eff = want if want is not None else default
-        destructive, reason = False, ""
-        if key in ("retention.ms", "retention.bytes") and "delete" in (
-            topic.effective("cleanup.policy") or "delete"
-        ):
-            if _retention_rank(new_eff) < _retention_rank(old_eff):
-                destructive = bool(topic.has_data) or topic.has_data is None
-                reason = f"lowers {key} from {_human(key, old_eff)} to {_human(key, new_eff)}: records older than that are deleted"
-        if key == "cleanup.policy":
-            destructive = bool(topic.has_data) or topic.has_data is None
-            reason = f"changes cleanup.policy from {old_eff} to {new_eff}: " + (
-                "compaction removes all but the latest record of each key"
-                if "compact" in (new_eff or "")
-                else "retention starts deleting records, including the latest value of each key"
-            )
-        changes.append(
-            ConfigChange(
-                key, have, want, old_eff, new_eff, destructive, reason if destructive else ""
-            )
-        )
+        reason = destructive_reason(key, old_eff, new_eff, topic.has_data, cleanup)
+        changes.append(ConfigChange(key, have, want, old_eff, new_eff, bool(reason), reason))
     return changes
 
 
@@ -334,6 +366,8 @@ def render_plan(plan: Plan) -> str:
         ActionKind.CREATE_TOPIC: "+",
         ActionKind.ALTER_CONFIGS: "~",
         ActionKind.ADD_PARTITIONS: "^",
+        ActionKind.DELETE_TOPIC: "-",
+        ActionKind.WRITE_OFFSETS: "@",
     }
     for a in plan.actions:
         if a.kind is ActionKind.ALTER_CONFIGS:
@@ -355,9 +389,14 @@ def render_plan(plan: Plan) -> str:
             f"  Unmanaged topics (not in the catalog, left alone): {', '.join(plan.unmanaged)}"
         )
     s = plan.to_dict()["summary"]
+    extra = "".join(
+        f"{s[k]} {label}, "
+        for k, label in (("delete", "to delete"), ("write_offsets", "offset writes"))
+        if s[k]
+    )
     lines.append(
         f"Plan: {s['create']} to create, {s['alter_configs']} to alter, {s['add_partitions']} to add partitions, "
-        f"{s['refused']} refused, {s['in_sync']} in sync."
+        f"{extra}{s['refused']} refused, {s['in_sync']} in sync."
     )
     if not plan.actions and not plan.refusals:
         lines.append("No changes. The cluster matches the catalog.")

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 from ecap_ops.catalog.kafka_configs import canonical_value
 from ecap_ops.catalog.model import Catalog
+from ecap_ops.core.plan import Action, ActionKind, ConfigChange, destructive_reason
 from ecap_ops.core.snapshot import Snapshot
 from ecap_ops.core.state import ClusterState
 
@@ -139,26 +140,6 @@ class RestorePlan:
 
 def _same(key: str, a: str | None, b: str | None) -> bool:
     return canonical_value(key, a) == canonical_value(key, b)
-
-
-def _retention_rank(value: str | None) -> float:
-    if value is None:
-        return float("inf")
-    try:
-        n = int(value)
-    except ValueError:
-        return float("inf")
-    return float("inf") if n < 0 else float(n)
-
-
-def _destructive(key: str, old: str | None, new: str, has_data: bool | None, cleanup: str) -> bool:
-    if has_data is False:
-        return False
-    if key == "cleanup.policy":
-        return True
-    if key in ("retention.ms", "retention.bytes") and "delete" in cleanup:
-        return _retention_rank(new) < _retention_rank(old)
-    return False
 
 
 def make_restore_plan(
@@ -288,7 +269,14 @@ def make_restore_plan(
             have = existing.overrides.get(key)
             if _same(key, have, value):
                 continue
-            if _destructive(key, existing.effective(key), value, existing.has_data, cleanup):
+            if key == "min.insync.replicas" and value.isdigit():
+                if int(value) > existing.replication_factor:
+                    plan.notes.append(
+                        f"{name}: min.insync.replicas {value} from the snapshot is above its replication "
+                        f"{existing.replication_factor}; left as it is (producers with acks=all could write nothing)"
+                    )
+                    continue
+            if destructive_reason(key, existing.effective(key), value, existing.has_data, cleanup):
                 destructive.append(f"{key} {existing.effective(key)} -> {value}")
                 continue
             changes[key] = value
@@ -542,3 +530,40 @@ def check_restored(
                 )
             )
     return sorted(checks, key=lambda x: x.topic)
+
+
+def restore_actions(plan: RestorePlan) -> tuple[Action, ...]:
+    """The restore plan as the typed actions of the one write path: topics to create,
+    overrides to set, offsets to write (never a delete)."""
+    actions = [
+        Action(
+            ActionKind.CREATE_TOPIC,
+            c.name,
+            partitions=c.partitions,
+            replication_factor=c.replication_factor,
+            configs=dict(c.configs),
+        )
+        for c in plan.creates
+    ]
+    for a in plan.alters:
+        actions.append(
+            Action(
+                ActionKind.ALTER_CONFIGS,
+                a.name,
+                changes=tuple(
+                    ConfigChange(k, a.before.get(k), v, a.before.get(k), v)
+                    for k, v in sorted(a.changes.items())
+                ),
+            )
+        )
+    for g in plan.groups:
+        if g.writes:
+            actions.append(
+                Action(
+                    ActionKind.WRITE_OFFSETS,
+                    g.group_id,
+                    group=g.group_id,
+                    offsets=tuple((w.topic, w.partition, w.offset) for w in g.writes),
+                )
+            )
+    return tuple(actions)

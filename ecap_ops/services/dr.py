@@ -14,6 +14,7 @@ from pathlib import Path
 
 import ecap_ops
 from ecap_ops.catalog.model import Catalog
+from ecap_ops.core.plan import Plan
 from ecap_ops.core.restore import (
     RestoreOptions,
     RestorePlan,
@@ -21,6 +22,7 @@ from ecap_ops.core.restore import (
     check_restored,
     make_restore_plan,
     render_restore_plan,
+    restore_actions,
 )
 from ecap_ops.core.snapshot import (
     Snapshot,
@@ -32,7 +34,8 @@ from ecap_ops.core.snapshot import (
 from ecap_ops.core.state import ClusterState
 from ecap_ops.errors import ConfigError, KafkaRequestFailed, PlanRefused, SnapshotInvalid
 from ecap_ops.gateway import KafkaGateway
-from ecap_ops.gateway.snapshot import read_group_status, read_snapshot_inputs, write_group_offsets
+from ecap_ops.gateway.snapshot import read_group_status, read_snapshot_inputs
+from ecap_ops.services.write import StepResult, WriteResult, execute_plan
 from ecap_ops.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -113,6 +116,19 @@ def prune(directory: Path, keep: int) -> list[Path]:
     for p in removed:
         p.unlink(missing_ok=True)
     return removed
+
+
+def write_snapshot_document(doc: dict, directory: Path, keep: int) -> Path:
+    """Write a sealed snapshot document into `directory` (0700) under its standard name,
+    atomically and 0600, read it back to verify, and keep the newest `keep`."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = datetime.fromtimestamp(doc["taken_at_ms"] / 1000, UTC).strftime("%Y%m%dT%H%M%S%f")
+    safe_id = re.sub(r"[^A-Za-z0-9_-]", "_", doc["source"]["cluster_id"])
+    path = directory / f"snapshot-{safe_id}-{stamp[:-3]}Z.json"
+    write_atomically(path, serialize(doc))
+    load_snapshot(path)
+    prune(directory, keep)
+    return path
 
 
 def load_snapshot(path: str | os.PathLike) -> Snapshot:
@@ -260,32 +276,23 @@ def plan_restore(
 
 
 @dataclass
-class RestoreStep:
-    step: str  # create_topic, alter_configs, write_offsets
-    subject: str
-    ok: bool
-    detail: str
-
-
-@dataclass
 class RestoreResult:
     plan: RestorePlan
     executed: bool
-    steps: list[RestoreStep] = field(default_factory=list)
+    steps: list[StepResult] = field(default_factory=list)
     seconds: float = 0.0
     requests: dict[str, int] = field(default_factory=dict)
+    pre_change_snapshot: str | None = None
+    verify_problems: list[str] = field(default_factory=list)
+    write: WriteResult | None = None
 
     @property
     def ok(self) -> bool:
-        return all(s.ok for s in self.steps)
+        return all(s.ok for s in self.steps) and not self.verify_problems
 
     @property
     def created(self) -> list[str]:
-        return [
-            s.subject
-            for s in self.steps
-            if s.step == "create_topic" and s.ok and s.detail == "created"
-        ]
+        return [s.subject for s in self.steps if s.step == "create_topic" and s.ok]
 
     def to_dict(self) -> dict:
         return {
@@ -293,9 +300,25 @@ class RestoreResult:
             "executed": self.executed,
             "plan": self.plan.to_dict(),
             "steps": [asdict(s) for s in self.steps],
+            "pre_change_snapshot": self.pre_change_snapshot,
+            "verify_problems": list(self.verify_problems),
             "seconds": round(self.seconds, 3),
             "requests": dict(self.requests),
         }
+
+
+def restore_write_plan(plan: RestorePlan, catalog: Catalog) -> Plan:
+    """The restore plan as a plan of the one write path."""
+    return Plan(
+        cluster_id=plan.target_cluster_id,
+        env=plan.env,
+        catalog_digest=catalog.digest,
+        actions=restore_actions(plan),
+        refusals=(),
+        unmanaged=(),
+        in_sync=tuple(plan.in_sync),
+        fingerprint=plan.snapshot_checksum[:16],
+    )
 
 
 def restore(
@@ -304,12 +327,13 @@ def restore(
     snapshot: Snapshot,
     options: RestoreOptions,
     execute: bool = False,
+    purpose: str = "restore",
 ) -> RestoreResult:
-    """Plan the restore and, if `execute`, apply exactly it: validate every create and config
-    change with the brokers first, create topics, set configs, then write group offsets
-    (each group checked again for members just before). Never deletes anything."""
+    """Plan the restore and, if `execute`, carry exactly it out on the one write path
+    (broker validation first, a pre-change snapshot of what it overwrites, creates, configs,
+    then group offsets, each group checked again for members just before; verified).
+    Never deletes anything."""
     started = time.monotonic()
-    before = dict(gw.requests)
     plan = plan_restore(gw, catalog, snapshot, options)
     result = RestoreResult(plan, executed=False)
     if plan.blocked:
@@ -320,104 +344,15 @@ def restore(
     if not execute or not plan.has_changes:
         result.seconds = time.monotonic() - started
         return result
-    result.executed = True
-    creates = {
-        c.name: {
-            "num_partitions": c.partitions,
-            "replication_factor": c.replication_factor,
-            "configs": dict(c.configs),
-        }
-        for c in plan.creates
-    }
-    alters = {a.name: dict(a.changes) for a in plan.alters}
-    problems = {}
-    for step, items, fn in (
-        ("create_topic", creates, gw.create_topics),
-        ("alter_configs", alters, gw.alter_topic_configs),
-    ):
-        for name, err in fn(items, validate_only=True).items():
-            if err:
-                problems[(step, name)] = err
-    if problems:
-        raise PlanRefused(
-            "the brokers rejected the restore in validation, so nothing was changed:\n"
-            + "\n".join(
-                f"  - {step} {name}: {err}" for (step, name), err in sorted(problems.items())
-            )
-        )
-    if creates:
-        for name, err in gw.create_topics(creates).items():
-            if err and err.startswith("TopicAlreadyExistsError"):
-                result.steps.append(
-                    RestoreStep(
-                        "create_topic",
-                        name,
-                        False,
-                        "created by someone else since the plan; not touched (run the restore again to compare)",
-                    )
-                )
-            else:
-                result.steps.append(
-                    RestoreStep("create_topic", name, err is None, err or "created")
-                )
-        _wait_for_leaders(gw, [n for n in creates])
-    if alters and result.ok:
-        for name, err in gw.alter_topic_configs(alters).items():
-            result.steps.append(
-                RestoreStep("alter_configs", name, err is None, err or "configs set")
-            )
-    writes = [g for g in plan.groups if g.writes]
-    if writes and result.ok:
-        # Members may have joined since the plan: check again right before writing.
-        now = read_group_status(gw, [g.group_id for g in writes])
-        for g in writes:
-            st = now.get(g.group_id)
-            if st is not None and (
-                (st.members or 0) > 0 or (st.state or "") not in ("Empty", "Dead", "")
-            ):
-                result.steps.append(
-                    RestoreStep(
-                        "write_offsets",
-                        g.group_id,
-                        False,
-                        f"refused: the group now has {st.members} active member(s) (state {st.state}); nothing written",
-                    )
-                )
-                continue
-            out = write_group_offsets(
-                gw, g.group_id, {(w.topic, w.partition): w.offset for w in g.writes}
-            )
-            failed = {tp: e for tp, e in out.items() if e}
-            detail = f"{len(out) - len(failed)} offset(s) written" + (
-                f"; failed: {', '.join(f'{t}[{p}]: {e}' for (t, p), e in sorted(failed.items()))}"
-                if failed
-                else ""
-            )
-            result.steps.append(RestoreStep("write_offsets", g.group_id, not failed, detail))
-    elif writes:
-        result.steps += [
-            RestoreStep("write_offsets", g.group_id, False, "skipped: an earlier step failed")
-            for g in writes
-        ]
+    write = execute_plan(gw, restore_write_plan(plan, catalog), purpose)
+    result.executed = write.executed
+    result.write = write
+    result.steps = write.steps
+    result.pre_change_snapshot = write.snapshot_path
+    result.verify_problems = write.verify_problems
+    result.requests = write.requests
     result.seconds = time.monotonic() - started
-    result.requests = {
-        k: v - before.get(k, 0) for k, v in gw.requests.items() if v - before.get(k, 0)
-    }
-    for s in result.steps:
-        log.info("%s %s: %s", s.step, s.subject, s.detail)
     return result
-
-
-def _wait_for_leaders(gw: KafkaGateway, names: list[str], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        meta = gw.describe_topics(names)
-        if len(meta) == len(names) and all(
-            p.get("leader_id", -1) >= 0 for t in meta.values() for p in t["partitions"]
-        ):
-            return
-        time.sleep(0.2)
-    log.warning("restored topics had no leader for every partition after %.0f s", timeout_s)
 
 
 # -- the DR drill --------------------------------------------------------------------
@@ -529,7 +464,7 @@ def run_drill(
         except Exception as exc:  # report, then clean up below
             report.problems.append(f"restoring failed: {exc}")
         finally:
-            report.deleted, report.left_behind = _remove_created(target_gw, report.created)
+            report.deleted, report.left_behind = _remove_created(target_gw, catalog, report.created)
     else:
         # Nothing was created: report the conflicts, topic by topic.
         planned = {c.name for c in plan.creates}
@@ -553,26 +488,26 @@ def run_drill(
 
 
 def _remove_created(
-    gw: KafkaGateway, created: list[str], timeout_s: float = 30.0
+    gw: KafkaGateway, catalog: Catalog, created: list[str]
 ) -> tuple[list[str], list[str]]:
-    """Delete exactly the topics the drill created; return (deleted, still there)."""
+    """Delete exactly the topics the drill created, on the one write path; return
+    (deleted, still there)."""
+    from ecap_ops.core.changes import make_delete_plan
+
     if not created:
         return [], []
     try:
-        out = gw.delete_topics(sorted(created))
+        state = gw.read_cluster_state(created, with_data=False)
+        plan = make_delete_plan(catalog, state, sorted(n for n in created if n in state.topics))
+        if plan.blocked:
+            log.error("the drill may not delete its topics: %s", [r.message for r in plan.refusals])
+            return [], sorted(created)
+        result = execute_plan(gw, plan, "dr-drill cleanup")
     except Exception as exc:
         log.error("the drill could not delete its topics: %s", exc)
         return [], sorted(created)
-    asked = [n for n, e in out.items() if e is None or e.startswith("UnknownTopicOrPartition")]
-    deadline = time.monotonic() + timeout_s
-    remaining = set(created)
-    while time.monotonic() < deadline:
-        remaining = set(gw.describe_topics(sorted(created)))
-        if not remaining:
-            break
-        time.sleep(0.3)
-    deleted = sorted(n for n in asked if n not in remaining)
-    return deleted, sorted(remaining)
+    gone = {s.topic for s in result.steps if s.ok}
+    return sorted(n for n in created if n in gone), sorted(n for n in created if n not in gone)
 
 
 def drill_target(
@@ -589,4 +524,6 @@ def require_ok(result: RestoreResult) -> None:
         raise KafkaRequestFailed(
             "the restore did not complete: "
             + "; ".join(f"{s.step} {s.subject}: {s.detail}" for s in result.steps if not s.ok)
+            + "".join(f"; verify: {p}" for p in result.verify_problems)
+            + (f". {result.write.recovery_hint()}" if result.write is not None else "")
         )

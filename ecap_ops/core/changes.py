@@ -1,0 +1,210 @@
+"""Planners for the changes that are not provisioning (deleting a topic, resetting the
+catalog's topics) and the rules every plan obeys on its way to a cluster: the order its
+actions run in, and how they are cut into requests under KRaft's metadata-record cap.
+
+All planners return the same `Plan` of typed `Action`s as provisioning (`core.plan`), so
+one executor (`services.write.execute_plan`) validates, snapshots, applies and verifies
+every change. Pure.
+"""
+
+from collections.abc import Iterable, Iterator
+
+from ecap_ops.catalog.model import Catalog
+from ecap_ops.core.plan import Action, ActionKind, Plan, Refusal, fingerprint, make_plan
+from ecap_ops.core.state import CANARY_TOPIC, ClusterState
+
+# KRaft refuses one request that needs more than 10,000 metadata records ("Unable to
+# perform excessively large batch operation"); stay well under it.
+KRAFT_MAX_RECORDS_PER_REQUEST = 10_000
+RECORD_BUDGET = 9_000
+
+# The order actions run in. New topics, config changes and partition additions first
+# (none removes anything); then deletions that a re-creation follows, each deleted only
+# after its re-creation passed the brokers' validation; plain deletions; offsets last,
+# once the topics they point into exist.
+PHASES = (
+    "create",
+    "alter_configs",
+    "add_partitions",
+    "recreate",
+    "delete",
+    "write_offsets",
+)
+
+
+def phase_of(action: Action) -> str:
+    if action.recreate:
+        return "recreate"
+    return {
+        ActionKind.CREATE_TOPIC: "create",
+        ActionKind.ALTER_CONFIGS: "alter_configs",
+        ActionKind.ADD_PARTITIONS: "add_partitions",
+        ActionKind.DELETE_TOPIC: "delete",
+        ActionKind.WRITE_OFFSETS: "write_offsets",
+    }[action.kind]
+
+
+def metadata_records(action: Action) -> int:
+    """How many KRaft metadata records an action costs the controller: a topic record, a
+    partition record per partition and a config record per override (one margin record)."""
+    if action.kind is ActionKind.CREATE_TOPIC:
+        return 2 + (action.partitions or 0) + len(action.configs)
+    if action.kind is ActionKind.ADD_PARTITIONS:
+        return 1 + (action.partitions or 0) - (action.current_partitions or 0)
+    if action.kind is ActionKind.ALTER_CONFIGS:
+        return 1 + len(action.changes)
+    if action.kind is ActionKind.DELETE_TOPIC:
+        return 2
+    return 1
+
+
+def batches(actions: Iterable[Action], budget: int = RECORD_BUDGET) -> Iterator[list[Action]]:
+    """Cut actions into requests of at most `budget` metadata records each (an action
+    bigger than the budget goes alone: the brokers then say why they refuse it)."""
+    batch: list[Action] = []
+    used = 0
+    for a in actions:
+        cost = metadata_records(a)
+        if batch and used + cost > budget:
+            yield batch
+            batch, used = [], 0
+        batch.append(a)
+        used += cost
+    if batch:
+        yield batch
+
+
+def _plan(catalog: Catalog | None, cluster: ClusterState, actions, refusals, names) -> Plan:
+    return Plan(
+        cluster_id=cluster.cluster_id,
+        env=catalog.env if catalog is not None else "",
+        catalog_digest=catalog.digest if catalog is not None else "",
+        actions=tuple(actions),
+        refusals=tuple(refusals),
+        unmanaged=(),
+        in_sync=(),
+        fingerprint=fingerprint(cluster, list(names)),
+    )
+
+
+def records_held(cluster: ClusterState, name: str, ranges: dict | None) -> int | None:
+    if ranges is None:
+        return None
+    topic = cluster.topics[name]
+    spans = [ranges.get((name, p.partition)) for p in topic.partitions]
+    if not all(spans):
+        return None
+    return sum(end - start for start, end in spans)
+
+
+def make_delete_plan(
+    catalog: Catalog,
+    cluster: ClusterState,
+    names: Iterable[str],
+    force: bool = False,
+    ranges: dict[tuple[str, int], tuple[int, int]] | None = None,
+) -> Plan:
+    """Delete topics by their exact names. Refused: a topic that does not exist, Kafka's
+    internal topics, ecap-ops' canary and the catalog's topics (unless `force`)."""
+    actions, refusals = [], []
+    names = list(dict.fromkeys(names))
+    for name in names:
+        topic = cluster.topics.get(name)
+        if name.startswith("__") or (topic is not None and topic.internal):
+            if not force:
+                refusals.append(
+                    Refusal(
+                        name,
+                        "internal",
+                        f"{name} is one of Kafka's internal topics (__*); deleting it breaks the cluster. Refused (--force overrides)",
+                    )
+                )
+                continue
+        if topic is None:
+            refusals.append(
+                Refusal(
+                    name,
+                    "missing",
+                    f"topic {name!r} does not exist on cluster {cluster.cluster_id}",
+                )
+            )
+            continue
+        spec = catalog.get(name)
+        if spec is not None and spec.name == name and not force:
+            refusals.append(
+                Refusal(
+                    name,
+                    "catalog_topic",
+                    f"{name} is in the catalog ({spec.purpose}); producers and consumers depend on it. Refused "
+                    "(--force overrides, or `reset-topics` to recreate the catalog's topics)",
+                )
+            )
+            continue
+        if name == CANARY_TOPIC and not force:
+            refusals.append(
+                Refusal(
+                    name,
+                    "canary",
+                    f"{name} is the health check's canary; it is re-created on the next health run. Refused (--force overrides)",
+                )
+            )
+            continue
+        actions.append(
+            Action(
+                ActionKind.DELETE_TOPIC,
+                name,
+                destructive=True,
+                records=records_held(cluster, name, ranges),
+                partitions=topic.partition_count,
+            )
+        )
+    return _plan(catalog, cluster, actions, refusals, names)
+
+
+def make_reset_plan(
+    catalog: Catalog,
+    cluster: ClusterState,
+    ranges: dict[tuple[str, int], tuple[int, int]] | None = None,
+) -> Plan:
+    """Delete every catalog topic that exists and create it again, empty, exactly as the
+    catalog says; create the missing ones. Each re-creation is validated by the brokers
+    before its topic is deleted. The catalog's own refusals (too few brokers for its
+    replication) refuse the whole reset: nothing is deleted that could not come back."""
+    fresh = make_plan(catalog, ClusterState(cluster.cluster_id, None, cluster.brokers, {}))
+    refusals = [r for r in fresh.refusals]
+    creates = {a.topic: a for a in fresh.actions if a.kind is ActionKind.CREATE_TOPIC}
+    actions = []
+    for spec in catalog.topics:
+        create = creates.get(spec.name)
+        if create is None:
+            continue  # refused above
+        if spec.name in cluster.topics:
+            actions.append(
+                Action(
+                    ActionKind.DELETE_TOPIC,
+                    spec.name,
+                    destructive=True,
+                    recreate=True,
+                    records=records_held(cluster, spec.name, ranges),
+                    partitions=cluster.topics[spec.name].partition_count,
+                )
+            )
+            actions.append(
+                Action(
+                    ActionKind.CREATE_TOPIC,
+                    spec.name,
+                    partitions=create.partitions,
+                    replication_factor=create.replication_factor,
+                    configs=dict(create.configs),
+                    recreate=True,
+                )
+            )
+        else:
+            actions.append(create)
+    return _plan(catalog, cluster, actions, refusals, catalog.names())
+
+
+def order(actions: Iterable[Action]) -> list[Action]:
+    """Actions in the order they run (stable within a phase)."""
+    rank = {p: i for i, p in enumerate(PHASES)}
+    return sorted(actions, key=lambda a: rank[phase_of(a)])

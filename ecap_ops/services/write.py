@@ -1,0 +1,648 @@
+"""The one write path: every change ecap-ops makes to a cluster runs through `execute_plan`.
+
+Provisioning, reset-topics, delete-topic, restore, the DR drill and test-topic cleanup each
+plan their change as typed actions in the core (`core.plan`, `core.changes`,
+`core.restore`); this module carries a plan out, always the same way:
+
+1. the brokers validate every create, config change and partition addition
+   (validate-only requests) before the first real change; a topic to be deleted and
+   created again has its re-creation validated (under a probe name) before it is deleted;
+2. what will be deleted or overwritten is snapshotted first (0600, in its own directory,
+   `<snapshot dir>/pre-change/`), so `ecap-ops restore FILE --execute` can put it back;
+3. actions run in a fixed order (`core.changes.PHASES`), batched under KRaft's cap of
+   10,000 metadata records per request; after a failure nothing further runs (except
+   re-creating topics this run already deleted), and the result says exactly what was and
+   was not done, and how to restore;
+4. the cluster is read again and every action verified;
+5. every action and its outcome is appended to the change log (`ECAP_CHANGE_LOG`).
+"""
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import ecap_ops
+from ecap_ops.catalog.kafka_configs import canonical_value
+from ecap_ops.core.changes import batches, order, phase_of
+from ecap_ops.core.plan import Action, ActionKind, Plan
+from ecap_ops.errors import EcapOpsError, KafkaRequestFailed, PlanRefused
+from ecap_ops.gateway import KafkaGateway
+
+log = logging.getLogger(__name__)
+
+PRE_CHANGE_KEEP = 200
+CHANGE_LOG_ENV = "ECAP_CHANGE_LOG"
+
+
+# -- where the evidence goes -------------------------------------------------------------
+
+
+def change_log_path(env: dict[str, str] | None = None) -> Path:
+    """ECAP_CHANGE_LOG, else kafka_management.log beside the snapshots' directory."""
+    env = os.environ if env is None else env
+    if env.get(CHANGE_LOG_ENV):
+        return Path(env[CHANGE_LOG_ENV]).expanduser()
+    from ecap_ops.services.dr import snapshot_dir
+
+    return snapshot_dir(env).parent / "kafka_management.log"
+
+
+def pre_change_dir(env: dict[str, str] | None = None) -> Path:
+    from ecap_ops.services.dr import snapshot_dir
+
+    return snapshot_dir(env) / "pre-change"
+
+
+# -- the result --------------------------------------------------------------------------
+
+
+@dataclass
+class StepResult:
+    step: str  # create_topic, alter_configs, add_partitions, delete_topic, write_offsets
+    topic: str  # the topic, or the group for write_offsets
+    ok: bool
+    detail: str
+    skipped: bool = False
+
+    @property
+    def subject(self) -> str:
+        return self.topic
+
+
+@dataclass
+class WriteResult:
+    plan: Plan
+    purpose: str
+    executed: bool = False
+    steps: list[StepResult] = field(default_factory=list)
+    snapshot_path: str | None = None
+    verify_problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    requests: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.steps) and not self.verify_problems
+
+    @property
+    def failed(self) -> list[StepResult]:
+        return [s for s in self.steps if not s.ok]
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "purpose": self.purpose,
+            "executed": self.executed,
+            "plan": self.plan.to_dict(),
+            "steps": [asdict(s) for s in self.steps],
+            "pre_change_snapshot": self.snapshot_path,
+            "verify_problems": list(self.verify_problems),
+            "seconds": round(self.seconds, 3),
+            "requests": dict(self.requests),
+        }
+
+    def render(self) -> str:
+        lines = []
+        for s in self.steps:
+            mark = "ok  " if s.ok else ("skip" if s.skipped else "FAIL")
+            lines.append(f"  [{mark}] {s.step} {s.topic}: {s.detail}")
+        done = sum(s.ok for s in self.steps)
+        if self.steps:
+            lines.append(f"Applied {done}/{len(self.steps)} steps in {self.seconds:.2f} s.")
+        for p in self.verify_problems:
+            lines.append(f"  ! verify: {p}")
+        if self.snapshot_path:
+            lines.append(f"Pre-change snapshot: {self.snapshot_path}")
+        if not self.ok:
+            lines.append(self.recovery_hint())
+        return "\n".join(lines)
+
+    def recovery_hint(self) -> str:
+        not_done = [s for s in self.steps if not s.ok]
+        head = f"Stopped: {len(not_done)} step(s) not done; the cluster has exactly the steps marked ok."
+        if self.snapshot_path:
+            return (
+                head
+                + f" What this run deleted or overwrote is in {self.snapshot_path}: "
+                + f"`ecap-ops restore {self.snapshot_path}` shows how to put it back, "
+                + "`--execute` (and `--include-offsets`) does it."
+            )
+        return head + " Nothing was deleted or overwritten; run the command again to converge."
+
+
+# -- validation --------------------------------------------------------------------------
+
+
+def probe_name(topic: str) -> str:
+    """A name no one uses, to ask the brokers whether `topic` could be created again while
+    it still exists (validate-only creates nothing)."""
+    return "ecap-ops-probe-" + hashlib.sha256(topic.encode()).hexdigest()[:24]
+
+
+def _create_payload(a: Action) -> dict:
+    return {
+        "num_partitions": a.partitions,
+        "replication_factor": a.replication_factor,
+        "configs": dict(a.configs),
+    }
+
+
+def validate_plan(gw: KafkaGateway, plan: Plan) -> list[str]:
+    """Ask the brokers to validate every create, config change and partition addition of
+    the plan (validate-only: nothing changes). Returns what they would reject."""
+    problems: list[str] = []
+    acts = list(plan.actions)
+    creates = [a for a in acts if a.kind is ActionKind.CREATE_TOPIC]
+    for batch in batches(creates):
+        payload = {}
+        for a in batch:
+            payload[probe_name(a.topic) if a.recreate else a.topic] = _create_payload(a)
+        names = {probe_name(a.topic) if a.recreate else a.topic: a for a in batch}
+        for name, err in gw.create_topics(payload, validate_only=True).items():
+            if err:
+                a = names.get(name)
+                what = "re-create" if a and a.recreate else "create"
+                problems.append(f"{what} topic {a.topic if a else name}: {err}")
+    alters = [a for a in acts if a.kind is ActionKind.ALTER_CONFIGS]
+    for batch in batches(alters):
+        out = gw.alter_topic_configs(
+            {a.topic: {c.key: c.new for c in a.changes} for a in batch}, validate_only=True
+        )
+        problems += [f"alter configs of {t}: {e}" for t, e in sorted(out.items()) if e]
+    adds = [a for a in acts if a.kind is ActionKind.ADD_PARTITIONS]
+    for batch in batches(adds):
+        out = gw.create_partitions({a.topic: a.partitions for a in batch}, validate_only=True)
+        problems += [f"add partitions to {t}: {e}" for t, e in sorted(out.items()) if e]
+    return problems
+
+
+# -- the pre-change snapshot -------------------------------------------------------------
+
+
+def _touched_topics(plan: Plan) -> list[str]:
+    return sorted(
+        {
+            a.topic
+            for a in plan.actions
+            if a.kind in (ActionKind.ALTER_CONFIGS, ActionKind.DELETE_TOPIC)
+        }
+    )
+
+
+def needs_snapshot(plan: Plan) -> bool:
+    return any(
+        a.kind in (ActionKind.ALTER_CONFIGS, ActionKind.DELETE_TOPIC, ActionKind.WRITE_OFFSETS)
+        for a in plan.actions
+    )
+
+
+def take_pre_change_snapshot(
+    gw: KafkaGateway, plan: Plan, purpose: str, directory: Path | None = None
+) -> Path:
+    """Snapshot the topics this plan deletes or overwrites and the committed offsets of the
+    groups it overwrites or that read a deleted topic, in the DR snapshot format."""
+    from ecap_ops.core.snapshot import build_snapshot, group_entry, topic_entry
+    from ecap_ops.gateway.snapshot import describe_members, group_offsets, list_groups
+    from ecap_ops.services.dr import write_snapshot_document
+
+    started = time.monotonic()
+    names = _touched_topics(plan)
+    state = gw.read_cluster_state(names, with_data=False)
+    topics = []
+    for n in names:
+        t = state.topics.get(n)
+        if t is None:
+            continue
+        topics.append(
+            topic_entry(
+                n,
+                t.partition_count,
+                t.replication_factor,
+                [list(p.replicas) for p in t.partitions],
+                dict(t.overrides),
+                t.topic_id,
+            )
+        )
+    groups: list[dict] = []
+    deleted = {a.topic for a in plan.actions if a.kind is ActionKind.DELETE_TOPIC}
+    written = {a.group for a in plan.actions if a.kind is ActionKind.WRITE_OFFSETS}
+    if deleted or written:
+        listed = list_groups(gw)
+        ids = sorted(listed)
+        offsets = group_offsets(gw, ids)
+        wanted = sorted(
+            g for g in ids if g in written or any(t in deleted for t, _p in offsets.get(g, {}))
+        )
+        members = describe_members(gw, wanted) if wanted else {}
+        now_ms = int(time.time() * 1000)
+        for g in wanted:
+            entries = [
+                {"topic": t, "partition": p, "offset": o, "end_offset": None}
+                for (t, p), o in sorted(offsets.get(g, {}).items())
+            ]
+            groups.append(
+                group_entry(
+                    g,
+                    listed[g]["state"],
+                    listed[g]["protocol_type"],
+                    members.get(g),
+                    entries,
+                    now_ms,
+                )
+            )
+    now = datetime.now(UTC)
+    doc = build_snapshot(
+        tool_version=ecap_ops.__version__,
+        cluster_id=state.cluster_id,
+        broker_count=state.broker_count,
+        taken_at=now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        taken_at_ms=int(now.timestamp() * 1000),
+        duration_ms=int((time.monotonic() - started) * 1000),
+        catalog_env=plan.env,
+        catalog_digest=plan.catalog_digest,
+        topics=topics,
+        groups=groups,
+        acls=[],
+        scram_users=[],
+        complete={"topic_configs": True, "group_offsets": True},
+        notes=[
+            f"pre-change snapshot taken by {purpose}: only the {len(topics)} topic(s) and {len(groups)} group(s) "
+            "it deletes or overwrites"
+        ],
+    )
+    directory = directory or pre_change_dir()
+    return write_snapshot_document(doc, directory, keep=PRE_CHANGE_KEEP)
+
+
+# -- carrying a plan out -----------------------------------------------------------------
+
+
+def _record(result: WriteResult, a: Action, ok: bool, detail: str, skipped=False) -> None:
+    result.steps.append(StepResult(a.kind.value, a.subject, ok, detail, skipped))
+
+
+def _run_topic_batch(gw: KafkaGateway, kind: ActionKind, batch: list[Action]) -> dict:
+    if kind is ActionKind.CREATE_TOPIC:
+        return gw.create_topics({a.topic: _create_payload(a) for a in batch})
+    if kind is ActionKind.ALTER_CONFIGS:
+        return gw.alter_topic_configs({a.topic: {c.key: c.new for c in a.changes} for a in batch})
+    if kind is ActionKind.ADD_PARTITIONS:
+        return gw.create_partitions({a.topic: a.partitions for a in batch})
+    return gw.delete_topics([a.topic for a in batch])
+
+
+def _apply_batches(gw, result: WriteResult, kind: ActionKind, actions: list[Action]) -> bool:
+    """Run actions of one kind in batches; record each; False once any failed."""
+    for batch in batches(actions):
+        try:
+            out = _run_topic_batch(gw, kind, batch)
+        except EcapOpsError as exc:
+            for a in batch:
+                _record(
+                    result,
+                    a,
+                    False,
+                    f"unknown: the request failed ({exc}); it may or may not have been applied",
+                )
+            return False
+        failed = False
+        for a in batch:
+            err = out.get(a.topic, "no answer from the broker for this topic")
+            if (
+                err
+                and kind is ActionKind.DELETE_TOPIC
+                and err.startswith("UnknownTopicOrPartition")
+            ):
+                _record(result, a, True, "already gone")
+                continue
+            _record(result, a, err is None, err or _done(kind))
+            failed = failed or err is not None
+        if failed:
+            return False
+    return True
+
+
+def _done(kind: ActionKind) -> str:
+    return {
+        ActionKind.CREATE_TOPIC: "created",
+        ActionKind.ALTER_CONFIGS: "configs set",
+        ActionKind.ADD_PARTITIONS: "partitions added",
+        ActionKind.DELETE_TOPIC: "deleted",
+    }.get(kind, "done")
+
+
+def wait_gone(gw: KafkaGateway, names: list[str], timeout_s: float = 30.0) -> list[str]:
+    """Kafka deletes asynchronously: wait, bounded, until the topics are gone from the
+    metadata. Returns the ones still listed."""
+    deadline = time.monotonic() + timeout_s
+    remaining = list(names)
+    while remaining and time.monotonic() < deadline:
+        remaining = sorted(gw.describe_topics(remaining))
+        if remaining:
+            time.sleep(0.2)
+    return remaining
+
+
+def wait_for_leaders(gw: KafkaGateway, names: list[str], timeout_s: float = 15.0) -> None:
+    """New topics are usable once every partition's leader serves it: the metadata names a
+    leader a moment before that broker answers for the partition. Wait for both, bounded."""
+    if not names:
+        return
+    deadline = time.monotonic() + timeout_s
+    meta: dict = {}
+    while time.monotonic() < deadline:
+        meta = gw.describe_topics(names)
+        if len(meta) == len(names) and all(
+            p.get("leader_id", -1) >= 0 for t in meta.values() for p in t["partitions"]
+        ):
+            break
+        time.sleep(0.2)
+    else:
+        log.warning("new topics had no leader for every partition after %.0f s", timeout_s)
+        return
+    parts = [(n, p["partition_index"]) for n, t in meta.items() for p in t["partitions"]]
+    remaining_ms = max(1000, int((deadline - time.monotonic()) * 1000))
+    try:
+        gw.offsets(parts, "latest", timeout_ms=remaining_ms)
+    except EcapOpsError as exc:
+        log.warning("new topics are not yet served by their leaders: %s", exc)
+
+
+def _write_offsets(gw: KafkaGateway, result: WriteResult, actions: list[Action]) -> bool:
+    from ecap_ops.core.restore import EMPTY_GROUP_STATES
+    from ecap_ops.gateway.snapshot import read_group_status, write_group_offsets
+
+    try:
+        status = read_group_status(gw, [a.group for a in actions])
+    except EcapOpsError as exc:
+        for a in actions:
+            _record(result, a, False, f"not written: the groups could not be read ({exc})")
+        return False
+    ok = True
+    for a in actions:
+        st = status.get(a.group)
+        if st is not None and ((st.members or 0) > 0 or (st.state or "") not in EMPTY_GROUP_STATES):
+            _record(
+                result,
+                a,
+                False,
+                f"refused: the group now has {st.members} active member(s) (state {st.state}); nothing written",
+            )
+            ok = False
+            continue
+        try:
+            out = write_group_offsets(gw, a.group, {(t, p): o for t, p, o in a.offsets})
+        except EcapOpsError as exc:
+            _record(result, a, False, f"unknown: the request failed ({exc})")
+            return False
+        failed = {tp: e for tp, e in out.items() if e}
+        detail = f"{len(out) - len(failed)} offset(s) written" + (
+            f"; failed: {', '.join(f'{t}[{p}]: {e}' for (t, p), e in sorted(failed.items()))}"
+            if failed
+            else ""
+        )
+        _record(result, a, not failed, detail)
+        ok = ok and not failed
+    return ok
+
+
+def execute_plan(
+    gw: KafkaGateway,
+    plan: Plan,
+    purpose: str,
+    snapshot_directory: Path | None = None,
+    validated: bool = False,
+) -> WriteResult:
+    """Carry out a plan on the one write path (see the module's docstring). A refused plan
+    or one the brokers reject in validation raises PlanRefused and changes nothing."""
+    started = time.monotonic()
+    before = dict(gw.requests)
+    result = WriteResult(plan=plan, purpose=purpose)
+    if plan.blocked:
+        raise PlanRefused(
+            "the plan has refused changes, so nothing was applied:\n"
+            + "\n".join(f"  - {r.message}" for r in plan.refusals)
+        )
+    if not plan.actions:
+        result.seconds = time.monotonic() - started
+        return result
+    if not validated:
+        problems = validate_plan(gw, plan)
+        if problems:
+            raise PlanRefused(
+                "the brokers rejected the plan in validation, so nothing was applied:\n"
+                + "\n".join(f"  - {p}" for p in problems)
+            )
+    if needs_snapshot(plan):
+        try:
+            result.snapshot_path = str(
+                take_pre_change_snapshot(gw, plan, purpose, snapshot_directory)
+            )
+        except OSError as exc:
+            raise PlanRefused(
+                f"the pre-change snapshot could not be written ({exc.strerror}: {exc.filename}); "
+                "nothing was applied. Set ECAP_SNAPSHOT_DIR to a writable directory."
+            ) from None
+    result.executed = True
+    _execute(gw, plan, result)
+    _verify(gw, plan, result)
+    result.seconds = time.monotonic() - started
+    result.requests = {
+        k: v - before.get(k, 0) for k, v in gw.requests.items() if v - before.get(k, 0)
+    }
+    _log_changes(result)
+    return result
+
+
+def _execute(gw: KafkaGateway, plan: Plan, result: WriteResult) -> None:
+    acts = order(plan.actions)
+    by_phase: dict[str, list[Action]] = {}
+    for a in acts:
+        by_phase.setdefault(phase_of(a), []).append(a)
+    failed = False
+
+    def skip(actions: list[Action]) -> None:
+        for a in actions:
+            _record(result, a, False, "not done: an earlier step failed", skipped=True)
+
+    for phase, kind in (
+        ("create", ActionKind.CREATE_TOPIC),
+        ("alter_configs", ActionKind.ALTER_CONFIGS),
+        ("add_partitions", ActionKind.ADD_PARTITIONS),
+    ):
+        items = by_phase.get(phase, [])
+        if not items:
+            continue
+        if failed:
+            skip(items)
+            continue
+        if not _apply_batches(gw, result, kind, items):
+            failed = True
+        if kind is ActionKind.CREATE_TOPIC:
+            created = [s.topic for s in result.steps if s.step == "create_topic" and s.ok]
+            wait_for_leaders(gw, created)
+
+    recreate = by_phase.get("recreate", [])
+    deletes = [a for a in recreate if a.kind is ActionKind.DELETE_TOPIC]
+    creates = {a.topic: a for a in recreate if a.kind is ActionKind.CREATE_TOPIC}
+    if recreate and failed:
+        skip(recreate)
+    elif recreate:
+        n = len(result.steps)
+        _apply_batches(gw, result, ActionKind.DELETE_TOPIC, deletes)
+        gone = [s.topic for s in result.steps[n:] if s.ok]
+        failed = len(gone) < len(deletes)
+        still = wait_gone(gw, gone)
+        for name in still:
+            result.steps.append(
+                StepResult(
+                    "delete_topic", name, False, "still listed 30 s after its deletion was accepted"
+                )
+            )
+        # A topic this run deleted is always created again, even after another failure:
+        # leaving it deleted would be worse than stopping.
+        again = [creates[n] for n in gone if n not in still and n in creates]
+        left = [creates[n] for n in creates if n not in {a.topic for a in again}]
+        if again:
+            failed = not _apply_batches(gw, result, ActionKind.CREATE_TOPIC, again) or failed
+            wait_for_leaders(gw, [a.topic for a in again])
+        skip(left)
+        failed = failed or bool(still)
+
+    deletes = by_phase.get("delete", [])
+    if deletes and failed:
+        skip(deletes)
+    elif deletes:
+        n = len(result.steps)
+        failed = not _apply_batches(gw, result, ActionKind.DELETE_TOPIC, deletes)
+        still = wait_gone(gw, [s.topic for s in result.steps[n:] if s.ok])
+        for s in result.steps[n:]:
+            if s.topic in still:
+                s.ok, s.detail = False, "still listed 30 s after its deletion was accepted"
+                failed = True
+
+    writes = by_phase.get("write_offsets", [])
+    if writes and failed:
+        skip(writes)
+    elif writes:
+        _write_offsets(gw, result, writes)
+
+
+def _verify(gw: KafkaGateway, plan: Plan, result: WriteResult) -> None:
+    """Read the cluster again and check every action that reported success."""
+    done = {(s.step, s.topic) for s in result.steps if s.ok}
+    names = sorted({a.topic for a in plan.actions if a.kind is not ActionKind.WRITE_OFFSETS})
+    try:
+        state = gw.read_cluster_state(names, with_data=False) if names else None
+    except EcapOpsError as exc:
+        result.verify_problems.append(f"the cluster could not be read back to verify: {exc}")
+        return
+    problems = result.verify_problems
+    for a in plan.actions:
+        if (a.kind.value, a.subject) not in done:
+            continue
+        t = state.topics.get(a.topic) if state is not None else None
+        if a.kind is ActionKind.DELETE_TOPIC and not a.recreate:
+            if t is not None:
+                problems.append(f"{a.topic} was deleted but is still listed")
+        elif a.kind is ActionKind.CREATE_TOPIC:
+            if t is None:
+                problems.append(f"{a.topic} was created but is not listed")
+                continue
+            if t.partition_count != a.partitions:
+                problems.append(
+                    f"{a.topic} has {t.partition_count} partition(s), {a.partitions} were created"
+                )
+            if t.replication_factor != a.replication_factor:
+                problems.append(
+                    f"{a.topic} has replication {t.replication_factor}, {a.replication_factor} was asked"
+                )
+            problems += _config_mismatch(a.topic, a.configs, t.overrides)
+        elif a.kind is ActionKind.ALTER_CONFIGS and t is not None:
+            for c in a.changes:
+                have = t.overrides.get(c.key)
+                if canonical_value(c.key, have) != canonical_value(c.key, c.new):
+                    problems.append(
+                        f"{a.topic}: {c.key} is {have if have is not None else '(default)'} after the change, "
+                        f"expected {c.new if c.new is not None else '(default)'}"
+                    )
+        elif a.kind is ActionKind.ADD_PARTITIONS and t is not None:
+            if t.partition_count != a.partitions:
+                problems.append(
+                    f"{a.topic} has {t.partition_count} partition(s) after the change, expected {a.partitions}"
+                )
+    writes = [a for a in plan.actions if a.kind is ActionKind.WRITE_OFFSETS]
+    written = [a for a in writes if ("write_offsets", a.group) in done]
+    if written:
+        from ecap_ops.gateway.snapshot import read_group_status
+
+        try:
+            status = read_group_status(gw, [a.group for a in written])
+        except EcapOpsError as exc:
+            problems.append(f"the groups could not be read back to verify: {exc}")
+            return
+        for a in written:
+            have = status.get(a.group).offsets if a.group in status else {}
+            wrong = [(t, p, o) for t, p, o in a.offsets if have.get((t, p)) != o]
+            if wrong:
+                t, p, o = wrong[0]
+                problems.append(
+                    f"group {a.group}: {len(wrong)} offset(s) differ after the write, e.g. {t}[{p}] is "
+                    f"{have.get((t, p))}, expected {o}"
+                )
+
+
+def _config_mismatch(topic: str, want: dict[str, str], have: dict[str, str]) -> list[str]:
+    return [
+        f"{topic}: {k} is {have.get(k, '(default)')} after creation, expected {v}"
+        for k, v in sorted(want.items())
+        if canonical_value(k, have.get(k)) != canonical_value(k, v)
+    ]
+
+
+def _log_changes(result: WriteResult) -> None:
+    """Append every step to the change log as a JSON line (the setup guide's
+    kafka_management.log). A log that cannot be written is warned about, never fatal."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    lines = [
+        json.dumps(
+            {
+                "at": now,
+                "purpose": result.purpose,
+                "cluster_id": result.plan.cluster_id,
+                "step": s.step,
+                "subject": s.topic,
+                "ok": s.ok,
+                "detail": s.detail,
+                "pre_change_snapshot": result.snapshot_path,
+            },
+            sort_keys=True,
+        )
+        for s in result.steps
+    ]
+    for s in result.steps:
+        log.info("%s: %s %s: %s", result.purpose, s.step, s.topic, s.detail)
+    if not lines:
+        return
+    path = change_log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+    except OSError as exc:
+        log.warning("the change log %s could not be written: %s", path, exc.strerror)
+
+
+def require_ok(result: WriteResult) -> None:
+    if not result.ok:
+        raise KafkaRequestFailed(
+            f"{result.purpose} did not complete: "
+            + "; ".join(f"{s.step} {s.topic}: {s.detail}" for s in result.steps if not s.ok)
+            + "".join(f"; verify: {p}" for p in result.verify_problems)
+        )
