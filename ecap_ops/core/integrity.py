@@ -13,8 +13,10 @@ Pure: the key is passed in; reading the environment is `signing_key_from_env`.
 
 import hashlib
 import hmac
+import itertools
 import json
 import os
+import re
 from typing import Any
 
 from ecap_ops.errors import ConfigError, EcapOpsError
@@ -57,8 +59,10 @@ def verify_tag(
             f"{source}: has no signature, and {SIGNING_KEY_ENV} is set, so only signed files are accepted; "
             "it was written without the key (or the signature was removed). Write it again with the key set."
         )
-    if not isinstance(tag, dict) or tag.get("algorithm") != TAG_ALGORITHM or not isinstance(
-        tag.get("value"), str
+    if (
+        not isinstance(tag, dict)
+        or tag.get("algorithm") != TAG_ALGORITHM
+        or not isinstance(tag.get("value"), str)
     ):
         raise error(
             f'{source}: the signature field is malformed (expected {{"algorithm": "{TAG_ALGORITHM}", "value": ...}})'
@@ -71,32 +75,64 @@ def verify_tag(
         )
 
 
-def _depth_exceeds(text: str, max_depth: int) -> int | None:
+# A JSON string (possibly unterminated), or one of the tokens a scanner looks for.
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"?'
+_STRINGS = re.compile(_STRING, re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_BRACKETS = re.compile(_STRING + r"|[\[\]{}]", re.DOTALL)
+_CONSTANTS = re.compile(_STRING + r"|-?Infinity|NaN", re.DOTALL)
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def nesting_exceeds(text: str, max_depth: int) -> int | None:
     """The offset where nesting first exceeds `max_depth`, ignoring brackets in strings."""
+    if text.count("[") + text.count("{") <= max_depth:
+        return None
+    # Fast check (regex and accumulate run in C): the deepest point of the brackets.
+    brackets = _NOT_BRACKETS.sub("", _STRINGS.sub("", text))
+    if max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0) <= max_depth:
+        return None
     depth = 0
-    in_string = False
-    escaped = False
-    for i, ch in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
+    for m in _BRACKETS.finditer(text):
+        ch = m.group()
+        if ch in "[{":
             depth += 1
             if depth > max_depth:
-                return i
+                return m.start()
         elif ch in "]}":
             depth -= 1
+    return None  # pragma: no cover - the fast check said otherwise
+
+
+# The kept name, for callers of the first version.
+_depth_exceeds = nesting_exceeds
+
+NON_JSON_CONSTANTS = ("NaN", "Infinity", "-Infinity")
+
+
+def find_constant(text: str) -> tuple[str, int] | None:
+    """The first NaN / Infinity / -Infinity outside strings (Python's json accepts them,
+    JSON does not) and its offset, or None."""
+    for m in _CONSTANTS.finditer(text):
+        if not m.group().startswith('"'):
+            return m.group(), m.start()
     return None
 
 
+def line_column(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+class _Constant(ValueError):
+    def __init__(self, name: str):
+        super().__init__(f"{name} is not a JSON number")
+        self.name = name
+
+
 def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
+    raise _Constant(name)
 
 
 def loads_bounded(
@@ -123,19 +159,34 @@ def loads_bounded(
         text = data
     if "\x00" in text:
         raise error(f"{source}: contains a NUL byte at offset {text.index(chr(0))}; not JSON")
-    where = _depth_exceeds(text, max_depth)
+    where = nesting_exceeds(text, max_depth)
     if where is not None:
-        line = text.count("\n", 0, where) + 1
+        line = line_column(text, where)[0]
         raise error(
             f"{source}: nested more than {max_depth} levels deep (line {line}); not a file ecap-ops wrote"
         )
     try:
         return json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
-        if isinstance(exc, json.JSONDecodeError):
+    except _Constant as exc:
+        found = find_constant(text)
+        where = " at line {}, column {}".format(*line_column(text, found[1])) if found else ""
+        raise error(f"{source}: not JSON: {exc.name} is not a JSON number{where}") from None
+    except json.JSONDecodeError as exc:
+        stripped = text.strip()
+        closer = {"{": "}", "[": "]"}.get(stripped[:1])
+        if (
+            closer
+            and exc.msg != "Extra data"
+            and (not stripped.endswith(closer) or exc.pos >= len(text.rstrip()) - 1)
+        ):
             raise error(
-                f"{source}: not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+                f"{source}: truncated: the JSON document ends early, at byte {size:,} (line {exc.lineno}, "
+                f"column {exc.colno}: {exc.msg}); the file was cut off while being copied or written"
             ) from None
-        raise error(f"{source}: not valid JSON: {exc}") from None
+        raise error(
+            f"{source}: not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    except ValueError as exc:  # an integer longer than Python converts (4300 digits)
+        raise error(f"{source}: not valid JSON: {str(exc).split(';')[0]}") from None
     except RecursionError:
         raise error(f"{source}: nested too deeply to read") from None
