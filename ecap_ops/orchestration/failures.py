@@ -8,6 +8,11 @@ from ecap_ops.orchestration.alerts import AlertsResource
 MESSAGE_CHARS = 1500
 
 
+def _one_line(text: str) -> str:
+    """Any whitespace (newlines, tabs, separators) as single spaces: a title is one line."""
+    return " ".join(text.split())
+
+
 def step_errors(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str]]:
     """(step, its own error message) for every failed step of a run, from the run's event
     log: a `dg.Failure`'s description, else the exception's message. Never raises."""
@@ -48,7 +53,8 @@ def failure_alert(
     steps = steps or []
     if steps:
         step, cause = steps[0]
-        head = f"step {step}: {cause.splitlines()[0] if cause else ''}"
+        lines_of_cause = [ln for ln in cause.splitlines() if ln.strip()]
+        head = f"step {step}: {lines_of_cause[0] if lines_of_cause else ''}"
         detail = "\n".join(f"step {s}: {m[:MESSAGE_CHARS]}" for s, m in steps[:5])
     else:
         head = run_message.splitlines()[0] if run_message else ""
@@ -58,7 +64,7 @@ def failure_alert(
     return Alert(
         source="run_failure",
         severity="critical",
-        title=f"Dagster job {job_name} failed: {head[:200]}",
+        title=_one_line(f"Dagster job {job_name} failed: {_one_line(head)[:200]}"),
         text="\n".join(lines),
         fields={
             "job": job_name,
