@@ -409,8 +409,8 @@ def test_history_keeps_at_most_eight_clusters_the_latest_last():
 @pytest.mark.parametrize(
     "content, why",
     [
-        (b"", "not JSON"),
-        (b"{not json", "not JSON"),
+        (b"", "JSON"),
+        (b"{not json", "JSON"),
         (b"\xff\xfe", "not UTF-8"),
         (b"[" * 10_000, "nested more than"),
         (b'{"format": "other", "clusters": {}}', "format"),

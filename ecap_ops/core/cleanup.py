@@ -263,9 +263,9 @@ def _evidence(t: TopicEvidence, now_ms: int) -> dict:
         "newest_record_timestamp": None
         if newest is None
         else (
-            f"{format_duration_ms(now_ms - newest)} ago"
+            f"{format_duration_ms((now_ms - newest) // 1000 * 1000)} ago"
             if newest <= now_ms
-            else f"{format_duration_ms(newest - now_ms)} in the future"
+            else f"{format_duration_ms((newest - now_ms) // 1000 * 1000)} in the future"
         ),
         "groups": [
             {
