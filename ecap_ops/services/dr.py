@@ -14,6 +14,7 @@ from pathlib import Path
 
 import ecap_ops
 from ecap_ops.catalog.model import Catalog
+from ecap_ops.core.integrity import signing_key_from_env
 from ecap_ops.core.plan import Plan
 from ecap_ops.core.restore import (
     RestoreOptions,
@@ -25,11 +26,14 @@ from ecap_ops.core.restore import (
     restore_actions,
 )
 from ecap_ops.core.snapshot import (
+    MAX_BYTES_ENV,
     Snapshot,
     build_snapshot,
     diff_snapshots,
+    max_snapshot_bytes,
     parse_snapshot,
     serialize,
+    sign_snapshot,
 )
 from ecap_ops.core.state import ClusterState
 from ecap_ops.errors import ConfigError, KafkaRequestFailed, PlanRefused, SnapshotInvalid
@@ -132,17 +136,28 @@ def write_snapshot_document(doc: dict, directory: Path, keep: int) -> Path:
 
 
 def load_snapshot(path: str | os.PathLike) -> Snapshot:
-    """Read and verify a snapshot file (checksum, format version, layout, structure)."""
+    """Read and verify a snapshot file (size, checksum, format version, layout, structure,
+    and its signature when ECAP_SIGNING_KEY is set). Larger than ECAP_SNAPSHOT_MAX_BYTES:
+    refused before it is read."""
     p = Path(path)
+    key = signing_key_from_env()
+    max_bytes = max_snapshot_bytes()
     try:
-        data = p.read_bytes()
+        with open(p, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > max_bytes:
+                raise SnapshotInvalid(
+                    f"{p}: {size:,} bytes is more than the {max_bytes:,} a snapshot may have "
+                    f"({MAX_BYTES_ENV} raises the limit); not read"
+                )
+            data = fh.read(max_bytes + 1)  # bounded also when the size is unknown (a pipe)
     except FileNotFoundError:
         raise SnapshotInvalid(f"{p}: no such snapshot file") from None
     except IsADirectoryError:
         raise SnapshotInvalid(f"{p}: is a directory, not a snapshot file") from None
     except OSError as exc:
         raise SnapshotInvalid(f"{p}: cannot be read: {exc.strerror}") from None
-    return parse_snapshot(data, str(p))
+    return parse_snapshot(data, str(p), signing_key=key, max_bytes=max_bytes)
 
 
 # -- taking a snapshot ---------------------------------------------------------------
@@ -202,8 +217,11 @@ def take_snapshot(
 ) -> SnapshotResult:
     """Take a snapshot and write it atomically: to `output`, or into the snapshot directory
     (which then keeps the newest `keep`)."""
+    key = signing_key_from_env()  # a bad key is refused before the cluster is read
     before = dict(gw.requests)
     snap = capture_snapshot(gw, catalog)
+    if key is not None:
+        snap = Snapshot(sign_snapshot(snap.doc, key), snap.source)
     text = serialize(snap.doc)
     if output is not None:
         path = Path(output)
