@@ -537,3 +537,60 @@ def test_hostile_history_bytes_never_crash_the_reader(tmp_path_factory, data):
     assert hist == {} or warning is None
     if warning:
         assert str(path) in warning
+
+
+# ---- patterns that would match almost anything ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pattern, ok",
+    [
+        ("test-*", True),
+        ("*-test", True),
+        ("test-[ab]", True),
+        ("exact-name", True),
+        ("__consumer_offset*", True),
+        ("*", False),
+        ("?*", False),
+        ("[!_]*", False),
+        ("*test*", False),
+        ("a*", False),
+    ],
+)
+def test_a_pattern_needs_a_literal_prefix_or_suffix(pattern, ok):
+    problems = CleanupRules(patterns=(pattern,)).validate()
+    assert (problems == []) is ok, problems
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from("*?[]!-_.ab\\\n\x00é"), max_size=12))
+def test_hostile_patterns_get_a_short_message_or_have_a_literal_end(pattern):
+    problems = CleanupRules(patterns=(pattern,)).validate()
+    assert all(len(p) < 200 for p in problems)
+    if not problems:
+        head = pattern.split("*")[0].split("?")[0].split("[")[0]
+        tail = pattern.rsplit("*")[-1].rsplit("?")[-1].rsplit("]")[-1]
+        assert max(len(head), len(tail)) >= 2, pattern
+
+
+def test_one_cleanup_at_a_time_per_history_file(tmp_path):
+    import fcntl
+
+    from ecap_ops.services.cleanup import _history_lock
+
+    path = tmp_path / "cleanup-observations.json"
+    warnings: list[str] = []
+    with _history_lock(path, warnings, wait_s=0.2):
+        held = os.open(path.with_name(path.name + ".lock"), os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with pytest.raises(ConfigError) as exc, _history_lock(path, [], wait_s=0.3):
+                pass
+            assert "another test-topic cleanup" in str(exc.value)
+        finally:
+            os.close(held)
+    with _history_lock(path, warnings, wait_s=0.2):  # released: taken again at once
+        pass
+    assert warnings == []
+    assert stat.S_IMODE(os.stat(path.with_name(path.name + ".lock")).st_mode) == 0o600

@@ -472,10 +472,6 @@ def test_hostile_idle_values_are_refused_before_anything_is_read(bystander, kafk
     assert res.exception is None or isinstance(res.exception, SystemExit)
 
 
-def test_the_bystander_survived_every_hostile_invocation(bystander, kafka_settings):
-    assert bystander in _existing(kafka_settings)
-
-
 def test_idle_and_idle_days_together_are_refused(kafka_bootstrap, bystander):
     res = CliRunner().invoke(
         main,
@@ -509,3 +505,79 @@ def test_service_with_a_custom_state_path_and_clock(kafka_settings, tmp_path):
     assert a.decisions[0].status == "kept" and "holds no record" in a.decisions[0].reasons[0]
     assert b.decisions[0].evidence["unchanged_for"] == "5s"
     assert state.exists() and dataclasses.asdict(b.decisions[0])["topic"] == topic
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet=st.sampled_from("*?[]!-_.a\n"), max_size=8),
+        st.sampled_from(["*", "?*", "[!_]*", "*test*", "*-*", "a*"]),
+    )
+)
+def test_hostile_patterns_are_refused_before_the_cluster_is_read(
+    bystander, kafka_bootstrap, pattern
+):
+    if not pattern.strip() or not CleanupRules(patterns=(pattern,)).validate():
+        return  # accepted patterns are exercised by the scenarios above
+    res = CliRunner().invoke(
+        main,
+        [
+            "-b",
+            kafka_bootstrap,
+            "cleanup-test-topics",
+            "--pattern",
+            pattern,
+            "--idle",
+            "0s",
+            "--execute",
+        ],
+    )
+    assert res.exit_code == 1, (pattern, res.output)
+    assert "cleanup rules are invalid" in res.output and "patterns:" in res.output
+    assert "Traceback" not in res.output
+    assert not isinstance(res.exception, Exception) or isinstance(res.exception, SystemExit)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "1e400"])
+def test_hostile_idle_days_are_refused(kafka_bootstrap, bystander, value):
+    res = CliRunner().invoke(
+        main,
+        [
+            "-b",
+            kafka_bootstrap,
+            "cleanup-test-topics",
+            "--pattern",
+            bystander,
+            "--idle-days",
+            value,
+            "--execute",
+        ],
+    )
+    assert res.exit_code == 1, (value, res.output)
+    assert "idle" in res.output and "Traceback" not in res.output
+
+
+def test_an_unwritable_state_directory_is_reported_and_deletes_nothing(
+    kafka_settings, kafka_bootstrap, tmp_path, monkeypatch
+):
+    topic = f"test-nostate-{uuid.uuid4().hex[:10]}"
+    _create(kafka_settings, [topic])
+    _produce(kafka_settings, topic, 1)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("ECAP_STATE_DIR", str(blocker))
+    for _ in range(2):
+        res = _cli(
+            kafka_bootstrap, "--pattern", topic, "--idle", "0s", "--execute", "--output", "json"
+        )
+        assert res.exit_code == 0, (res.output, res.stderr)
+        assert "Traceback" not in res.stderr
+        assert "could not be written" in res.stderr and "ECAP_STATE_DIR" in res.stderr
+        doc = json.loads(res.stdout)
+        assert not doc["deleted"] and _decision(doc, topic)["status"] == "candidate"
+    assert topic in _existing(kafka_settings)
+
+
+# Last in the module: after every hostile invocation above.
+def test_the_bystander_survived_every_hostile_invocation(bystander, kafka_settings):
+    assert bystander in _existing(kafka_settings)

@@ -26,6 +26,7 @@ says so, and every report repeats it.
 """
 
 import fnmatch
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -112,6 +113,17 @@ class TopicHistory:
         return self.observations[-1]
 
 
+MIN_LITERAL = 2  # characters a pattern must begin or end with, outside wildcards
+
+
+def _literal_ends(pattern: str) -> tuple[str, str]:
+    """The pattern's literal prefix (before the first `*`, `?` or `[`) and literal suffix
+    (after the last `*`, `?` or `]`); both the whole name when it has no wildcard."""
+    prefix = re.match(r"[^*?\[]*", pattern).group(0)  # type: ignore[union-attr]
+    suffix = re.search(r"[^*?\]]*$", pattern).group(0)  # type: ignore[union-attr]
+    return prefix, suffix
+
+
 @dataclass(frozen=True)
 class CleanupRules:
     patterns: tuple[str, ...] = DEFAULT_PATTERNS
@@ -139,6 +151,11 @@ class CleanupRules:
             elif p.strip("*?") == "":
                 problems.append(
                     f"patterns: {p[:40]!r} matches every topic; give a prefix or suffix"
+                )
+            elif max(len(s) for s in _literal_ends(p)) < MIN_LITERAL:
+                problems.append(
+                    f"patterns: {p[:40]!r} has no literal prefix or suffix of {MIN_LITERAL}+ "
+                    "characters, so it could match almost any topic; give one (test-*, *-tmp)"
                 )
         if not (self.idle_days >= 0) or self.idle_days == float("inf"):
             problems.append(f"idle_days: must be a finite number >= 0, got {self.idle_days}")
