@@ -219,7 +219,9 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> Callable[[], None] | None:
     """A preexec hook asking Linux to SIGTERM the tool when the process that started it
-    dies, even by SIGKILL (prctl PR_SET_PDEATHSIG); None where that is not available."""
+    dies, even by SIGKILL (prctl PR_SET_PDEATHSIG); None where that is not available.
+    Only for the single-threaded CLI: running Python between fork and exec is not safe in
+    a process with other threads."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -273,7 +275,6 @@ def run_tool(
             stderr=subprocess.PIPE if capture else None,
             text=True,
             pass_fds=fds,
-            preexec_fn=_die_with_parent(),
         )
         try:
             out, err = proc.communicate(input=input, timeout=timeout)
