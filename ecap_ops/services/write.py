@@ -342,21 +342,31 @@ def wait_gone(gw: KafkaGateway, names: list[str], timeout_s: float = 30.0) -> li
     deadline = time.monotonic() + timeout_s
     remaining = list(names)
     while remaining and time.monotonic() < deadline:
-        remaining = sorted(gw.describe_topics(remaining))
+        try:
+            remaining = sorted(gw.describe_topics(remaining))
+        except EcapOpsError as exc:
+            log.warning("could not see whether the deleted topics are gone: %s", exc)
+            return remaining
         if remaining:
             time.sleep(0.2)
     return remaining
 
 
-def wait_for_leaders(gw: KafkaGateway, names: list[str], timeout_s: float = 15.0) -> None:
+def wait_for_leaders(gw: KafkaGateway, names: list[str], timeout_s: float | None = None) -> None:
     """New topics are usable once every partition's leader serves it: the metadata names a
-    leader a moment before that broker answers for the partition. Wait for both, bounded."""
+    leader a moment before that broker answers for the partition. Wait for both, bounded
+    (15 s, and a second more per hundred topics: thousands take the controller a while)."""
     if not names:
         return
+    timeout_s = timeout_s if timeout_s is not None else 15.0 + len(names) / 100
     deadline = time.monotonic() + timeout_s
     meta: dict = {}
     while time.monotonic() < deadline:
-        meta = gw.describe_topics(names)
+        try:
+            meta = gw.describe_topics(names)
+        except EcapOpsError as exc:
+            log.warning("could not wait for the new topics' leaders: %s", exc)
+            return
         if len(meta) == len(names) and all(
             p.get("leader_id", -1) >= 0 for t in meta.values() for p in t["partitions"]
         ):
@@ -509,8 +519,9 @@ def _execute(gw: KafkaGateway, plan: Plan, result: WriteResult) -> None:
         again = [creates[n] for n in gone if n not in still and n in creates]
         left = [creates[n] for n in creates if n not in {a.topic for a in again}]
         if again:
+            n = len(result.steps)
             failed = not _apply_batches(gw, result, ActionKind.CREATE_TOPIC, again) or failed
-            wait_for_leaders(gw, [a.topic for a in again])
+            wait_for_leaders(gw, [s.topic for s in result.steps[n:] if s.ok])
         skip(left)
         failed = failed or bool(still)
 
@@ -537,11 +548,19 @@ def _verify(gw: KafkaGateway, plan: Plan, result: WriteResult) -> None:
     """Read the cluster again and check every action that reported success."""
     done = {(s.step, s.topic) for s in result.steps if s.ok}
     names = sorted({a.topic for a in plan.actions if a.kind is not ActionKind.WRITE_OFFSETS})
-    try:
-        state = gw.read_cluster_state(names, with_data=False) if names else None
-    except EcapOpsError as exc:
-        result.verify_problems.append(f"the cluster could not be read back to verify: {exc}")
-        return
+    created = {t for step, t in done if step == "create_topic"}
+    deadline = time.monotonic() + 10.0 + len(created) / 100
+    state = None
+    while names:
+        try:
+            state = gw.read_cluster_state(names, with_data=False)
+        except EcapOpsError as exc:
+            result.verify_problems.append(f"the cluster could not be read back to verify: {exc}")
+            return
+        # The brokers' metadata follows the controller by a moment: give new topics time.
+        if created <= set(state.topics) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     problems = result.verify_problems
     for a in plan.actions:
         if (a.kind.value, a.subject) not in done:
