@@ -122,13 +122,22 @@ def prune(directory: Path, keep: int) -> list[Path]:
     return removed
 
 
-def write_snapshot_document(doc: dict, directory: Path, keep: int) -> Path:
-    """Write a sealed snapshot document into `directory` (0700) under its standard name,
-    atomically and 0600, read it back to verify, and keep the newest `keep`."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+def snapshot_path_in(directory: Path, doc: dict) -> Path:
+    """A snapshot's standard file name: its cluster and the time it was taken (ms, UTC)."""
     stamp = datetime.fromtimestamp(doc["taken_at_ms"] / 1000, UTC).strftime("%Y%m%dT%H%M%S%f")
     safe_id = re.sub(r"[^A-Za-z0-9_-]", "_", doc["source"]["cluster_id"])
-    path = directory / f"snapshot-{safe_id}-{stamp[:-3]}Z.json"
+    return directory / f"snapshot-{safe_id}-{stamp[:-3]}Z.json"
+
+
+def write_snapshot_document(doc: dict, directory: Path, keep: int) -> Path:
+    """Write a sealed snapshot document into `directory` (0700) under its standard name,
+    atomically and 0600 (signed when ECAP_SIGNING_KEY is set), read it back to verify, and
+    keep the newest `keep`."""
+    key = signing_key_from_env()
+    if key is not None:
+        doc = sign_snapshot(doc, key)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = snapshot_path_in(directory, doc)
     write_atomically(path, serialize(doc))
     load_snapshot(path)
     prune(directory, keep)
@@ -231,14 +240,7 @@ def take_snapshot(
         pruned: list[Path] = []
     else:
         directory = directory or snapshot_dir()
-        stamp = (
-            datetime.fromtimestamp(snap.doc["taken_at_ms"] / 1000, UTC).strftime("%Y%m%dT%H%M%S%f")[
-                :-3
-            ]
-            + "Z"
-        )
-        safe_id = re.sub(r"[^A-Za-z0-9_-]", "_", snap.cluster_id)
-        path = directory / f"snapshot-{safe_id}-{stamp}.json"
+        path = snapshot_path_in(directory, snap.doc)
         write_atomically(path, text)
         pruned = prune(directory, keep or snapshot_keep())
     # Read it back: what is on disk must verify.
