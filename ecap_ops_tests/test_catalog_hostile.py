@@ -251,6 +251,13 @@ def test_thousands_of_errors_list_the_first_and_count_the_rest():
     assert exc.errors[-1] == f"... and {500 - MAX_ERRORS} more error(s)"
 
 
+def test_thousands_of_bad_keys_list_the_first_and_count_the_rest():
+    exc = refused("topics: {" + "yes: 1, " * 1000 + "}\n")
+    assert len(exc.errors) == MAX_ERRORS + 1
+    # 1000 coerced keys, 999 duplicates, and `yes` is no mapping of settings.
+    assert exc.errors[-1] == f"... and {2000 - MAX_ERRORS} more error(s)"
+
+
 # --- bytes: NUL, encodings, size ------------------------------------------------------------
 
 

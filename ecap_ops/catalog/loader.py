@@ -160,6 +160,7 @@ class _CatalogYaml(yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
         self._parser = _event_parser(text)
         self.problems: list[str] = []
         self.duplicates: list[str] = []
+        self.dropped = 0  # problems past MAX_ERRORS, counted only
         self._path: list[str | int] = []  # keys, and indexes in lists
         self._depth = 0
 
@@ -264,16 +265,18 @@ class _CatalogYaml(yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
             keep = True
             if not isinstance(key, yaml.ScalarNode):
                 what = "list" if isinstance(key, yaml.SequenceNode) else "mapping"
-                self.problems.append(
-                    f"{self.path()} ({_where(key.start_mark)}): a key must be text, found a {what}; write the key as a plain name"
+                self._note(
+                    self.problems,
+                    f"{self.path()} ({_where(key.start_mark)}): a key must be text, found a {what}; write the key as a plain name",
                 )
                 keep = False
                 text = "?"
             else:
                 text = key.value
                 if key.tag != _STR:
-                    self.problems.append(
-                        f"{self.path(text)} ({_where(key.start_mark)}): {_key_problem(key)}"
+                    self._note(
+                        self.problems,
+                        f"{self.path(text)} ({_where(key.start_mark)}): {_key_problem(key)}",
                     )
                     # Read on as the text it was meant to be; a merge is dropped unmerged.
                     keep = key.tag != _MERGE
@@ -281,8 +284,9 @@ class _CatalogYaml(yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
                 line = key.start_mark.line + 1
                 if text in seen:
                     where = "" if not self._path else f" in {self.path()}"
-                    self.duplicates.append(
-                        f"duplicate key {show(text)} at line {line} (first at line {seen[text]}){where}"
+                    self._note(
+                        self.duplicates,
+                        f"duplicate key {show(text)} at line {line} (first at line {seen[text]}){where}",
                     )
                 else:
                     seen[text] = line
@@ -293,6 +297,12 @@ class _CatalogYaml(yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
                 node.value.append((key, value))
         node.end_mark = p.get_event().end_mark
         return node
+
+    def _note(self, found: list[str], problem: str) -> None:
+        if len(self.problems) + len(self.duplicates) < MAX_ERRORS:
+            found.append(problem)
+        else:
+            self.dropped += 1
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         if len(node.value) > MAX_NUMBER_CHARS:
@@ -344,7 +354,7 @@ def _path_key(text: str) -> str:
     return _cut(text, MAX_PATH_KEY)
 
 
-def _read_yaml(text: str, source: str) -> tuple[Any, list[str], list[str]]:
+def _read_yaml(text: str, source: str) -> tuple[Any, list[str], list[str], int]:
     """The catalog's one YAML document as Python data, with key problems and duplicates."""
     bad = _NOT_ALLOWED.search(text)
     if bad:
@@ -373,7 +383,7 @@ def _read_yaml(text: str, source: str) -> tuple[Any, list[str], list[str]]:
         raise CatalogInvalid([f"(YAML): {_cut(str(exc), 200)}"], source) from None
     finally:
         reader.dispose()
-    return data, reader.problems, reader.duplicates
+    return data, reader.problems, reader.duplicates, reader.dropped
 
 
 def _char_at(text: str, mark: Any) -> str:
@@ -520,11 +530,12 @@ def parse_catalog(
     if len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit:
         raise CatalogInvalid([_too_big(limit)], source)
     errors = _Errors()
-    data, key_problems, duplicates = _read_yaml(text, source)
+    data, key_problems, duplicates, dropped = _read_yaml(text, source)
     for problem in key_problems:
         errors.add_item(problem)
     for d in duplicates:
         errors.add("(YAML)", d)
+    errors.dropped += dropped
     if data is None:
         raise CatalogInvalid(
             ["(top): the catalog is empty; it must be a mapping with a `topics:` key"], source
