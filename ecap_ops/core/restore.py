@@ -33,6 +33,9 @@ class RestoreOptions:
     topics: tuple[str, ...] = ()  # restore only these (snapshot names); empty: all
     name_prefix: str = ""  # create each topic as <prefix><name> (the DR drill's "drill.")
     replication_factor: int | None = None  # force one replication for every created topic
+    # Topics (target names, or "*") whose destructive config changes (a retention decrease
+    # or a cleanup.policy change on a topic with data) the operator accepts, as for apply.
+    acknowledge_destructive: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,7 @@ class RestorePlan:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["options"]["topics"] = list(self.options.topics)
+        d["options"]["acknowledge_destructive"] = sorted(self.options.acknowledge_destructive)
         d["summary"] = self.summary()
         d["blocked"] = self.blocked
         return d
@@ -276,7 +280,9 @@ def make_restore_plan(
                         f"{existing.replication_factor}; left as it is (producers with acks=all could write nothing)"
                     )
                     continue
-            if destructive_reason(key, existing.effective(key), value, existing.has_data, cleanup):
+            if destructive_reason(
+                key, existing.effective(key), value, existing.has_data, cleanup
+            ) and not ({"*", name} & set(options.acknowledge_destructive)):
                 destructive.append(f"{key} {existing.effective(key)} -> {value}")
                 continue
             changes[key] = value
@@ -291,7 +297,8 @@ def make_restore_plan(
                 Conflict(
                     src_name,
                     "destructive_config",
-                    f"{name} holds data; setting {'; '.join(destructive)} could remove records, so these are left alone",
+                    f"{name} holds data; setting {'; '.join(destructive)} could remove records, so these are left alone "
+                    f"(--acknowledge-destructive {name} applies them)",
                 )
             )
         if existing.replication_factor != t["replication_factor"]:
