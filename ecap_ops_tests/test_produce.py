@@ -460,3 +460,30 @@ def test_any_bytes_on_stdin_are_produced_or_refused_clearly(
                 assert _end(gw, plain_topic) == before
 
         check()
+
+
+def test_no_message_on_a_terminal_is_a_clear_error_not_a_hang(plain_topic, kafka_bootstrap):
+    import os
+    import pty
+    import sys
+
+    leader, follower = pty.openpty()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "ECAP_"))}
+        env["KAFKA_BOOTSTRAP_SERVERS"] = kafka_bootstrap
+        r = subprocess.run(
+            [sys.executable, "-m", "ecap_ops", "test-produce", plain_topic],
+            stdin=follower,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert r.returncode == 1
+    assert "no message: give it as the JSON argument, with --file PATH, or on standard input" in (
+        r.stderr
+    )
+    assert "Traceback" not in r.stderr
