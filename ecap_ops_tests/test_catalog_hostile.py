@@ -258,6 +258,30 @@ def test_thousands_of_bad_keys_list_the_first_and_count_the_rest():
     assert exc.errors[-1] == f"... and {2000 - MAX_ERRORS} more error(s)"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        SHIPPED,
+        BILLION_LAUGHS,
+        "topics:\n  yes: {partitions: 1}\n  [a]: 1\n  b: {partitions: 1}\n  b: {}\n",
+        "topics:\n  orders:\n    partitions: *x\n",
+        "topics:\n  orders: {partitions: 1}\n---\n",
+        "topics: " + "[" * 40 + "]" * 40 + "\n",
+    ],
+    ids=["shipped", "bomb", "keys", "alias", "two documents", "nesting"],
+)
+def test_without_libyaml_the_same_rules_give_the_same_answers(monkeypatch, text):
+    def outcome():
+        try:
+            return parse_catalog(text, env="dev").digest
+        except CatalogInvalid as exc:
+            return exc.errors
+
+    with_libyaml = outcome()
+    monkeypatch.setattr(yaml, "__with_libyaml__", False)
+    assert outcome() == with_libyaml
+
+
 # --- bytes: NUL, encodings, size ------------------------------------------------------------
 
 
