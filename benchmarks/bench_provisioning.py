@@ -5,6 +5,9 @@
 2. A generated catalog of 1,000 topics: first apply and the no-op plan after it: wall
    time and requests sent (batched, not one per topic).
 3. `dagster definitions validate` of ecap_ops vs a one-asset definitions file.
+4. What the brokers' validate-only requests add to `plan` (which now runs them, so exit 2
+   means "this can be applied"): plan alone vs plan + validation, for 5 and 1,000 topics
+   still to create, in-process, median of N.
 
 Usage: python benchmarks/bench_provisioning.py [--quick]
 """
@@ -24,6 +27,7 @@ from benchmarks.common import kafka_script_command, local_cluster, print_table  
 from ecap_ops.catalog import load_catalog, parse_catalog  # noqa: E402
 from ecap_ops.gateway import KafkaGateway  # noqa: E402
 from ecap_ops.services.provisioning import apply_topics, plan_topics  # noqa: E402
+from ecap_ops.services.write import validate_plan  # noqa: E402
 from ecap_ops.settings import KafkaSettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,6 +124,41 @@ def main() -> None:
                 ],
                 *noop_rows,
             ],
+        )
+
+        rows = []
+        for n in (5, n_topics):
+            lines = ["version: 1", "topics:"]
+            for i in range(n):
+                lines.append(
+                    f"  val-{i:04d}: {{partitions: {1 + i % 6}, retention: 7d, compression: lz4}}"
+                )
+            cat = parse_catalog("\n".join(lines) + "\n", env="dev", source="generated")
+            plain, validated, requests = [], [], {}
+            for _ in range(runs):
+                with KafkaGateway(settings) as gw:
+                    started = time.perf_counter()
+                    p = plan_topics(gw, cat)
+                    plain.append(time.perf_counter() - started)
+                    before = dict(gw.requests)
+                    problems = validate_plan(gw, p)
+                    validated.append(time.perf_counter() - started)
+                    assert not problems and len(p.actions) == n, problems[:3]
+                    requests = {k: v - before.get(k, 0) for k, v in gw.requests.items()}
+            a, b = statistics.median(plain), statistics.median(validated)
+            rows.append(
+                [
+                    f"{n:,} topics to create",
+                    f"{a:.3f} s",
+                    f"{b:.3f} s",
+                    f"+{b - a:.3f} s",
+                    ", ".join(f"{k} {v}" for k, v in sorted(requests.items()) if v),
+                ]
+            )
+        print_table(
+            f"4. plan without and with the brokers' validation (in-process, median of {runs})",
+            ["catalog", "plan", "plan + validate-only", "added", "validation requests"],
+            rows,
         )
 
     with tempfile.TemporaryDirectory() as tmp:
