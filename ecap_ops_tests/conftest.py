@@ -15,13 +15,16 @@ START_TIMEOUT_S = 180
 
 @pytest.fixture(scope="session", autouse=True)
 def ecap_state_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Snapshots (DR and pre-change) and the change log of every test go to a directory of
+    """Snapshots (DR and pre-change), cleanup's observations and the change log of every test go to a directory of
     the session's own, never to the user's ~/.ecap-ops; CLI subprocesses inherit it."""
     import os
 
     base = tmp_path_factory.mktemp("ecap-state")
-    saved = {k: os.environ.get(k) for k in ("ECAP_SNAPSHOT_DIR", "ECAP_CHANGE_LOG")}
+    saved = {
+        k: os.environ.get(k) for k in ("ECAP_SNAPSHOT_DIR", "ECAP_CHANGE_LOG", "ECAP_STATE_DIR")
+    }
     os.environ.setdefault("ECAP_SNAPSHOT_DIR", str(base / "snapshots"))
+    os.environ.setdefault("ECAP_STATE_DIR", str(base / "state"))
     os.environ.setdefault("ECAP_CHANGE_LOG", str(base / "kafka_management.log"))
     yield base
     for k, v in saved.items():

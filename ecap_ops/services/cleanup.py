@@ -186,7 +186,8 @@ class CleanupResult:
     deleted: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # chosen but kept at the last check
-    snapshots: dict[str, str] = field(default_factory=dict)  # topic -> snapshot path
+    snapshots: dict[str, str] = field(default_factory=dict)  # topic -> its evidence record
+    pre_change_snapshot: str | None = None  # restorable metadata of what was deleted
     cluster_id: str | None = None
     state_file: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -211,6 +212,7 @@ class CleanupResult:
             "failed": self.failed,
             "skipped": self.skipped,
             "snapshots": self.snapshots,
+            "pre_change_snapshot": self.pre_change_snapshot,
             "state_file": self.state_file,
             "warnings": self.warnings,
             "invisible_readers": INVISIBLE_READERS,
@@ -345,6 +347,7 @@ def write_snapshot(
 
 def _delete_confirmed(
     gw: KafkaGateway,
+    catalog: Catalog,
     decisions: list[Decision],
     metas: dict[str, dict],
     cluster_id: str,
@@ -354,8 +357,10 @@ def _delete_confirmed(
     """Delete the topics chosen for deletion: the one place a test topic is deleted.
 
     A last look first: a topic whose end offsets or topic id changed since its evidence was
-    read is kept (recorded in `result.skipped`). Then each topic's metadata is snapshotted
-    to `directory`; only a topic whose snapshot is on disk is deleted."""
+    read is kept (recorded in `result.skipped`). Then each topic's evidence record (metadata,
+    offsets, the reasons it was judged idle) is written to `directory`; only a topic whose
+    record is on disk is deleted, on the one write path (which snapshots it again in the
+    restorable DR format first)."""
     chosen = [d for d in decisions if d.delete]
     if not chosen:
         return
@@ -408,19 +413,35 @@ def _delete_confirmed(
         go.append(d.topic)
     if not go:
         return
+    # The deletion itself runs on the one write path: refusals (internal, catalog, canary),
+    # a restorable pre-change snapshot, the wait until the topics are gone, verification
+    # and the change log.
+    from ecap_ops.core.changes import make_delete_plan
+    from ecap_ops.services.write import execute_plan
+
     try:
-        outcome = gw.delete_topics(go)
+        state = gw.read_cluster_state(go, with_data=False)
+        plan = make_delete_plan(catalog, state, go)
+        for r in plan.refusals:
+            result.failed[r.topic] = f"refused: {r.message}"
+        if not plan.actions:
+            return
+        write = execute_plan(gw, plan, "cleanup-test-topics")
     except EcapOpsError as exc:
         for n in go:
-            result.failed[n] = str(exc)
+            result.failed.setdefault(n, str(exc))
         return
-    for n in go:
-        err = outcome.get(n, "no answer from the broker for this topic")
-        if err:
-            result.failed[n] = err
+    result.pre_change_snapshot = write.snapshot_path
+    for step in write.steps:
+        if step.ok:
+            result.deleted.append(step.topic)
+            log.info(
+                "deleted idle test topic %s (evidence %s)", step.topic, result.snapshots[step.topic]
+            )
         else:
-            result.deleted.append(n)
-            log.info("deleted idle test topic %s (snapshot %s)", n, result.snapshots[n])
+            result.failed[step.topic] = step.detail
+    for problem in write.verify_problems:
+        result.warnings.append(f"verify: {problem}")
 
 
 def cleanup_test_topics(
@@ -478,5 +499,7 @@ def cleanup_test_topics(
             warnings=warnings,
         )
         if execute:
-            _delete_confirmed(gw, decisions, metas, cluster_id, snapshots or snapshot_dir(), result)
+            _delete_confirmed(
+                gw, catalog, decisions, metas, cluster_id, snapshots or snapshot_dir(), result
+            )
     return result
