@@ -204,6 +204,22 @@ def make_reset_plan(
     return _plan(catalog, cluster, actions, refusals, catalog.names())
 
 
+CANARY_RETENTION_MS = 3_600_000
+
+
+def make_canary_plan(cluster_id: str, live_brokers: int) -> Plan:
+    """Create the health check's canary topic: 1 partition, replication min(3, brokers),
+    1 h retention."""
+    action = Action(
+        ActionKind.CREATE_TOPIC,
+        CANARY_TOPIC,
+        partitions=1,
+        replication_factor=max(1, min(3, live_brokers)),
+        configs={"retention.ms": str(CANARY_RETENTION_MS), "cleanup.policy": "delete"},
+    )
+    return Plan(cluster_id, "", "", (action,), (), (), (), "")
+
+
 def order(actions: Iterable[Action]) -> list[Action]:
     """Actions in the order they run (stable within a phase)."""
     rank = {p: i for i, p in enumerate(PHASES)}

@@ -9,6 +9,7 @@ fails on a cluster that does answer is recorded and the others still run.
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 from ecap_ops.catalog.model import Catalog
 from ecap_ops.core.health import CanaryResult, DiskInfo, HealthObservation, Quorum, QuorumVoter
@@ -21,7 +22,6 @@ from ecap_ops.gateway.errors import translate
 log = logging.getLogger(__name__)
 
 # Our own topic: not Kafka's (no "__" prefix), excluded from unmanaged reports and cleanup.
-CANARY_RETENTION_MS = 3_600_000
 
 
 def describe_quorum(gw: KafkaGateway) -> Quorum:
@@ -44,32 +44,12 @@ def describe_quorum(gw: KafkaGateway) -> Quorum:
     )
 
 
-def ensure_canary_topic(gw: KafkaGateway, live_brokers: int) -> None:
-    """Create the canary topic (1 partition, replication min(3, brokers), 1 h retention) if missing."""
-    if CANARY_TOPIC in gw.describe_topics([CANARY_TOPIC]):
-        return
-    result = gw.create_topics(
-        {
-            CANARY_TOPIC: {
-                "num_partitions": 1,
-                "replication_factor": max(1, min(3, live_brokers)),
-                "configs": {"retention.ms": str(CANARY_RETENTION_MS), "cleanup.policy": "delete"},
-            }
-        }
-    )
-    err = result.get(CANARY_TOPIC)
-    if err and not err.startswith("TopicAlreadyExistsError"):
-        raise EcapOpsError(f"creating the canary topic {CANARY_TOPIC}: {err}")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        meta = gw.describe_topics([CANARY_TOPIC]).get(CANARY_TOPIC)
-        if meta and all(p.get("leader_id", -1) >= 0 for p in meta["partitions"]):
-            return
-        time.sleep(0.2)
-
-
 def run_canary(
-    gw: KafkaGateway, live_brokers: int, count: int = 3, timeout_s: float = 5.0
+    gw: KafkaGateway,
+    live_brokers: int,
+    count: int = 3,
+    timeout_s: float = 5.0,
+    ensure: Callable[[KafkaGateway, int], None] | None = None,
 ) -> CanaryResult:
     """Produce `count` uniquely tagged messages (acks=all) and read them back from the
     partition, waiting at most `timeout_s` for them. Latency is send to receipt."""
@@ -77,7 +57,8 @@ def run_canary(
 
     settings = gw.settings
     try:
-        ensure_canary_topic(gw, live_brokers)
+        if ensure is not None:
+            ensure(gw, live_brokers)  # creating the topic is a change: the services do it
     except EcapOpsError as exc:
         return CanaryResult(CANARY_TOPIC, count, 0, None, error=str(exc))
     kw = settings.client_kwargs()
@@ -140,8 +121,10 @@ def observe_health(
     env: str,
     canary: bool = True,
     canary_timeout_s: float = 5.0,
+    ensure_canary: Callable[[KafkaGateway, int], None] | None = None,
 ) -> HealthObservation:
-    """Read everything the health check judges. Unreachable: an observation with `error`."""
+    """Read everything the health check judges. Unreachable: an observation with `error`.
+    `ensure_canary` creates the canary topic when it is missing (on the write path)."""
     from ecap_ops.core.plan import make_plan
 
     at_ms = int(time.time() * 1000)
@@ -194,7 +177,7 @@ def observe_health(
 
     canary_result = None
     if canary:
-        canary_result = run_canary(gw, len(live), timeout_s=canary_timeout_s)
+        canary_result = run_canary(gw, len(live), timeout_s=canary_timeout_s, ensure=ensure_canary)
     return HealthObservation(
         bootstrap=bootstrap,
         env=env,

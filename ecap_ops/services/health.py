@@ -20,9 +20,28 @@ from ecap_ops.core.health import (
     render_text,
 )
 from ecap_ops.core.health_incidents import Decision, IncidentPolicy, decide, event_alert, read_state
-from ecap_ops.errors import KafkaAuthFailed, KafkaUnavailable
+from ecap_ops.core.state import CANARY_TOPIC
+from ecap_ops.errors import EcapOpsError, KafkaAuthFailed, KafkaUnavailable
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.health import observe_health
+
+
+def ensure_canary_topic(gw: KafkaGateway, live_brokers: int) -> None:
+    """Create the health canary's topic when it is missing, on the one write path."""
+    from ecap_ops.core.changes import make_canary_plan
+    from ecap_ops.services.write import execute_plan, wait_for_leaders
+
+    if CANARY_TOPIC in gw.describe_topics([CANARY_TOPIC]):
+        return
+    cluster_id, _controller, brokers = gw.brokers()
+    result = execute_plan(gw, make_canary_plan(cluster_id, len(brokers)), "health-check canary")
+    failed = [s for s in result.steps if not s.ok and "TopicAlreadyExists" not in s.detail]
+    if failed or result.verify_problems:
+        raise EcapOpsError(
+            f"creating the canary topic {CANARY_TOPIC}: "
+            + "; ".join([s.detail for s in failed] + result.verify_problems)
+        )
+    wait_for_leaders(gw, [CANARY_TOPIC], timeout_s=10)
 
 
 def run_health_check(
@@ -36,7 +55,14 @@ def run_health_check(
     """Observe the cluster and judge it. An unreachable cluster is a CRIT report, not an error."""
     env = env or (catalog.env if catalog else "dev")
     try:
-        obs = observe_health(gw, catalog, env, canary=canary, canary_timeout_s=canary_timeout_s)
+        obs = observe_health(
+            gw,
+            catalog,
+            env,
+            canary=canary,
+            canary_timeout_s=canary_timeout_s,
+            ensure_canary=ensure_canary_topic,
+        )
     except (KafkaUnavailable, KafkaAuthFailed) as exc:
         # The cluster went away between two steps of the observation.
         obs = HealthObservation(
