@@ -3,40 +3,67 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# Overridable: `make run DAGSTER_PORT=3001 KAFKA_PORT=19092`.
 DAGSTER_PORT ?= 3000
 KAFKA_PORT ?= 9092
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
-KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
+override DAGSTER_HOME := $(abspath $(DAGSTER_HOME))
+# Where DR snapshots go: the same default as the ecap-ops CLI run from this checkout.
+ECAP_SNAPSHOT_DIR ?= $(HOME)/.ecap-ops/snapshots
+# Dagster's start-up notices that are not problems under `make run`: `dagster dev` is
+# superseded by `dg dev` (same server; we pin Dagster 1.13), and the sensors' `owners`
+# parameter is a beta API. setuptools' editable install reminds that a folder named like
+# the package shadows it (this checkout is that folder, on purpose).
+QUIET_NOTICES := ignore:Function `dev_command` is superseded,ignore:Parameter `owners`
+QUIET_SETUPTOOLS := ignore:Editable installation
 
-.PHONY: setup system-deps run stop test bench validate lint format clean
+.PHONY: setup system-deps system-deps-run run stop test bench validate lint format clean
 
-# Idempotent: creates the venv, installs the package with its pinned dependencies when
-# pyproject.toml changed, and fetches the Kafka jars once into .cache/.
-setup: $(VENV)/.installed
-	@$(BIN)/ecap-ops broker fetch
+# Idempotent: checks the system tools, creates the venv, installs the package with its
+# pinned dependencies when pyproject.toml changed, and fetches the Kafka jars once into .cache/.
+setup: system-deps-run $(VENV)/.installed
+	@printf 'Apache Kafka jars (Maven fetches them once): ' && $(BIN)/ecap-ops broker fetch
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	PYTHONWARNINGS='$(QUIET_SETUPTOOLS)' $(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $@
 
-# Debian packages the tests use (kcat, chromium, chromedriver, docker-compose) and Java/Maven.
+# System tools (one list, in scripts/install-system-deps.sh): `make run` needs Java 17+ and
+# Maven; `make test` also kcat, Chromium, ChromeDriver, docker-compose and PostgreSQL.
+# Missing ones are installed as root or with passwordless sudo; otherwise one message
+# names them and the command that installs them.
 system-deps:
-	bash scripts/install-system-deps.sh
+	@bash scripts/install-system-deps.sh test
 
+system-deps-run:
+	@bash scripts/install-system-deps.sh run
+
+# Kafka on $(KAFKA_PORT) (or the port it already runs on), the catalog's topics, then
+# Dagster. Dagster runs from $(DAGSTER_HOME), so the deployment's ./dagster.yaml is not in
+# its way, in its own process group: Ctrl-C stops it and everything it started; Kafka
+# keeps running until `make stop`.
 run: setup
-	@mkdir -p $(DAGSTER_HOME) && cp local/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@mkdir -p "$(DAGSTER_HOME)" && cp local/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	$(BIN)/ecap-ops broker start --port $(KAFKA_PORT)
-	KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) $(BIN)/ecap-ops create-topics
-	@echo "Dagster UI: http://127.0.0.1:$(DAGSTER_PORT)  (Ctrl-C stops Dagster; 'make stop' stops Kafka)"
-	DAGSTER_HOME=$(DAGSTER_HOME) KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) \
-	  $(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w local/workspace.yaml
+	@set -eo pipefail; \
+	bootstrap=$$($(BIN)/ecap-ops broker status -o json | $(BIN)/python -c 'import json, sys; print(json.load(sys.stdin)["bootstrap_servers"])'); \
+	echo "KAFKA_BOOTSTRAP_SERVERS=$$bootstrap $(BIN)/ecap-ops create-topics"; \
+	KAFKA_BOOTSTRAP_SERVERS=$$bootstrap $(BIN)/ecap-ops create-topics; \
+	echo "Starting Dagster (DAGSTER_HOME=$(DAGSTER_HOME), snapshots in $(ECAP_SNAPSHOT_DIR))..."; \
+	DAGSTER_HOME=$(DAGSTER_HOME) KAFKA_BOOTSTRAP_SERVERS=$$bootstrap \
+	ECAP_SNAPSHOT_DIR='$(ECAP_SNAPSHOT_DIR)' PYTHONWARNINGS='$(QUIET_NOTICES)' \
+	  exec $(BIN)/python scripts/run_in_group.py --cwd "$(DAGSTER_HOME)" \
+	    --ready-url http://127.0.0.1:$(DAGSTER_PORT) \
+	    --ready-message "Dagster UI: http://127.0.0.1:$(DAGSTER_PORT)  (Ctrl-C stops Dagster; 'make stop' stops Kafka)" \
+	    --stopped-message "Dagster stopped. Kafka still runs on $$bootstrap: 'make stop' stops it." \
+	    -- $(CURDIR)/$(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w $(CURDIR)/local/workspace.yaml
 
 stop:
 	-$(BIN)/ecap-ops broker stop
 
-test: setup
+test: system-deps setup
 	$(BIN)/python -m pytest
 
 bench: setup
