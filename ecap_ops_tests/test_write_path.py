@@ -405,3 +405,46 @@ def test_more_than_two_thousand_new_topics_are_applied_in_batches(own_cluster, t
         assert result.requests.get("CreateTopics", 0) >= 4  # 2 validation + 2 real batches
         names = {n for n in gw.list_topic_names() if n.startswith("bulk-")}
     assert len(names) == 2100
+
+
+def test_broker_stopped_in_the_middle_of_a_restore_stops_and_a_rerun_converges(
+    own_cluster, tmp_path, unique_name, monkeypatch
+):
+    from ecap_ops.core.restore import RestoreOptions
+    from ecap_ops.services.dr import restore, take_snapshot
+
+    _running(own_cluster)
+    settings = _settings(own_cluster)
+    monkeypatch.setenv("ECAP_SNAPSHOT_DIR", str(tmp_path / "snaps"))
+    cat = load_catalog(prefixed_catalog(tmp_path, unique_name), env="dev")
+    keep, lose = f"{unique_name}.fraud-alerts", f"{unique_name}.transactions"
+    with KafkaGateway(settings) as gw:
+        assert apply_topics(gw, cat).ok
+        snap_path = take_snapshot(gw, cat, output=tmp_path / "dr.json").path
+        # After the snapshot: one topic lost, another's retention changed by hand.
+        gw.require(gw.delete_topics([lose]), "deleting")
+        gw.require(gw.alter_topic_configs({keep: {"retention.ms": "86400000"}}), "altering")
+    options = RestoreOptions(topics=(keep, lose))
+    snap = load_snapshot(snap_path)
+    with KafkaGateway(settings) as gw:
+        real_alter = gw.alter_topic_configs
+
+        def alter_after_a_crash(changes, validate_only=False):
+            if not validate_only:
+                own_cluster.stop()
+            return real_alter(changes, validate_only=validate_only)
+
+        gw.alter_topic_configs = alter_after_a_crash
+        result = restore(gw, cat, snap, options, execute=True)
+    assert not result.ok
+    by = {(s.step, s.subject): s for s in result.steps}
+    assert by[("create_topic", lose)].ok and not by[("alter_configs", keep)].ok
+    assert result.pre_change_snapshot  # the overwritten retention was saved first
+    pre = load_snapshot(result.pre_change_snapshot)
+    assert pre.topics[keep]["overrides"]["retention.ms"] == "86400000"
+    own_cluster.start(timeout=180)
+    with KafkaGateway(settings) as gw:
+        again = restore(gw, cat, snap, options, execute=True)
+        assert again.ok, again.steps
+    d = describe_with_kafka_topics(own_cluster, keep)
+    assert d["configs"]["retention.ms"] == snap.topics[keep]["overrides"]["retention.ms"]
