@@ -84,3 +84,14 @@ def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
 def unique_name(request: pytest.FixtureRequest) -> str:
     """A fresh topic-name-safe string for this test (its name plus a random suffix)."""
     return topic_name(request.node.name.removeprefix("test_")[:40])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks follow from the fixtures a test uses (directly or through other fixtures), so
+    `-m "not kafka"` never starts a broker: every broker comes from `kafka_lib`."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "kafka_lib" in names:
+            item.add_marker(pytest.mark.kafka)
+        if "kafka_cluster3" in names:
+            item.add_marker(pytest.mark.cluster3)
