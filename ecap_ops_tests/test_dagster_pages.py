@@ -218,15 +218,15 @@ def test_the_health_page_opens_with_the_verdict_and_findings_and_runs_carry_it(
         keys = list(meta)
         assert keys[:3] == ["summary", "status", "findings"], keys
         assert keys[-1] == "incident_state"  # the machine state, last
-        assert meta["summary"].value.startswith("## WARN: ")
+        assert meta["summary"].value.startswith("### WARN: ")
         assert "Open incident" in meta["summary"].value
         table = meta["findings"].value
         assert [c.name for c in table.schema.columns] == [
             "severity",
             "check",
             "subject",
-            "detail",
             "since",
+            "detail",
         ]
         rows = [r.data for r in table.records]
         assert rows[0]["severity"] in ("WARN", "CRIT")  # worst first
@@ -236,7 +236,8 @@ def test_the_health_page_opens_with_the_verdict_and_findings_and_runs_carry_it(
         first_meta = records[1].asset_materialization.metadata
         first_rows = [r.data for r in first_meta["findings"].value.records]
         first_missing = next(r for r in first_rows if r["check"] == "catalog")
-        assert missing["since"].split(" (")[0] == first_missing["since"].split(" (")[0] != "-"
+        assert first_missing["since"] != "-" and "Z (" in missing["since"]
+        assert missing["since"].split(" (")[0] == first_missing["since"].split(" (")[0]
         assert "WARN" in meta["open_incident"].value and "open" in meta["open_incident"].value
         # Numbers people read and the UI plots, rounded.
         latency = meta["canary_latency_ms"].value

@@ -128,6 +128,18 @@ def visible_text(browser, text: str, timeout: float = 60):
         raise
 
 
+def text_on_page(browser, what: str, pred, timeout: float = 60):
+    """Wait until `pred(page text)`; on a timeout keep the page (png and txt) for the artifacts."""
+    try:
+        return wait_for(what, lambda: pred(page_text(browser)), timeout, interval=0.5)
+    except TimeoutError:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        slug = "".join(c if c.isalnum() else "-" for c in what)[:60]
+        browser.save_screenshot(str(SCREENSHOTS / f"ui-missing-{slug}.png"))
+        (SCREENSHOTS / f"ui-missing-{slug}.txt").write_text(page_text(browser))
+        raise
+
+
 def page_text(browser) -> str:
     from selenium.webdriver.common.by import By
 
@@ -151,7 +163,13 @@ def test_launch_provision_topics_and_see_it_succeed(stack: Stack, browser, shot)
 
     browser.get(stack.page("/jobs/provision_topics"))
     visible_text(browser, "provision_topics")
-    assert "Never deletes a topic" in page_text(browser)  # the job explains itself
+    # The job explains itself (once the page has loaded).
+    wait_for(
+        "the job's description",
+        lambda: "Never deletes a topic" in page_text(browser),
+        60,
+        interval=0.5,
+    )
     shot("job-page")
     before = {r["runId"] for r in stack.dev.runs("provision_topics")}
     button = wait_for(
@@ -252,3 +270,222 @@ def test_every_schedule_and_sensor_page_opens(stack: Stack, browser, shot):
     states |= {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
     assert states["kafka_health_check_schedule"] == "STOPPED"
     assert states["consumer_lag_sensor"] == "STOPPED"
+
+
+# -- the pages an on-call engineer reads (issue 11): screenshots kept as artifacts ---------
+
+
+def launch(stack: Stack, job: str, run_config: dict | None = None) -> str:
+    """Submit a run of `job` through GraphQL (the daemon dequeues it); its id."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    client = DagsterGraphQLClient("127.0.0.1", port_number=stack.dev.port)
+    return client.submit_job_execution(
+        job, repository_location_name=stack.location, run_config=run_config or {}
+    )
+
+
+def finished(stack: Stack, run_id: str, timeout: float = 240) -> str:
+    """Wait for a run to end; its status."""
+    return wait_for(
+        f"run {run_id} to finish",
+        lambda: (
+            stack.dev.run_status(run_id) in ("SUCCESS", "FAILURE", "CANCELED")
+            and stack.dev.run_status(run_id)
+        ),
+        timeout,
+        interval=2,
+        on_timeout=stack.dev.log_tail,
+    )
+
+
+def run_tags(stack: Stack, run_id: str) -> dict[str, str]:
+    data = stack.dev.graphql(
+        "query($id: ID!) { runOrError(runId: $id) { ... on Run { tags { key value } } } }",
+        {"id": run_id},
+    )
+    return {t["key"]: t["value"] for t in data["runOrError"]["tags"]}
+
+
+def provisioned(stack: Stack) -> None:
+    """The isolated catalog's topics exist (provision_topics succeeded at least once)."""
+    if not any(r["status"] == "SUCCESS" for r in stack.dev.runs("provision_topics")):
+        assert finished(stack, launch(stack, "provision_topics")) == "SUCCESS"
+
+
+def asset_page(stack: Stack, *path: str) -> str:
+    return f"{stack.dev.url}/assets/" + "/".join(path)
+
+
+def test_cluster_health_page_shows_a_warn_verdict_findings_and_the_runs_tag(
+    stack: Stack, browser, shot
+):
+    provisioned(stack)
+    # Out-of-band drift on user-events: the health check's finding, and its topic check.
+    from ecap_ops.gateway import KafkaGateway
+    from ecap_ops.settings import KafkaSettings
+
+    drifted = stack.prefix + "user-events"
+    with KafkaGateway(KafkaSettings(bootstrap_servers=stack.bootstrap)) as gw:
+        gw.require(gw.alter_topic_configs({drifted: {"retention.ms": "3600000"}}), "altering")
+    config = {"ops": {"kafka_health_report": {"config": {"canary_timeout_seconds": 10}}}}
+    run_ids = [launch(stack, "kafka_health_check", config) for _ in range(2)]
+    for run_id in run_ids:
+        assert finished(stack, run_id) == "SUCCESS"
+        # The e2e environment is judged as production: one broker is a WARN there.
+        assert run_tags(stack, run_id).get("ecap/health") == "WARN"
+
+    browser.get(asset_page(stack, "ecap_ops", "kafka_cluster_health"))
+    visible_text(browser, "kafka_cluster_health")
+    wait_for(
+        "the verdict on the health page",
+        lambda: "WARN:" in page_text(browser) and "Open incident" in page_text(browser),
+        60,
+        interval=0.5,
+    )
+    shot("asset-page")
+    text = page_text(browser)
+    (SCREENSHOTS / "ui-health-page.txt").write_text(text)
+    assert "Never materialized" not in text
+    assert "differs from the catalog" in text and drifted in text
+    # People first: the summary comes before the machine state on the page.
+    metadata = text[text.index("Key Timestamp Value") :]
+    assert metadata.index("WARN:") < metadata.index("incident_state")
+
+    # The runs list shows the verdict as a tag.
+    browser.get(f"{stack.dev.url}/runs?q%5B0%5D=job%3Akafka_health_check")
+    visible_text(browser, run_ids[-1][:8])
+    wait_for("the verdict tag", lambda: "ecap/health" in page_text(browser), 60, interval=0.5)
+    shot("runs-list")
+
+    # user-events' matches_catalog follows the health check: red, with the drift.
+    browser.get(asset_page(stack, "kafka", drifted) + "?view=checks")
+    visible_text(browser, "matches_catalog")
+    text_on_page(
+        browser,
+        "user-events' failed matches_catalog check",
+        lambda t: "retention.ms" in t,
+    )
+    shot("user-events-checks")
+
+
+def test_topic_asset_page(stack: Stack, browser, shot):
+    provisioned(stack)
+    topic = stack.prefix + "transactions"
+    browser.get(asset_page(stack, "kafka", topic))
+    visible_text(browser, topic)
+    wait_for(
+        "the topic's materialization metadata",
+        lambda: "partition_table" in page_text(browser),
+        60,
+        interval=0.5,
+    )
+    text = page_text(browser)
+    assert "Unmanaged" not in text and "Never materialized" not in text
+    shot("overview")
+
+
+def test_snapshot_asset_page_after_two_snapshots(stack: Stack, browser, shot):
+    for _ in range(2):
+        assert finished(stack, launch(stack, "dr_snapshot")) == "SUCCESS"
+    browser.get(asset_page(stack, "kafka_metadata_snapshot"))
+    visible_text(browser, "kafka_metadata_snapshot")
+    wait_for(
+        "the latest snapshot's summary",
+        lambda: "Snapshot of cluster" in page_text(browser),
+        60,
+        interval=0.5,
+    )
+    text = page_text(browser)
+    assert "partitions" in text and "0 of" not in text  # no partitions to count
+    assert "no change since the previous snapshot" in text
+    shot("overview")
+    browser.get(asset_page(stack, "kafka_metadata_snapshot") + "?view=events")
+    visible_text(browser, "kafka_metadata_snapshot")
+    text_on_page(browser, "the snapshot history", lambda t: "Materialization" in t)
+    shot("history")
+
+
+def render_alerts(jsonl: Path, out: Path) -> Path:
+    """The JSON-lines alert log as a page people read: newest first, title, text, run link."""
+    import html
+
+    alerts = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+    rows = []
+    for a in reversed(alerts):
+        link = (
+            f'<a href="{html.escape(a["run_url"])}">{html.escape(a["run_url"])}</a>'
+            if a.get("run_url")
+            else ""
+        )
+        rows.append(
+            f"<tr><td>{html.escape(a['at'])}</td><td class='{a['severity']}'>"
+            f"{html.escape(a['severity'].upper())}</td><td><b>{html.escape(a['title'])}</b>"
+            f"<pre>{html.escape(a.get('text', ''))}</pre>{link}</td></tr>"
+        )
+    out.write_text(
+        "<html><head><style>body{font-family:sans-serif;margin:24px}"
+        "td{vertical-align:top;padding:8px;border-bottom:1px solid #ccc}"
+        ".critical{color:#b00;font-weight:bold}pre{white-space:pre-wrap;margin:6px 0}</style></head>"
+        f"<body><h2>Alerts log: {html.escape(str(jsonl))}</h2><table>"
+        "<tr><th>at</th><th>severity</th><th>alert</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>"
+    )
+    return out
+
+
+def test_a_failed_runs_alert_names_the_cause(stack: Stack, browser, shot, tmp_path):
+    sensor = "run_failure_alert_sensor"
+    started = stack.dev.graphql(
+        "mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename"
+        " ... on PythonError { message } } }",
+        {
+            "s": {
+                "repositoryName": "__repository__",
+                "repositoryLocationName": stack.location,
+                "sensorName": sensor,
+            }
+        },
+    )
+    assert started["startSensor"]["__typename"] == "Sensor", started
+    missing = "/nonexistent/snapshots/ecap-snapshot-missing.json"
+    run_id = launch(
+        stack,
+        "dr_restore",
+        {"ops": {"restore_from_snapshot": {"config": {"snapshot_path": missing}}}},
+    )
+    assert finished(stack, run_id) == "FAILURE"
+    jsonl = Path(stack.env["ECAP_ALERT_JSONL"])
+
+    def alert():
+        if not jsonl.exists():
+            return None
+        for line in jsonl.read_text().splitlines():
+            a = json.loads(line)
+            if a.get("fields", {}).get("run_id") == run_id:
+                return a
+        return None
+
+    sent = wait_for(
+        "the failure alert in the JSON-lines log",
+        alert,
+        180,
+        interval=3,
+        on_timeout=stack.dev.log_tail,
+    )
+    assert "no such snapshot file" in sent["title"] and "restore_from_snapshot" in sent["title"]
+    assert sent["run_url"].endswith(f"/runs/{run_id}")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = render_alerts(jsonl, SCREENSHOTS / "alerts-log.html")
+    browser.get(page.as_uri())
+    visible_text(browser, "CRITICAL")
+    shot("alerts-log")
+    browser.get(f"{stack.dev.url}/runs/{run_id}")
+    visible_text(browser, run_id[:8])
+    wait_for(
+        "the step's error on the run page",
+        lambda: "no such snapshot file" in page_text(browser),
+        60,
+    )
+    shot("run-page")

@@ -118,6 +118,7 @@ def build_snapshot_asset(catalog: Catalog) -> dg.AssetsDefinition:
                     f"**Snapshot of cluster `{s['cluster_id']}`**: {headline}.\n\n"
                     f"File `{result.path}`, sha256 `{s['checksum'][:16]}...`"
                 ),
+                **_diff_metadata(diff),
                 "path": dg.MetadataValue.path(str(result.path)),
                 "checksum_sha256": dg.MetadataValue.text(s["checksum"]),
                 "cluster_id": dg.MetadataValue.text(s["cluster_id"]),
@@ -134,7 +135,6 @@ def build_snapshot_asset(catalog: Catalog) -> dg.AssetsDefinition:
                 "complete": dg.MetadataValue.json(s["complete"]),
                 "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in s["notes"]) or "none"),
                 "pruned": dg.MetadataValue.int(len(result.pruned)),
-                **_diff_metadata(diff),
             }
         )
 

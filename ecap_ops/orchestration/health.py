@@ -116,6 +116,13 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _since(ts: float, now: float) -> str:
+    """`23:36Z (12m 05s)`: when (UTC; with the date after a day), then how long."""
+    at = datetime.fromtimestamp(ts, UTC)
+    when = at.strftime("%H:%MZ") if now - ts < 86400 else at.strftime("%Y-%m-%d %H:%MZ")
+    return f"{when} ({_age(now - ts)})"
+
+
 def _age(seconds: float) -> str:
     from ecap_ops.catalog.units import format_seconds
 
@@ -132,18 +139,30 @@ def health_page_metadata(report, state: dict, events, now: float) -> dict:
     problems = report.problems()
     inc = state.get("incident")
     counts = {sev: sum(f.severity == sev for f in report.findings) for sev in (CRIT, WARN, OK)}
-    where = f"cluster `{report.cluster_id or 'unreachable'}` at `{report.bootstrap}` ({report.env})"
-    lines = [f"## {report.status}: " + _headline(report)]
-    lines.append(where + f", checked {_when(report.at_ms / 1000)}.")
+    n = len(problems)
+    lines = [
+        f"### {report.status}: "
+        + (
+            f"{n} problem{'s' if n != 1 else ''} ({counts[CRIT]} CRIT, {counts[WARN]} WARN)"
+            if n
+            else "every check passed"
+        )
+    ]
     if inc:
         lines.append(
-            f"**Open incident** `{inc['id']}`: {inc['level']} (worst {inc['peak']}), "
-            f"open {_age(now - float(inc['opened']))} since {_when(float(inc['opened']))}."
+            f"**Open incident**: {inc['level']} for {_age(now - float(inc['opened']))} "
+            f"(since {_since(float(inc['opened']), now).split(' (')[0]}, worst {inc['peak']})"
         )
     else:
         lines.append("No open incident.")
+    if problems:
+        lines.append("Worst: " + _headline(report))
+    lines.append(
+        f"Cluster `{report.cluster_id or 'unreachable'}` ({report.env}), "
+        f"checked {_since(report.at_ms / 1000, now).split(' (')[0]}"
+    )
     if events:
-        lines.append("Notified this run: " + ", ".join(e.event_name for e in events) + ".")
+        lines.append("Notified this run: " + ", ".join(e.event_name for e in events))
     ordered = sorted(report.findings, key=lambda f: -{OK: 0, WARN: 1, CRIT: 2}[f.severity])
     rows = []
     for f in ordered:
@@ -154,8 +173,8 @@ def health_page_metadata(report, state: dict, events, now: float) -> dict:
                     "severity": f.severity,
                     "check": f.check,
                     "subject": f.subject,
+                    "since": "-" if since is None else _since(since, now),
                     "detail": f.message[:500],
-                    "since": "-" if since is None else f"{_when(since)} ({_age(now - since)})",
                 }
             )
         )
@@ -170,8 +189,10 @@ def health_page_metadata(report, state: dict, events, now: float) -> dict:
                     dg.TableColumn("severity", "string", description="CRIT, WARN or OK"),
                     dg.TableColumn("check", "string"),
                     dg.TableColumn("subject", "string"),
+                    dg.TableColumn(
+                        "since", "string", description="first seen (UTC), and for how long"
+                    ),
                     dg.TableColumn("detail", "string"),
-                    dg.TableColumn("since", "string", description="first seen (unbroken)"),
                 ]
             ),
         ),
