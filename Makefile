@@ -6,10 +6,19 @@ BIN := $(VENV)/bin
 # Overridable: `make run DAGSTER_PORT=3001 KAFKA_PORT=19092`.
 DAGSTER_PORT ?= 3000
 KAFKA_PORT ?= 9092
+# ecap-ops keeps its files (DR and pre-change snapshots, the change log, cleanup's
+# observations) where the CLI run in this shell keeps them: under $$DAGSTER_HOME when your
+# environment sets it, else under ~/.ecap-ops. `make run`'s own Dagster instance
+# (.dagster_home) holds only Dagster's runs and events, so `make clean` keeps snapshots.
+ifeq ($(origin DAGSTER_HOME),environment)
+ECAP_FILES := $(DAGSTER_HOME)
+else
+ECAP_FILES := $(HOME)/.ecap-ops
+endif
+ECAP_SNAPSHOT_DIR ?= $(ECAP_FILES)/snapshots
+ECAP_STATE_DIR ?= $(ECAP_FILES)/state
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 override DAGSTER_HOME := $(abspath $(DAGSTER_HOME))
-# Where DR snapshots go: the same default as the ecap-ops CLI run from this checkout.
-ECAP_SNAPSHOT_DIR ?= $(HOME)/.ecap-ops/snapshots
 # Dagster's start-up notices that are not problems under `make run`: `dagster dev` is
 # superseded by `dg dev` (same server; we pin Dagster 1.13), and the sensors' `owners`
 # parameter is a beta API. setuptools' editable install reminds that a folder named like
@@ -53,7 +62,8 @@ run: setup
 	KAFKA_BOOTSTRAP_SERVERS=$$bootstrap $(BIN)/ecap-ops create-topics; \
 	echo "Starting Dagster (DAGSTER_HOME=$(DAGSTER_HOME), snapshots in $(ECAP_SNAPSHOT_DIR))..."; \
 	DAGSTER_HOME=$(DAGSTER_HOME) KAFKA_BOOTSTRAP_SERVERS=$$bootstrap \
-	ECAP_SNAPSHOT_DIR='$(ECAP_SNAPSHOT_DIR)' PYTHONWARNINGS='$(QUIET_NOTICES)' \
+	ECAP_SNAPSHOT_DIR='$(ECAP_SNAPSHOT_DIR)' ECAP_STATE_DIR='$(ECAP_STATE_DIR)' \
+	PYTHONWARNINGS='$(QUIET_NOTICES)' \
 	  exec $(BIN)/python scripts/run_in_group.py --cwd "$(DAGSTER_HOME)" \
 	    --ready-url http://127.0.0.1:$(DAGSTER_PORT) \
 	    --ready-message "Dagster UI: http://127.0.0.1:$(DAGSTER_PORT)  (Ctrl-C stops Dagster; 'make stop' stops Kafka)" \

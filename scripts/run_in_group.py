@@ -94,6 +94,8 @@ def signal_all(pgid: int, sig: int) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     for pid in adopted_children():
+        if pid == pgid:
+            continue  # the command itself: killpg above reached it
         try:
             os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):

@@ -1,4 +1,10 @@
-"""Disaster-recovery commands: snapshot, restore, snapshot-diff, dr-drill."""
+"""Disaster-recovery commands: snapshot, restore, snapshot-diff, snapshot-verify, dr-drill.
+
+Like every read command, each takes `-o/--output table|json` for its report. Files are
+named by `--file PATH` (where `snapshot` writes) or by a PATH argument (the snapshot
+`restore`, `snapshot-verify`, `snapshot-diff` and `dr-drill` read); `restore` and
+`dr-drill` default to the newest snapshot in the snapshot directory.
+"""
 
 import sys
 
@@ -6,38 +12,73 @@ import click
 
 from ecap_ops.cli.app import CliContext, emit_json, guarded, main, output_option, pass_cli
 
+FORMATS = ("table", "json")
+SNAPSHOT_DIR_HELP = "$ECAP_SNAPSHOT_DIR, else $DAGSTER_HOME/snapshots, else ~/.ecap-ops/snapshots"
 
-def _format_option(f):
-    """`snapshot` takes --output PATH (the issue's name), so its format is --format."""
+
+def _short(value: str, limit: int = 40) -> str:
+    """A value as a person can read it in a message: quoted, escaped, at most `limit` characters."""
+    text = repr(value[:limit])
+    return text if len(value) <= limit else f"{text}..."
+
+
+def _report_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value in FORMATS:
+        return value
+    raise click.BadParameter(
+        f"{_short(value)} is not a report format: --output takes table or json. "
+        "To write the snapshot to a file, use --file PATH.",
+        ctx=ctx,
+        param=param,
+    )
+
+
+def _snapshot_output_option(f):
+    """`-o/--output table|json` as on every read command, with a pointer to --file for a path."""
     return click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(["table", "json"]),
+        "--output",
+        "-o",
         default="table",
         show_default=True,
+        metavar="[table|json]",
+        callback=_report_format,
         help="table for people, json (stable keys) for scripts.",
     )(f)
 
 
+def _newest_snapshot():
+    """The newest snapshot in the snapshot directory, said on stderr (stdout may be JSON)."""
+    from ecap_ops.services.dr import latest_snapshot, snapshot_dir
+
+    directory = snapshot_dir()
+    path = latest_snapshot(directory)
+    click.echo(
+        f"Using the newest snapshot in {directory}: {path.name} (give a PATH to use another)",
+        err=True,
+    )
+    return path
+
+
 @main.command()
 @click.option(
-    "--output",
-    "output_path",
+    "--file",
+    "file_path",
     type=click.Path(dir_okay=False),
-    help="Write the snapshot to this file instead of the snapshot directory [env ECAP_SNAPSHOT_DIR].",
+    metavar="PATH",
+    help=f"Write the snapshot to this file instead of the snapshot directory ({SNAPSHOT_DIR_HELP}).",
 )
-@_format_option
+@_snapshot_output_option
 @pass_cli
 @guarded
-def snapshot(cli: CliContext, output_path, fmt):
+def snapshot(cli: CliContext, file_path, output):
     """Take a verified snapshot of the cluster's metadata (written atomically)."""
     from ecap_ops.services.dr import take_snapshot
 
     catalog = cli.catalog()
     with cli.gateway() as gw:
-        result = take_snapshot(gw, catalog, output=output_path)
+        result = take_snapshot(gw, catalog, output=file_path)
     d = result.to_dict()
-    if fmt == "json":
+    if output == "json":
         emit_json(d)
         return
     click.echo(f"Snapshot written: {d['path']} ({d['size_bytes']:,} bytes)")
@@ -59,7 +100,7 @@ def snapshot(cli: CliContext, output_path, fmt):
 
 
 @main.command()
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
 @click.option(
     "--execute", is_flag=True, help="Apply the plan. Without it, a dry run that changes nothing."
 )
@@ -98,13 +139,15 @@ def restore(
     replication_factor,
     output,
 ):
-    """Restore a snapshot: plan first, dry run unless --execute. Never deletes anything.
+    """Restore snapshot PATH (default: the newest in the snapshot directory): plan first, dry
+    run unless --execute. Never deletes anything.
 
     Exit 0: nothing to do or applied; 2: dry run found changes; 1: refused, conflicts or error."""
     from ecap_ops.core.restore import RestoreOptions, render_restore_plan
     from ecap_ops.services.dr import load_snapshot
     from ecap_ops.services.dr import restore as do_restore
 
+    path = path or _newest_snapshot()
     snap = load_snapshot(path)
     catalog = cli.catalog()
     options = RestoreOptions(
@@ -116,7 +159,7 @@ def restore(
     with cli.gateway() as gw:
         result = do_restore(gw, catalog, snap, options, execute=execute)
     if output == "json":
-        emit_json({**result.to_dict(), "dry_run": not execute})
+        emit_json({**result.to_dict(), "dry_run": not execute, "snapshot": str(path)})
     else:
         click.echo(render_restore_plan(result.plan))
         if not execute:
@@ -177,11 +220,13 @@ def snapshot_verify(path, output):
 
 
 @main.command("dr-drill")
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
 @click.option(
     "--snapshot",
     "snapshot_path",
     type=click.Path(dir_okay=False),
-    help="Snapshot to drill; default the newest in the snapshot directory.",
+    hidden=True,
+    help="The same as PATH (the older spelling).",
 )
 @click.option(
     "--target",
@@ -202,11 +247,14 @@ def snapshot_verify(path, output):
 @output_option
 @pass_cli
 @guarded
-def dr_drill(cli: CliContext, snapshot_path, target_bootstrap, name_prefix, topics, output):
-    """Restore a snapshot onto a scratch target, check it topic by topic, remove what was created. Exit 1 on failure."""
-    from ecap_ops.services.dr import drill_target, latest_snapshot, run_drill, snapshot_dir
+def dr_drill(cli: CliContext, path, snapshot_path, target_bootstrap, name_prefix, topics, output):
+    """Restore snapshot PATH (default: the newest in the snapshot directory) onto a scratch
+    target, check it topic by topic, remove what was created. Exit 1 on failure."""
+    from ecap_ops.services.dr import drill_target, run_drill
 
-    path = snapshot_path or latest_snapshot(snapshot_dir())
+    if path and snapshot_path and path != snapshot_path:
+        raise click.UsageError("give the snapshot once: as PATH or as --snapshot, not both")
+    path = path or snapshot_path or _newest_snapshot()
     target, same = drill_target(cli.settings(), target_bootstrap)
     with target:
         report = run_drill(

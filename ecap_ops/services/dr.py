@@ -52,12 +52,15 @@ SNAPSHOT_FILE = re.compile(r"^snapshot-[A-Za-z0-9_-]+-\d{8}T\d{6}\d{3}Z\.json$")
 
 
 def snapshot_dir(env: dict[str, str] | None = None) -> Path:
-    """ECAP_SNAPSHOT_DIR, else <DAGSTER_HOME or ~/.ecap-ops>/snapshots."""
+    """ECAP_SNAPSHOT_DIR, else <DAGSTER_HOME or ~/.ecap-ops>/snapshots: the one rule the CLI
+    and Dagster share (`make run` passes the CLI's choice on to its own Dagster instance)."""
     env = os.environ if env is None else env
     if env.get("ECAP_SNAPSHOT_DIR"):
         return Path(env["ECAP_SNAPSHOT_DIR"]).expanduser()
-    base = Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else Path.home() / ".ecap-ops"
-    return base / "snapshots"
+    if env.get("DAGSTER_HOME"):
+        return Path(env["DAGSTER_HOME"]) / "snapshots"
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return home / ".ecap-ops" / "snapshots"
 
 
 def snapshot_keep(env: dict[str, str] | None = None) -> int:
@@ -69,11 +72,13 @@ def snapshot_keep(env: dict[str, str] | None = None) -> int:
     try:
         n = int(raw)
     except ValueError:
+        shown = repr(raw[:40])
+        shown = shown if len(shown) <= 40 and len(raw) <= 40 else shown[:40] + "..."
         raise ConfigError(
-            f"ECAP_SNAPSHOT_KEEP: expected a whole number of snapshots to keep, got {raw!r}"
+            f"ECAP_SNAPSHOT_KEEP: expected a whole number of snapshots to keep, got {shown}"
         ) from None
     if n < 1:
-        raise ConfigError(f"ECAP_SNAPSHOT_KEEP: must be >= 1, got {n}")
+        raise ConfigError(f"ECAP_SNAPSHOT_KEEP: must be >= 1, got {str(n)[:20]}")
     return n
 
 
@@ -89,8 +94,8 @@ def latest_snapshot(directory: Path) -> Path:
     files = list_snapshots(directory)
     if not files:
         raise SnapshotInvalid(
-            f"no snapshot in {directory}; take one with `ecap-ops snapshot` or the Dagster job dr_snapshot "
-            "(ECAP_SNAPSHOT_DIR sets the directory)"
+            f"no snapshot in {directory}; take one with `ecap-ops snapshot` or the Dagster job dr_snapshot, "
+            "or give a snapshot file's path (ECAP_SNAPSHOT_DIR sets the directory)"
         )
     return files[-1]
 
