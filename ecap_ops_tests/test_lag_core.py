@@ -196,7 +196,7 @@ def test_deleted_group_closes_quietly():
     evs = run(ticks)
     events = [e for ev in evs for e in ev.events]
     assert [(e.kind, e.notify) for e in events] == [("open", True), ("close", False)]
-    assert "g" not in evs[-1].window["groups"]
+    assert "g" not in evs[-1].window.groups
 
 
 def test_partial_listing_does_not_delete():
@@ -204,7 +204,7 @@ def test_partial_listing_does_not_delete():
     o = Observation(o.cluster_id, o.at, o.offsets, o.topics, {}, None, partial=True)
     w = run([obs(10 * i, 100 * i, 0, state="Empty", members=0) for i in range(1, 4)])[-1].window
     ev = evaluate(w, o, th, CFG)
-    assert not ev.events and "g" in ev.window["groups"]
+    assert not ev.events and "g" in ev.window.groups
 
 
 def test_same_tick_twice_gives_the_same_run_keys():
@@ -270,17 +270,17 @@ def test_evaluate_leaves_its_window_alone_and_copy_window_is_a_deep_copy():
         ev = evaluate(w, o, th, CFG)
         assert w == before  # the input window is not changed in place
         w = ev.window
-    assert any(t.get("inc") for gw in w["groups"].values() for t in gw["t"].values())
+    assert any(t.incident for gw in w.groups.values() for t in gw.topics.values())
     c = copy_window(w)
-    assert c == json.loads(json.dumps(w))
-    for group, gw in w["groups"].items():
-        assert c["groups"][group] is not gw and c["groups"][group]["p"] is not gw["p"]
-        for topic, gt in gw["t"].items():
-            assert c["groups"][group]["t"][topic] is not gt
-            assert gt["inc"] is None or c["groups"][group]["t"][topic]["inc"] is not gt["inc"]
-    for topic, parts in w["ends"].items():
+    assert c.to_wire() == json.loads(json.dumps(w.to_wire())) and c == w
+    for group, gw in w.groups.items():
+        assert c.groups[group] is not gw and c.groups[group].partitions is not gw.partitions
+        for topic, gt in gw.topics.items():
+            assert c.groups[group].topics[topic] is not gt
+            assert gt.incident is None or c.groups[group].topics[topic].incident is not gt.incident
+    for topic, parts in w.ends.items():
         for p, samples in parts.items():
-            assert c["ends"][topic][p] == samples and c["ends"][topic][p] is not samples
+            assert c.ends[topic][p] == samples and c.ends[topic][p] is not samples
     assert [status_rank(s) for s in ("DATA_LOSS", "LAGGING", "IDLE")] == [0, 5, 9]
 
 

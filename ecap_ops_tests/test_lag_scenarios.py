@@ -198,8 +198,8 @@ def _status_of(h: Harness, group: str) -> str:
     from ecap_ops.core.lag import decode_window
 
     w = decode_window(h.cursor)
-    gt = next(iter(w["groups"][group]["t"].values()))
-    return gt["raw"][-1]
+    gt = next(iter(w.groups[group].topics.values()))
+    return gt.raw[-1]
 
 
 def _make_topic(bootstrap, name, partitions=1):
@@ -402,7 +402,7 @@ def test_data_loss_same_tick_twice_and_deleted_group(kafka_bootstrap, unique_nam
         assert not res.run_requests
     from ecap_ops.core.lag import decode_window
 
-    assert group not in decode_window(h.cursor)["groups"]
+    assert group not in decode_window(h.cursor).groups
     assert len(receiver.received) == 1  # closed quietly: no ghost alert
 
 

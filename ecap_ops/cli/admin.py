@@ -119,31 +119,27 @@ def reset_topics(cli: CliContext, yes):
 @pass_cli
 @guarded
 def consumer_groups_cmd(cli: CliContext, output):
-    """Consumer groups: state, members, and lag per topic (end offset minus committed offset)."""
+    """Consumer groups: state, members, and lag per topic.
+
+    Lag is the one formula `ecap-ops lag` and the lag sensor use: end offset (last stable
+    offset on transactional topics) minus the committed offset, or minus the log start when
+    retention deleted records the group never read (those are counted as lost)."""
     from ecap_ops.services.groups import group_summaries
 
+    catalog = cli.catalog()
+    transactional = [t.name for t in catalog.topics if t.transactional]
     with cli.gateway() as gw:
-        groups = group_summaries(gw)
+        groups = group_summaries(gw, transactional=transactional)
     if output == "json":
         emit_json({"groups": [g.to_dict() for g in groups]})
         return
     rows = []
     for g in groups:
+        members = "-" if g.members is None else g.members
         if not g.topics:
-            rows.append(
-                [g.group_id, g.state, "-" if g.members is None else g.members, "-", "-", "-"]
-            )
+            rows.append([g.group_id, g.state, members, "-", "-", "-"])
         for t in g.topics:
-            rows.append(
-                [
-                    g.group_id,
-                    g.state,
-                    "-" if g.members is None else g.members,
-                    t.topic,
-                    t.partitions,
-                    fmt_int(t.lag),
-                ]
-            )
+            rows.append([g.group_id, g.state, members, t.topic, t.partitions, fmt_int(t.lag)])
     click.echo(
         render_table(
             ["GROUP", "STATE", "MEMBERS", "TOPIC", "PARTITIONS", "LAG (msgs)"],
@@ -152,3 +148,12 @@ def consumer_groups_cmd(cli: CliContext, output):
         )
     )
     click.echo(f"{len(groups)} group(s)")
+    for g in groups:
+        for t in g.topics:
+            if t.lost:
+                click.secho(
+                    f"note: group {g.group_id} on {t.topic}: {fmt_int(t.lost)} record(s) deleted "
+                    "by retention before the group read them (not counted as lag)",
+                    fg="yellow",
+                    err=True,
+                )

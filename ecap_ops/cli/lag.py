@@ -104,13 +104,13 @@ def _write_json(x: Any, depth: int, out: list[str]) -> None:
 
 
 LAG_HEADERS = ("GROUP", "TOPIC", "STATUS", "LAG MSGS", "LAG TIME", "STATE", "MEMBERS", "WORST")
-_MARK = {"extrapolated": "~", "at_least": ">=", "partial": ">="}
 
 
 def lag_table(statuses) -> str:
     """The aligned table people paste into an incident channel: a row per group and topic,
     by group, worst status first."""
     from ecap_ops.core.lag import format_seconds_short, status_rank, worst_first
+    from ecap_ops.core.lag_measures import SECONDS_MARK as _MARK
 
     rows = []
     for s in sorted(statuses, key=lambda s: (s.group, status_rank(s.status), s.topic)):
@@ -178,10 +178,13 @@ def lag_command(cli, groups, exclude, watch, interval, count, budget, output):
     """Consumer groups by topic: lag in messages and seconds, and status.
 
     Statuses, worst first: DATA_LOSS, STOPPED, STALLED, BEHIND_SLA, REWIND, LAGGING,
-    NO_OFFSET, REBALANCING, OK, IDLE. Thresholds come from the catalog. Exit 1 when a
-    group is critical (one-shot), 0 otherwise.
+    NO_OFFSET, REBALANCING, OK, IDLE. Thresholds come from the catalog. Without --watch the
+    status is from one observation: STALLED, REWIND, LAGGING, IDLE (and STOPPED of a group
+    that has members) need history, which the consumer_lag_sensor keeps (or use --watch).
+    Exit 1 when a group is critical (one-shot), 0 otherwise.
     """
     LagScope, gc_paused, lag_tick = _tick_functions()
+    from ecap_ops.services.lag import is_critical, one_look
 
     if count is not None and not watch:
         raise ConfigError("--count: only meaningful with --watch")
@@ -189,6 +192,7 @@ def lag_command(cli, groups, exclude, watch, interval, count, budget, output):
     scope = LagScope(include=tuple(groups), exclude=tuple(exclude))
     window = None
     n = 0
+    critical = False
     try:
         while True:
             # The collector stays paused while the tick is shown and until it is dropped: a
@@ -198,10 +202,12 @@ def lag_command(cli, groups, exclude, watch, interval, count, budget, output):
                 with cli.gateway() as gw:
                     tick = lag_tick(gw, catalog, window, scope=scope, budget_s=budget)
                 n += 1
-                _show(tick, output, watch, groups)
-                critical = any(s.severity == "critical" for s in tick.statuses)
+                # One look judges this tick alone; --watch judges over its ticks.
+                statuses = tick.statuses if watch else one_look(tick.statuses, catalog)
+                _show(tick, statuses, output, watch, groups, n)
+                critical = is_critical(statuses)
                 window = tick.evaluation.window if watch else None
-                del tick
+                del tick, statuses
             if not watch or (count is not None and n >= count):
                 break
             time.sleep(interval)
@@ -211,19 +217,25 @@ def lag_command(cli, groups, exclude, watch, interval, count, budget, output):
         sys.exit(1)
 
 
-def _show(tick, output: str, watch: bool, groups) -> None:
+def _show(tick, statuses, output: str, watch: bool, groups, ticks: int) -> None:
+    from ecap_ops.core.lag import one_look_note
+
     obs = tick.measurement.observation
     if output == "json":
         data = tick.to_dict()
         data.pop("events", None)
+        if not watch:
+            data["statuses"] = [s.to_dict() for s in statuses]
+        data["ticks"] = ticks
+        data["one_look"] = not watch
         click.echo(json_text(data))
         return
     if watch:
         click.echo(
             f"\n{time.strftime('%H:%M:%S')}  cluster {obs.cluster_id}  ({tick.measurement.seconds:.2f} s)"
         )
-    if tick.statuses:
-        click.echo(lag_table(tick.statuses))
+    if statuses:
+        click.echo(lag_table(statuses))
     else:
         click.echo(
             "no consumer group with committed offsets"
@@ -231,6 +243,8 @@ def _show(tick, output: str, watch: bool, groups) -> None:
         )
     for note in tick.evaluation.notes:
         click.secho(f"note: {note}", fg="yellow", err=True)
+    if statuses and (not watch or ticks == 1):
+        click.secho(f"note: {one_look_note()}", fg="yellow", err=True)
 
 
 def _tick_functions():

@@ -9,8 +9,22 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ecap_ops.core.groups import ConsumerGroup, GroupMember
 from ecap_ops.errors import EcapOpsError
 from ecap_ops.gateway.client import KafkaGateway
+from ecap_ops.gateway.groups import read_groups
+
+__all__ = [
+    "BrokerLogDirs",
+    "GroupInfo",
+    "GroupMember",
+    "LogDir",
+    "broker_config",
+    "consumer_groups",
+    "log_dirs",
+    "record_timestamps",
+    "topic_sizes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -152,90 +166,12 @@ def broker_config(gw: KafkaGateway, broker: int, keys: Iterable[str]) -> dict[st
 
 # -- consumer groups ------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class GroupMember:
-    member_id: str
-    client_id: str
-    host: str
-    # topic -> partitions assigned to this member
-    assignment: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    subscription: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class GroupInfo:
-    group_id: str
-    state: str
-    group_type: str  # classic or consumer (Kafka 4's new protocol)
-    protocol_type: str
-    members: tuple[GroupMember, ...] | None  # None: the broker did not describe them
-    # (topic, partition) -> committed offset
-    committed: dict[tuple[str, int], int] = field(default_factory=dict)
-    error: str | None = None
-
-    def topics(self) -> set[str]:
-        """Topics the group has committed offsets on or whose partitions its members hold."""
-        names = {t for t, _ in self.committed}
-        for m in self.members or ():
-            names |= set(m.assignment) | set(m.subscription)
-        return names
+# The core's types, under the names this module has always given them.
+GroupInfo = ConsumerGroup
 
 
 def consumer_groups(gw: KafkaGateway) -> list[GroupInfo]:
-    """Every group with its state, members and committed offsets: one ListGroups per broker,
-    one DescribeGroups and one OffsetFetch per coordinator."""
-    listed = gw.call("listing consumer groups", lambda a: a.list_groups())
-    # A group coordinated by two brokers during a move appears twice; keep one.
-    by_id = {
-        g["group_id"]: g for g in listed if g.get("protocol_type", "consumer") in ("consumer", "")
-    }
-    if not by_id:
-        return []
-    ids = sorted(by_id)
-    described: dict[str, dict] = {}
-    classic = [g for g in ids if (by_id[g].get("group_type") or "classic") == "classic"]
-    if classic:
-        described = gw.call("describing consumer groups", lambda a: a.describe_groups(classic))
-    offsets = gw.call(
-        "reading committed offsets", lambda a: a.list_group_offsets({g: None for g in ids})
-    )
-    out = []
-    for gid in ids:
-        g = by_id[gid]
-        d = described.get(gid) or {}
-        members = None
-        err = d.get("error")
-        if d and not err:
-            ms = []
-            for m in d.get("members") or []:
-                assignment = {}
-                for ap in (m.get("member_assignment") or {}).get("assigned_partitions") or []:
-                    assignment[ap["topic"]] = tuple(sorted(ap.get("partitions") or ()))
-                ms.append(
-                    GroupMember(
-                        member_id=m.get("member_id", ""),
-                        client_id=m.get("client_id", ""),
-                        host=m.get("client_host", ""),
-                        assignment=assignment,
-                        subscription=tuple((m.get("member_metadata") or {}).get("topics") or ()),
-                    )
-                )
-            members = tuple(ms)
-        committed = {
-            (tp.topic, tp.partition): om.offset
-            for tp, om in (offsets.get(gid) or {}).items()
-            if om.offset is not None and om.offset >= 0
-        }
-        out.append(
-            GroupInfo(
-                group_id=gid,
-                state=d.get("group_state") or g.get("group_state") or "Unknown",
-                group_type=g.get("group_type") or "classic",
-                protocol_type=g.get("protocol_type") or "",
-                members=members,
-                committed=committed,
-                error=str(err) if err else None,
-            )
-        )
-    return out
+    """Every consumer group with its state, members and committed offsets, read by the one
+    group reader (`gateway.groups.read_groups`): one ListGroups per broker, one batched
+    FindCoordinator, one DescribeGroups and one OffsetFetch per coordinator."""
+    return read_groups(gw, consumer_only=True).require_complete().groups()

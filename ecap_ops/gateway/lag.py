@@ -2,7 +2,8 @@
 
 A tick sends a fixed number of requests whatever the number of groups: one Metadata, one
 ListGroups per broker, one batched FindCoordinator, then per group coordinator one
-OffsetFetch (v8: all of its groups in one request) and one DescribeGroups, and per
+OffsetFetch (v8: all of its groups in one request) and one DescribeGroups (the group reader
+of `gateway/groups.py`, the one every command uses), and per
 partition leader one ListOffsets per kind (latest, last stable for transactional topics,
 earliest, and the SLA probe at `now - crit_seconds`). Requests of one wave go to all
 brokers at once on the client's network thread. Every wait is bounded by the tick's time
@@ -16,14 +17,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ecap_ops.catalog.model import LagThresholds
+from ecap_ops.core.groups import CONSUMER_PROTOCOL_TYPES, ConsumerGroup, GroupListing, combine
 from ecap_ops.core.lag import GroupObservation, Observation, PartitionOffsets, group_selected
 from ecap_ops.errors import KafkaUnavailable
 from ecap_ops.gateway.client import KafkaGateway
+from ecap_ops.gateway.groups import (
+    Waiter,
+    describable,
+    describe_and_fetch,
+    listings,
+    send_list_groups,
+)
 
 log = logging.getLogger(__name__)
 
-# Kafka 4 share and streams groups hold no consumer offsets we can judge this way.
-CONSUMER_PROTOCOL_TYPES = ("consumer", "")
+__all__ = ["CONSUMER_PROTOCOL_TYPES", "LagScope", "Measurement", "measure_lag"]
 
 
 @dataclass
@@ -47,56 +55,8 @@ class Measurement:
     requests: dict[str, int] = field(default_factory=dict)
 
 
-class _Tick:
-    """The state of one measurement on the admin client's network thread."""
-
-    def __init__(self, admin, budget_s: float):
-        self.admin = admin
-        self.mgr = admin._manager
-        self.deadline = time.monotonic() + budget_s
-        self.problems: list[str] = []
-
-    def left_ms(self) -> int:
-        return max(1, int((self.deadline - time.monotonic()) * 1000))
-
-    async def wait(self, future, what: str):
-        """The future's value, or None (and a note) when it failed or the budget ran out."""
-        try:
-            return await self.mgr.wait_for(future, self.left_ms())
-        except Exception as exc:  # one broker's failure must not lose the others' answers
-            self.problems.append(f"{what}: {type(exc).__name__}: {exc}"[:300])
-            return None
-
-    def send(self, request, node_id):
-        return self.mgr.send(request, node_id=node_id, request_timeout_ms=self.left_ms())
-
-
-def _offset_fetch_request(group_ids: list[str]):
-    from kafka.protocol.consumer import OffsetFetchRequest
-
-    group = OffsetFetchRequest.OffsetFetchRequestGroup
-    return OffsetFetchRequest(
-        groups=[group(group_id=g, topics=None) for g in group_ids], min_version=8, max_version=8
-    )
-
-
-def _parse_offset_fetch(response, problems: list[str]) -> dict[str, dict[tuple[str, int], int]]:
-    from kafka import errors as kerr
-
-    out: dict[str, dict[tuple[str, int], int]] = {}
-    for g in response.groups:
-        if g.error_code:
-            problems.append(
-                f"committed offsets of group {g.group_id}: {kerr.for_code(g.error_code).__name__}"
-            )
-            continue
-        offs: dict[tuple[str, int], int] = {}
-        for t in g.topics:
-            for p in t.partitions:
-                if p.error_code == 0 and p.committed_offset is not None and p.committed_offset >= 0:
-                    offs[(t.name, p.partition_index)] = p.committed_offset
-        out[g.group_id] = offs
-    return out
+# The waiter of one tick (kept under its old name for callers that import it).
+_Tick = Waiter
 
 
 def _parse_list_offsets(response, problems: list[str]) -> dict[tuple[str, int], int]:
@@ -114,164 +74,137 @@ def _parse_list_offsets(response, problems: list[str]) -> dict[tuple[str, int], 
     return out
 
 
-def _group_from_description(
-    group_id: str, d: dict, committed: dict[tuple[str, int], int]
-) -> GroupObservation:
-    if d.get("error"):
-        # Kafka 4 groups on the new consumer protocol are not described by DescribeGroups:
-        # judge them on their offsets alone, with members unknown.
-        return GroupObservation(group_id, "Unknown", None, committed)
-    assigned: set[tuple[str, int]] = set()
-    member_ids = []
-    for m in d.get("members") or []:
-        member_ids.append(
-            m.get("member_id") if isinstance(m, dict) else getattr(m, "member_id", "")
-        )
-        a = (
-            m.get("member_assignment")
-            if isinstance(m, dict)
-            else getattr(m, "member_assignment", None)
-        )
-        parts = getattr(a, "assigned_partitions", None)
-        if parts is None and isinstance(a, dict):
-            parts = [
-                (x.get("topic"), x.get("partitions")) for x in a.get("assigned_partitions") or []
-            ]
-        for topic, ps in parts or []:
-            for p in ps:
-                assigned.add((topic, p))
+def observe_group(g: ConsumerGroup) -> GroupObservation:
+    """A group as the lag evaluation takes it."""
     return GroupObservation(
-        group=group_id,
-        state=d.get("group_state") or "Unknown",
-        members=len(member_ids),
-        committed=committed,
-        assigned=frozenset(assigned),
-        member_ids=tuple(sorted(member_ids)),
+        group=g.group_id,
+        state=g.state,
+        members=g.member_count,
+        committed=g.committed,
+        assigned=g.assigned,
+        member_ids=tuple(sorted(m.member_id for m in g.members or ())),
     )
 
 
-async def _measure(
-    tick: _Tick,
-    scope: LagScope,
+async def _groups(
+    tick: Waiter, listed: dict[str, GroupListing], selected: list[str]
+) -> dict[str, GroupObservation]:
+    """Wave 2 and 3 (`gateway.groups`): the selected groups' descriptions and committed
+    offsets. Groups whose offsets could not be read are left out (the tick is partial)."""
+    described = [g for g in selected if describable(listed.get(g))]
+    desc, committed = await describe_and_fetch(tick, selected, described)
+    return {
+        g: observe_group(combine(listed.get(g), desc.get(g), committed[g], g))
+        for g in selected
+        if g in committed
+    }
+
+
+def _wanted_partitions(
+    groups: dict[str, GroupObservation], leaders: dict[tuple[str, int], int]
+) -> set[tuple[str, int]]:
+    """Every partition the groups hold or own, and the other partitions of those topics: a
+    partition nobody committed on still has an end offset worth sampling."""
+    wanted: set[tuple[str, int]] = set()
+    for go in groups.values():
+        wanted.update(go.committed)
+        wanted.update(go.assigned)
+    wanted = {tp for tp in wanted if tp in leaders}
+    topics_used = {t for t, _ in wanted}
+    return wanted | {tp for tp in leaders if tp[0] in topics_used}
+
+
+async def _partition_offsets(
+    tick: Waiter,
+    wanted: set[tuple[str, int]],
+    leaders: dict[tuple[str, int], int],
     thresholds: Callable[[str], LagThresholds],
     transactional: frozenset[str],
     now: float,
-) -> Observation:
+) -> dict[tuple[str, int], PartitionOffsets]:
+    """Wave 4: per partition leader, one ListOffsets per kind (latest, last stable for
+    transactional topics, earliest, and the SLA probe at `now - crit_seconds`)."""
     from kafka import IsolationLevel
     from kafka.admin import OffsetSpec
 
-    admin, mgr = tick.admin, tick.mgr
-    brokers = [b.node_id for b in mgr.cluster.brokers()]
-    # Wave 1: topics and leaders; the groups of every broker.
-    f_meta = mgr.call_soon(admin._get_cluster_metadata, None)
-    f_lists = {b: tick.send(admin._list_groups_request(), b) for b in brokers}
-    meta = await tick.wait(f_meta, "reading topic metadata")
-    if meta is None:
-        raise KafkaUnavailable("reading topic metadata: " + "; ".join(tick.problems))
-    listed: set[str] = set()
-    listing_complete = True
-    for b, f in f_lists.items():
-        resp = await tick.wait(f, f"listing the groups of broker {b}")
-        if resp is None or resp.error_code:
-            listing_complete = False
-            continue
-        for g in resp.groups:
-            if (g.protocol_type or "") in CONSUMER_PROTOCOL_TYPES:
-                listed.add(g.group_id)
-    in_scope = frozenset(g for g in listed if scope.selects(g))
-    selected = sorted(in_scope)
-    cluster_id = meta.get("cluster_id") or ""
+    now_ms = int(now * 1000)
+    kinds: dict[str, tuple[Callable, int]] = {
+        "latest": (lambda tp: OffsetSpec.LATEST, IsolationLevel.READ_UNCOMMITTED.value),
+        "stable": (lambda tp: OffsetSpec.LATEST, IsolationLevel.READ_COMMITTED.value),
+        "earliest": (lambda tp: OffsetSpec.EARLIEST, IsolationLevel.READ_UNCOMMITTED.value),
+        "sla": (
+            lambda tp: max(0, now_ms - int(thresholds(tp[0]).crit_seconds * 1000)),
+            IsolationLevel.READ_UNCOMMITTED.value,
+        ),
+    }
+    by_leader: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for tp in sorted(wanted):
+        by_leader[leaders[tp]].append(tp)
+    futures = []
+    for leader, tps in by_leader.items():
+        for kind, (spec, iso) in kinds.items():
+            if kind == "latest":
+                part = [tp for tp in tps if tp[0] not in transactional]
+            elif kind == "stable":
+                part = [tp for tp in tps if tp[0] in transactional]
+            else:
+                part = tps
+            if part:
+                req = tick.admin._list_partition_offsets_request(
+                    {_tp(tp): spec(tp) for tp in part}, iso
+                )
+                futures.append((kind, leader, tick.send(req, leader)))
+    found: dict[str, dict[tuple[str, int], int]] = defaultdict(dict)
+    for kind, leader, f in futures:
+        resp = await tick.wait(f, f"{kind} offsets from broker {leader}")
+        if resp is not None:
+            found["end" if kind in ("latest", "stable") else kind].update(
+                _parse_list_offsets(resp, tick.problems)
+            )
+    return {
+        tp: PartitionOffsets(
+            start=found["earliest"].get(tp), end=found["end"][tp], sla_offset=found["sla"].get(tp)
+        )
+        for tp in wanted
+        if found["end"].get(tp) is not None
+    }
+
+
+def _leaders(meta: dict) -> tuple[dict[str, dict], dict[tuple[str, int], int]]:
     topics_ok = {t["name"]: t for t in meta["topics"] if not t.get("error_code")}
     leaders: dict[tuple[str, int], int] = {}
     for name, t in topics_ok.items():
         for p in t["partitions"]:
             if p.get("leader_id", -1) >= 0:
                 leaders[(name, p["partition_index"])] = p["leader_id"]
+    return topics_ok, leaders
+
+
+async def _measure(
+    tick: Waiter,
+    scope: LagScope,
+    thresholds: Callable[[str], LagThresholds],
+    transactional: frozenset[str],
+    now: float,
+) -> Observation:
+    admin, mgr = tick.admin, tick.mgr
+    # Wave 1: topics and leaders; the groups of every broker.
+    f_meta = mgr.call_soon(admin._get_cluster_metadata, None)
+    sent = send_list_groups(tick)
+    meta = await tick.wait(f_meta, "reading topic metadata")
+    if meta is None:
+        raise KafkaUnavailable("reading topic metadata: " + "; ".join(tick.problems))
+    found, listing_complete = await listings(tick, sent)
+    listed = {g: x for g, x in found.items() if x.is_consumer_group}
+    in_scope = frozenset(g for g in listed if scope.selects(g))
+    selected = sorted(in_scope)
+    topics_ok, leaders = _leaders(meta)
     groups: dict[str, GroupObservation] = {}
     offsets: dict[tuple[str, int], PartitionOffsets] = {}
     if selected:
-        # Wave 2: one batched FindCoordinator.
-        coords = await tick.wait(
-            mgr.call_soon(admin._find_coordinator_ids, selected), "finding group coordinators"
-        )
-        by_coord: dict[int, list[str]] = defaultdict(list)
-        for g, node in (coords or {}).items():
-            if node is not None and node >= 0:
-                by_coord[node].append(g)
-        # Wave 3: per coordinator, all its groups' offsets and descriptions at once.
-        f_fetch = {n: tick.send(_offset_fetch_request(gs), n) for n, gs in by_coord.items()}
-        f_desc = {n: tick.send(admin._describe_groups_request(gs), n) for n, gs in by_coord.items()}
-        committed: dict[str, dict[tuple[str, int], int]] = {}
-        for n, f in f_fetch.items():
-            resp = await tick.wait(f, f"committed offsets from coordinator {n}")
-            if resp is not None:
-                committed.update(_parse_offset_fetch(resp, tick.problems))
-        described: dict[str, dict] = {}
-        for n, f in f_desc.items():
-            resp = await tick.wait(f, f"describing groups on coordinator {n}")
-            if resp is not None:
-                try:
-                    described.update(admin._describe_groups_process_response(resp))
-                except Exception as exc:  # an undecodable member must not lose the tick
-                    tick.problems.append(
-                        f"describing groups on coordinator {n}: {type(exc).__name__}: {exc}"
-                    )
-        for g in selected:
-            if g in committed and g in described:
-                groups[g] = _group_from_description(g, described[g], committed[g])
-            elif g in committed:
-                groups[g] = GroupObservation(g, "Unknown", None, committed[g])
-        # Wave 4: offsets of every partition the groups hold or own, per leader and kind.
-        wanted: set[tuple[str, int]] = set()
-        for go in groups.values():
-            wanted.update(go.committed)
-            wanted.update(go.assigned)
-        wanted = {tp for tp in wanted if tp in leaders}
-        # Add the other partitions of those topics: a partition nobody committed on still
-        # has an end offset worth sampling (it may be consumed later).
-        topics_used = {t for t, _ in wanted}
-        wanted |= {tp for tp in leaders if tp[0] in topics_used}
-        now_ms = int(now * 1000)
-        kinds: dict[str, tuple[Callable, int]] = {
-            "latest": (lambda tp: OffsetSpec.LATEST, IsolationLevel.READ_UNCOMMITTED.value),
-            "stable": (lambda tp: OffsetSpec.LATEST, IsolationLevel.READ_COMMITTED.value),
-            "earliest": (lambda tp: OffsetSpec.EARLIEST, IsolationLevel.READ_UNCOMMITTED.value),
-            "sla": (
-                lambda tp: max(0, now_ms - int(thresholds(tp[0]).crit_seconds * 1000)),
-                IsolationLevel.READ_UNCOMMITTED.value,
-            ),
-        }
-        by_leader: dict[int, list[tuple[str, int]]] = defaultdict(list)
-        for tp in sorted(wanted):
-            by_leader[leaders[tp]].append(tp)
-        futures = []
-        for leader, tps in by_leader.items():
-            for kind, (spec, iso) in kinds.items():
-                if kind == "latest":
-                    part = [tp for tp in tps if tp[0] not in transactional]
-                elif kind == "stable":
-                    part = [tp for tp in tps if tp[0] in transactional]
-                else:
-                    part = tps
-                if part:
-                    req = admin._list_partition_offsets_request(
-                        {_tp(tp): spec(tp) for tp in part}, iso
-                    )
-                    futures.append((kind, leader, tick.send(req, leader)))
-        found: dict[str, dict[tuple[str, int], int]] = defaultdict(dict)
-        for kind, leader, f in futures:
-            resp = await tick.wait(f, f"{kind} offsets from broker {leader}")
-            if resp is not None:
-                found["end" if kind in ("latest", "stable") else kind].update(
-                    _parse_list_offsets(resp, tick.problems)
-                )
-        for tp in wanted:
-            end = found["end"].get(tp)
-            if end is None:
-                continue
-            offsets[tp] = PartitionOffsets(
-                start=found["earliest"].get(tp), end=end, sla_offset=found["sla"].get(tp)
-            )
+        groups = await _groups(tick, listed, selected)
+        wanted = _wanted_partitions(groups, leaders)
+        offsets = await _partition_offsets(tick, wanted, leaders, thresholds, transactional, now)
     missing_groups = [g for g in selected if g not in groups]
     notes = list(tick.problems)
     if missing_groups:
@@ -281,7 +214,7 @@ async def _measure(
         )
     partial = bool(tick.problems) or bool(missing_groups) or not listing_complete
     return Observation(
-        cluster_id=cluster_id,
+        cluster_id=meta.get("cluster_id") or "",
         at=now,
         offsets=offsets,
         topics=frozenset(topics_ok),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ecap_ops.core.restore import GroupStatus
 from ecap_ops.core.snapshot import group_entry, topic_entry
+from ecap_ops.gateway import groups as group_reader
 from ecap_ops.gateway.client import KafkaGateway
 
 log = logging.getLogger(__name__)
@@ -89,69 +90,56 @@ def _group_call(gw: KafkaGateway, doing: str, fn, wait_s: float = 15.0):
 
 
 def list_groups(gw: KafkaGateway) -> dict[str, dict]:
-    """Every group on the cluster: id -> {state, protocol_type, type} (one ListGroups per broker)."""
-    raw = gw.call("listing consumer groups", lambda a: a.list_groups())
-    out = {}
-    for g in raw:
-        out[g["group_id"]] = {
-            "state": g.get("group_state"),
-            "protocol_type": g.get("protocol_type"),
-            "type": g.get("group_type"),
-        }
-    return out
+    """Every group on the cluster: id -> {state, protocol_type, type} (one ListGroups per
+    broker), from the one group reader (`gateway.groups`), in the shape snapshots keep."""
+    read = group_reader.read_groups(gw, describe=False, offsets=False)
+    return {
+        g: {"state": x.state, "protocol_type": x.protocol_type, "type": x.group_type}
+        for g, x in read.listings.items()
+    }
 
 
 def describe_members(gw: KafkaGateway, group_ids: list[str]) -> dict[str, int | None]:
-    """Live members of each group (None when the broker could not describe it, e.g. a KIP-848 group)."""
+    """Live members of each group (None when the broker could not describe it, e.g. a
+    KIP-848 group, or the group does not exist)."""
     if not group_ids:
         return {}
-    raw = _group_call(gw, "describing consumer groups", lambda a: a.describe_groups(group_ids))
-    out: dict[str, int | None] = {}
-    for gid in group_ids:
-        d = raw.get(gid)
-        out[gid] = None if d is None or d.get("error") else len(d.get("members") or [])
-    return out
+    read = group_reader.read_groups(gw, group_ids, offsets=False)
+    return {g: read.group(g).member_count if g in read.listings else None for g in group_ids}
 
 
 def group_offsets(gw: KafkaGateway, group_ids: list[str]) -> dict[str, dict[tuple[str, int], int]]:
-    """Committed offsets of each group (one OffsetFetch per coordinator for all groups)."""
+    """Committed offsets of each group (one OffsetFetch per coordinator for all groups);
+    KafkaRequestFailed when some group's offsets cannot be read."""
     if not group_ids:
         return {}
-    raw = _group_call(
-        gw,
-        "reading committed offsets",
-        lambda a: a.list_group_offsets({g: None for g in group_ids}),
-    )
-    out = {}
-    for gid, parts in raw.items():
-        out[gid] = {
-            (tp.topic, tp.partition): oam.offset
-            for tp, oam in parts.items()
-            if oam.offset is not None and oam.offset >= 0
-        }
-    return out
+    read = group_reader.read_groups(gw, group_ids, describe=False).require_complete(describe=False)
+    return {g: dict(read.committed.get(g, {})) for g in group_ids}
 
 
 def read_groups(gw: KafkaGateway) -> tuple[list[dict], bool, list[str]]:
     """Every group with its committed offsets and each partition's end offset at that time."""
-    listed = list_groups(gw)
-    ids = sorted(listed)
-    members = describe_members(gw, ids)
-    offsets = group_offsets(gw, ids)
+    read = group_reader.read_groups(gw)
     read_at_ms = int(time.time() * 1000)
-    parts = sorted({tp for o in offsets.values() for tp in o})
+    parts = sorted({tp for o in read.committed.values() for tp in o})
     ends = gw.offsets(parts, "latest") if parts else {}
     groups, notes = [], []
-    for gid in ids:
+    for g in read.groups():
         entries = [
             {"topic": t, "partition": p, "offset": off, "end_offset": ends.get((t, p))}
-            for (t, p), off in offsets.get(gid, {}).items()
+            for (t, p), off in g.committed.items()
         ]
-        g = listed[gid]
         groups.append(
-            group_entry(gid, g["state"], g["protocol_type"], members.get(gid), entries, read_at_ms)
+            group_entry(
+                g.group_id,
+                read.listings[g.group_id].state,
+                read.listings[g.group_id].protocol_type,
+                g.member_count,
+                entries,
+                read_at_ms,
+            )
         )
-    missing = [gid for gid in ids if gid not in offsets]
+    missing = read.unread(describe=False)
     if missing:
         notes.append(
             f"committed offsets of {len(missing)} group(s) could not be read: {', '.join(missing[:20])}"
@@ -263,12 +251,10 @@ def read_snapshot_inputs(gw: KafkaGateway) -> SnapshotInputs:
 
 def read_group_status(gw: KafkaGateway, group_ids: list[str]) -> dict[str, GroupStatus]:
     """State, live members and committed offsets of the named groups that exist on the target."""
-    listed = list_groups(gw)
-    present = sorted(g for g in group_ids if g in listed)
-    members = describe_members(gw, present)
-    offsets = group_offsets(gw, present)
+    read = group_reader.read_groups(gw, group_ids).require_complete(describe=False)
     return {
-        g: GroupStatus(g, listed[g]["state"], members.get(g), offsets.get(g, {})) for g in present
+        g.group_id: GroupStatus(g.group_id, g.state, g.member_count, dict(g.committed))
+        for g in read.groups()
     }
 
 

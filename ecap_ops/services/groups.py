@@ -1,15 +1,26 @@
 """Consumer groups with their state, members and lag per topic (`consumer-groups`), and the
 group evidence the test-topic cleanup weighs.
 
-Lag here is simple and exact at one moment: each partition's end offset minus the group's
-committed offset, summed per topic (one OffsetFetch per coordinator for all groups, one
-ListOffsets per partition leader). Lag over time and in seconds is the lag area's work.
+Lag here is the lag of one moment, by the one formula the lag sensor and `ecap-ops lag` use
+(`core.lag_measures.partition_lag`): per partition, the end offset (the last stable offset
+on the catalog's transactional topics) minus where the group will read next, its committed
+offset or the log start when retention deleted records it never read; records deleted
+unread are counted as `lost`. Groups come from the one group reader (`gateway.groups`),
+offsets from one ListOffsets per partition leader and kind. Lag over time and in seconds is
+the lag area's work (`services/lag.py`).
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ecap_ops.core.groups import ConsumerGroup
+from ecap_ops.core.lag_measures import partition_lag
+from ecap_ops.core.lag_model import TP, PartitionOffsets
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.activity import GroupInfo, consumer_groups
+from ecap_ops.gateway.offsets import partition_offsets
+
+__all__ = ["GroupInfo", "GroupSummary", "TopicLag", "group_summaries", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -18,6 +29,7 @@ class TopicLag:
     partitions: int  # partitions with a committed offset
     lag: int | None  # None when an end offset could not be read
     members: int  # members assigned partitions of this topic
+    lost: int = 0  # records deleted by retention before the group read them
 
 
 @dataclass(frozen=True)
@@ -28,7 +40,7 @@ class GroupSummary:
     members: int | None
     topics: tuple[TopicLag, ...] = ()
     error: str | None = None
-    info: GroupInfo | None = field(default=None, repr=False, compare=False)
+    info: ConsumerGroup | None = field(default=None, repr=False, compare=False)
 
     @property
     def total_lag(self) -> int | None:
@@ -44,49 +56,54 @@ class GroupSummary:
             "error": self.error,
             "total_lag": self.total_lag,
             "topics": [
-                {"topic": t.topic, "partitions": t.partitions, "lag": t.lag, "members": t.members}
+                {
+                    "topic": t.topic,
+                    "partitions": t.partitions,
+                    "lag": t.lag,
+                    "lost": t.lost,
+                    "members": t.members,
+                }
                 for t in self.topics
             ],
         }
 
 
-def group_summaries(gw: KafkaGateway, groups: list[GroupInfo] | None = None) -> list[GroupSummary]:
-    """Every consumer group with its lag per topic."""
-    groups = consumer_groups(gw) if groups is None else groups
-    parts = sorted({tp for g in groups for tp in g.committed})
-    live = set(gw.describe_topics({t for t, _ in parts}))
-    ends = gw.offsets([tp for tp in parts if tp[0] in live], "latest") if parts else {}
-    out = []
-    for g in groups:
-        per_topic: dict[str, list[int | None]] = {}
-        for (topic, p), committed in g.committed.items():
-            end = ends.get((topic, p))
-            per_topic.setdefault(topic, []).append(None if end is None else max(0, end - committed))
-        members_by_topic: dict[str, int] = {}
-        for m in g.members or ():
-            for topic in m.assignment:
-                members_by_topic[topic] = members_by_topic.get(topic, 0) + 1
-        topics = sorted(set(per_topic) | set(members_by_topic))
-        lags = tuple(
+def summarize(g: ConsumerGroup, offsets: dict[TP, PartitionOffsets]) -> GroupSummary:
+    """One group's lag per topic at one moment, from its committed offsets and the
+    partitions' offsets (a partition whose offsets are unknown makes its topic's lag unknown)."""
+    per_topic: dict[str, list[tuple[int, int] | None]] = {}
+    for (topic, p), committed in g.committed.items():
+        po = offsets.get((topic, p))
+        count = None if po is None else partition_lag(committed, po.start, po.end)
+        per_topic.setdefault(topic, []).append(None if count is None else count[1:])
+    members_by_topic: dict[str, int] = {}
+    for m in g.members or ():
+        for topic in m.assignment:
+            members_by_topic[topic] = members_by_topic.get(topic, 0) + 1
+    lags = []
+    for t in sorted(set(per_topic) | set(members_by_topic)):
+        counts = per_topic.get(t, [])
+        known = t in per_topic and all(c is not None for c in counts)
+        lags.append(
             TopicLag(
                 topic=t,
-                partitions=len(per_topic.get(t, [])),
-                lag=sum(v for v in per_topic[t] if v is not None)
-                if t in per_topic and all(v is not None for v in per_topic[t])
-                else None,
+                partitions=len(counts),
+                lag=sum(c[0] for c in counts) if known else None,
                 members=members_by_topic.get(t, 0),
-            )
-            for t in topics
-        )
-        out.append(
-            GroupSummary(
-                g.group_id,
-                g.state,
-                g.group_type,
-                len(g.members) if g.members is not None else None,
-                lags,
-                g.error,
-                g,
+                lost=sum(c[1] for c in counts if c is not None),
             )
         )
-    return out
+    return GroupSummary(g.group_id, g.state, g.group_type, g.member_count, tuple(lags), g.error, g)
+
+
+def group_summaries(
+    gw: KafkaGateway,
+    groups: list[ConsumerGroup] | None = None,
+    transactional: Iterable[str] = (),
+) -> list[GroupSummary]:
+    """Every consumer group with its lag per topic. `transactional`: topics whose end is
+    their last stable offset (the catalog's transactional topics), as the lag tick reads."""
+    groups = consumer_groups(gw) if groups is None else groups
+    parts = sorted({tp for g in groups for tp in g.committed})
+    offsets = partition_offsets(gw, parts, transactional) if parts else {}
+    return [summarize(g, offsets) for g in groups]

@@ -9,17 +9,20 @@ import gc
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ecap_ops.catalog.model import Catalog, LagThresholds
 from ecap_ops.core.lag import (
+    SEVERITY_RANK,
     CursorInvalid,
     EvalConfig,
     Evaluation,
     GroupTopicStatus,
+    Window,
     decode_window,
     encode_window,
     evaluate,
+    severity_of,
 )
 from ecap_ops.gateway.client import KafkaGateway
 from ecap_ops.gateway.lag import LagScope, Measurement, measure_lag
@@ -68,7 +71,7 @@ def catalog_thresholds(catalog: Catalog):
 def lag_tick(
     gateway: KafkaGateway,
     catalog: Catalog,
-    window: dict | None,
+    window: Window | None,
     config: EvalConfig | None = None,
     scope: LagScope | None = None,
     budget_s: float = DEFAULT_BUDGET_S,
@@ -106,7 +109,31 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def read_cursor(cursor: str | None) -> tuple[dict | None, str | None]:
+def one_look(statuses, catalog: Catalog) -> tuple[GroupTopicStatus, ...]:
+    """The statuses of a single observation, for a front end that looks once (`ecap-ops lag`
+    without --watch): each group's status on this tick alone (`raw_status`), with its
+    severity.
+
+    The evaluation holds most statuses for a few ticks before they count (debouncing), so
+    after one tick a group with no members and lag over its level would read OK. One look
+    shows what one look can see: data loss, the SLA probe, a group with no members
+    (STOPPED), partitions nobody committed on, a rebalance. Statuses that need history
+    (STALLED, REWIND, LAGGING, IDLE, STOPPED of a group with members) are the sensor's."""
+    thresholds = catalog_thresholds(catalog)
+    out = []
+    for s in statuses:
+        sev = severity_of(s.raw_status, thresholds(s.topic))
+        if s.raw_status != s.status or sev != s.severity:
+            s = replace(s, status=s.raw_status, severity=sev)
+        out.append(s)
+    return tuple(out)
+
+
+def is_critical(statuses) -> bool:
+    return any(SEVERITY_RANK.get(s.severity, 0) >= SEVERITY_RANK["critical"] for s in statuses)
+
+
+def read_cursor(cursor: str | None) -> tuple[Window | None, str | None]:
     """The window in a sensor cursor, or (None, why) when it cannot be read: the sensor then
     starts afresh instead of failing every tick."""
     try:
@@ -115,5 +142,7 @@ def read_cursor(cursor: str | None) -> tuple[dict | None, str | None]:
         return None, str(exc)
 
 
-def write_cursor(window: dict, max_bytes: int = DEFAULT_CURSOR_MAX_BYTES) -> tuple[str, list[str]]:
+def write_cursor(
+    window: Window, max_bytes: int = DEFAULT_CURSOR_MAX_BYTES
+) -> tuple[str, list[str]]:
     return encode_window(window, max_bytes)

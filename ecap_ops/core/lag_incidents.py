@@ -1,0 +1,180 @@
+"""A group's verdict on one topic, tick after tick: debouncing, LAGGING over several ticks,
+and the incident it opens, escalates, reminds of and resolves. Pure."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ecap_ops.catalog.model import LagThresholds
+from ecap_ops.core.lag_model import IncidentEvent, PartitionLag
+from ecap_ops.core.lag_status import (
+    IMMEDIATE,
+    LAGGING,
+    OK,
+    SEVERITY,
+    SEVERITY_RANK,
+    EvalConfig,
+    least_severe,
+    severity_of,
+    status_rank,
+    worst_first,
+)
+from ecap_ops.core.lag_window import Incident, TopicWindow
+
+
+def r1(x: float | None) -> float | None:
+    return None if x is None else round(x, 1)
+
+
+@dataclass(slots=True)
+class TopicTick:
+    """What an incident event says about a group on a topic at this tick."""
+
+    cluster: str
+    group: str
+    topic: str
+    now: float
+    lag_msgs: int = 0
+    lag_seconds: float | None = None
+    lag_seconds_kind: str = "unknown"
+    partitions: tuple[PartitionLag, ...] | list[PartitionLag] = ()
+    n_worst: int = 3
+
+
+def incident_event(
+    kind: str,
+    inc: Incident,
+    ctx: TopicTick,
+    status: str,
+    reminder: int = 0,
+    reason: str = "",
+    notify: bool = True,
+) -> IncidentEvent:
+    return IncidentEvent(
+        kind=kind,
+        incident_id=inc.id,
+        cluster_id=ctx.cluster,
+        group=ctx.group,
+        topic=ctx.topic,
+        status=status,
+        severity="resolved" if kind in ("resolve", "close") else inc.severity,
+        at=ctx.now,
+        since=inc.opened,
+        lag_msgs=ctx.lag_msgs,
+        lag_seconds=ctx.lag_seconds,
+        worst=_worst_dicts(ctx),
+        reminder=reminder,
+        peak_msgs=inc.peak_msgs,
+        peak_seconds=inc.peak_seconds,
+        reason=reason,
+        notify=notify,
+        lag_seconds_kind=ctx.lag_seconds_kind,
+    )
+
+
+def _worst_dicts(ctx: TopicTick) -> tuple[dict, ...]:
+    """The worst partitions of the group on the topic, for a notification (only events need
+    them, so they are worked out only for those)."""
+    if not ctx.partitions:
+        return ()
+    return tuple(pl.to_dict() for pl in sorted(ctx.partitions, key=worst_first)[: ctx.n_worst])
+
+
+def _debounced(tw: TopicWindow, raw: str, th: LagThresholds, cfg: EvalConfig, ctx: TopicTick):
+    """(raw status with LAGGING decided, debounced status). Updates `tw.lag` and `tw.raw`."""
+    total, secs = ctx.lag_msgs, ctx.lag_seconds
+    # LAGGING: above the warning level for `for_ticks` ticks and not decreasing.
+    over = total > th.warn_msgs or (secs is not None and secs > th.warn_seconds)
+    tw.lag = (tw.lag + [[total, r1(secs)] if over else None])[-cfg.for_ticks :]
+    if status_rank(raw) > status_rank(LAGGING) and over:
+        hist = tw.lag
+        if th.critical_at_once:
+            raw = LAGGING
+        elif len(hist) >= cfg.for_ticks and all(x is not None for x in hist):
+            first = hist[0]
+            decreasing = total < first[0] and (secs is None or first[1] is None or secs < first[1])
+            if not decreasing:
+                raw = LAGGING
+    tw.raw = (tw.raw + [raw])[-cfg.debounce_ticks :]
+    # Exact statuses count at once; LAGGING carries its own for_ticks; the others must hold
+    # for `debounce_ticks` ticks (the least severe of those ticks counts).
+    if (
+        raw in IMMEDIATE
+        or raw == LAGGING
+        or (th.critical_at_once and SEVERITY_RANK[severity_of(raw, th)] >= 2)
+    ):
+        return raw, raw
+    recent = tw.raw
+    if len(recent) < cfg.debounce_ticks:
+        recent = [OK] * (cfg.debounce_ticks - len(recent)) + recent
+    return raw, least_severe(recent)
+
+
+def judge_topic(
+    tw: TopicWindow,
+    raw: str,
+    th: LagThresholds,
+    cfg: EvalConfig,
+    ctx: TopicTick,
+    new_incident_id: Callable[[], str],
+    events: list[IncidentEvent],
+) -> tuple[str, str, str, str | None]:
+    """A group's verdict on one topic from its worst partition's status `raw`: (raw status,
+    debounced status, severity, incident id). Updates the topic's window `tw` and appends
+    incident events."""
+    raw, status = _debounced(tw, raw, th, cfg, ctx)
+    sev = severity_of(status, th)
+    bad = SEVERITY_RANK[sev] >= SEVERITY_RANK["warning"]
+    inc = tw.incident
+    if inc is None:
+        tw.clean = 0
+        if bad:
+            now = round(ctx.now, 3)
+            inc = Incident(
+                new_incident_id(), now, sev, status, now, 0, ctx.lag_msgs, r1(ctx.lag_seconds)
+            )
+            tw.incident = inc
+            events.append(incident_event("open", inc, ctx, status))
+        return raw, status, sev, inc.id if inc else None
+    return _follow_incident(tw, inc, raw, status, sev, bad, th, cfg, ctx, events)
+
+
+def _follow_incident(
+    tw: TopicWindow,
+    inc: Incident,
+    raw: str,
+    status: str,
+    sev: str,
+    bad: bool,
+    th: LagThresholds,
+    cfg: EvalConfig,
+    ctx: TopicTick,
+    events: list[IncidentEvent],
+) -> tuple[str, str, str, str | None]:
+    """An open incident: escalate, resolve after clean ticks, or remind."""
+    now, total, secs = ctx.now, ctx.lag_msgs, ctx.lag_seconds
+    inc.peak_msgs = max(inc.peak_msgs, total)
+    if secs is not None:
+        inc.peak_seconds = r1(max(inc.peak_seconds or 0.0, secs))
+    if bad:
+        inc.status = status
+    # Hysteresis: clean means this tick alone is OK/IDLE and the lag is below half the
+    # warning level, in messages and in seconds.
+    secs_or_worst = secs if secs is not None else (0.0 if total == 0 else float("inf"))
+    clean = (
+        SEVERITY[raw] == "ok" and total < th.warn_msgs / 2 and secs_or_worst < th.warn_seconds / 2
+    )
+    tw.clean = tw.clean + 1 if clean else 0
+    if SEVERITY_RANK[sev] > SEVERITY_RANK[inc.severity]:
+        inc.severity = sev
+        inc.last = round(now, 3)
+        events.append(incident_event("escalate", inc, ctx, status))
+    elif tw.clean >= cfg.clean_ticks:
+        events.append(incident_event("resolve", inc, ctx, raw))
+        tw.incident = None
+        tw.clean = 0
+        return raw, status, sev, None
+    elif now - inc.last >= cfg.remind_after(inc.severity):
+        inc.reminders += 1
+        inc.last = round(now, 3)
+        events.append(incident_event("remind", inc, ctx, inc.status, reminder=inc.reminders))
+    return raw, status, sev, inc.id

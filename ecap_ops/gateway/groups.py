@@ -1,0 +1,325 @@
+"""The one reader of consumer groups: listed (type, state, protocol), described (members and
+their assignments) and their committed offsets, as the core's types (`ecap_ops.core.groups`).
+
+A read sends a fixed number of requests whatever the number of groups: one ListGroups per
+broker, one batched FindCoordinator, then per group coordinator one DescribeGroups (classic
+groups; Kafka 4's consumer groups are not described by it) and one OffsetFetch (v8: all of
+its groups in one request), sent to every coordinator at once on the admin client's network
+thread. The lag tick runs the same waves inside its own measurement (`gateway/lag.py`);
+`consumer-groups`, cleanup, snapshots and restore call `read_groups`.
+"""
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ecap_ops.core.groups import (
+    TP,
+    ConsumerGroup,
+    GroupDescription,
+    GroupListing,
+    GroupMember,
+    combine,
+)
+from ecap_ops.errors import KafkaRequestFailed
+from ecap_ops.gateway.client import KafkaGateway
+
+log = logging.getLogger(__name__)
+
+# Errors of a coordinator still loading or moving (a fresh cluster before
+# __consumer_offsets exists): worth asking again for a few seconds.
+RETRIABLE = (
+    "CoordinatorNotAvailable",
+    "CoordinatorLoadInProgress",
+    "NotCoordinator",
+    "no coordinator",
+)
+
+
+class Waiter:
+    """Requests sent on the admin client's network thread within one time budget; a request
+    that fails or runs out of time is noted in `problems`, never raised, so one broker's
+    failure does not lose the others' answers."""
+
+    def __init__(self, admin, budget_s: float):
+        self.admin = admin
+        self.mgr = admin._manager
+        self.deadline = time.monotonic() + budget_s
+        self.problems: list[str] = []
+
+    def left_ms(self) -> int:
+        return max(1, int((self.deadline - time.monotonic()) * 1000))
+
+    async def wait(self, future, what: str):
+        """The future's value, or None (and a note) when it failed or the budget ran out."""
+        try:
+            return await self.mgr.wait_for(future, self.left_ms())
+        except Exception as exc:  # one broker's failure must not lose the others' answers
+            self.problems.append(f"{what}: {type(exc).__name__}: {exc}"[:300])
+            return None
+
+    def send(self, request, node_id):
+        return self.mgr.send(request, node_id=node_id, request_timeout_ms=self.left_ms())
+
+
+# -- kafka-python's answers as the core's types ---------------------------------------------
+
+
+def listing_from(d: dict) -> GroupListing:
+    """A ListGroups entry (kafka-python's dict) as a `GroupListing`."""
+    return GroupListing(
+        group_id=d["group_id"],
+        state=d.get("group_state") or "Unknown",
+        group_type=d.get("group_type") or "classic",
+        protocol_type=d.get("protocol_type") or "",
+    )
+
+
+def _member_from(m) -> GroupMember:
+    get = m.get if isinstance(m, dict) else (lambda k, default=None: getattr(m, k, default))
+    a = get("member_assignment")
+    parts = getattr(a, "assigned_partitions", None)
+    if parts is None and isinstance(a, dict):
+        parts = [(x.get("topic"), x.get("partitions")) for x in a.get("assigned_partitions") or []]
+    assignment: dict[str, tuple[int, ...]] = {}
+    for entry in parts or []:
+        topic, ps = (entry["topic"], entry.get("partitions")) if isinstance(entry, dict) else entry
+        assignment[topic] = tuple(sorted(set(assignment.get(topic, ())) | set(ps or ())))
+    meta = get("member_metadata")
+    topics = getattr(meta, "topics", None)
+    if topics is None and isinstance(meta, dict):
+        topics = meta.get("topics")
+    return GroupMember(
+        member_id=get("member_id", "") or "",
+        client_id=get("client_id", "") or "",
+        host=get("client_host", "") or "",
+        assignment=assignment,
+        subscription=tuple(topics or ()),
+    )
+
+
+def description_from(group_id: str, d: dict) -> GroupDescription:
+    """A DescribeGroups entry (kafka-python's dict) as a `GroupDescription`."""
+    if d.get("error"):
+        return GroupDescription(group_id, "Unknown", None, str(d["error"]))
+    members = tuple(_member_from(m) for m in d.get("members") or [])
+    return GroupDescription(group_id, d.get("group_state") or "Unknown", members)
+
+
+def offset_fetch_request(group_ids: list[str]):
+    """One OffsetFetch (v8) for all these groups' committed offsets."""
+    from kafka.protocol.consumer import OffsetFetchRequest
+
+    group = OffsetFetchRequest.OffsetFetchRequestGroup
+    return OffsetFetchRequest(
+        groups=[group(group_id=g, topics=None) for g in group_ids], min_version=8, max_version=8
+    )
+
+
+def committed_from(response, problems: list[str]) -> dict[str, dict[TP, int]]:
+    """Committed offsets per group in an OffsetFetch answer (groups that failed are noted)."""
+    from kafka import errors as kerr
+
+    out: dict[str, dict[TP, int]] = {}
+    for g in response.groups:
+        if g.error_code:
+            problems.append(
+                f"committed offsets of group {g.group_id}: {kerr.for_code(g.error_code).__name__}"
+            )
+            continue
+        offs: dict[TP, int] = {}
+        for t in g.topics:
+            for p in t.partitions:
+                if p.error_code == 0 and p.committed_offset is not None and p.committed_offset >= 0:
+                    offs[(t.name, p.partition_index)] = p.committed_offset
+        out[g.group_id] = offs
+    return out
+
+
+# -- the waves ----------------------------------------------------------------------------
+
+
+def send_list_groups(w: Waiter) -> dict:
+    """ListGroups sent to every broker now (answers awaited by `listings`)."""
+    brokers = [b.node_id for b in w.mgr.cluster.brokers()]
+    return {b: w.send(w.admin._list_groups_request(), b) for b in brokers}
+
+
+async def listings(w: Waiter, sent: dict) -> tuple[dict[str, GroupListing], bool]:
+    """Every group the brokers listed, and whether every broker answered."""
+    out: dict[str, GroupListing] = {}
+    complete = True
+    for b, f in sent.items():
+        resp = await w.wait(f, f"listing the groups of broker {b}")
+        if resp is None or resp.error_code:
+            complete = False
+            continue
+        for g in resp.groups:
+            # A group coordinated by two brokers during a move appears twice; keep one.
+            listing = listing_from(g.to_dict())
+            out[listing.group_id] = listing
+    return out, complete
+
+
+async def describe_and_fetch(
+    w: Waiter, group_ids: list[str], describe: Iterable[str], offsets: bool = True
+) -> tuple[dict[str, GroupDescription], dict[str, dict[TP, int]]]:
+    """Descriptions (of the groups in `describe`) and committed offsets (of all, when
+    `offsets`): one batched FindCoordinator, then per coordinator one request of each kind,
+    to every coordinator at once."""
+    described_ids = set(describe)
+    if not group_ids or not (offsets or described_ids):
+        return {}, {}
+    coords = await w.wait(
+        w.mgr.call_soon(w.admin._find_coordinator_ids, list(group_ids)),
+        "finding group coordinators",
+    )
+    by_coord: dict[int, list[str]] = defaultdict(list)
+    for g, node in (coords or {}).items():
+        if node is not None and node >= 0:
+            by_coord[node].append(g)
+    lost = [g for g in group_ids if g not in {x for gs in by_coord.values() for x in gs}]
+    if lost and coords is not None:
+        w.problems.append(f"no coordinator found for {len(lost)} group(s): {', '.join(lost[:5])}")
+    f_fetch = (
+        {n: w.send(offset_fetch_request(gs), n) for n, gs in by_coord.items()} if offsets else {}
+    )
+    f_desc = {}
+    for n, gs in by_coord.items():
+        wanted = [g for g in gs if g in described_ids]
+        if wanted:
+            f_desc[n] = w.send(w.admin._describe_groups_request(wanted), n)
+    committed: dict[str, dict[TP, int]] = {}
+    for n, f in f_fetch.items():
+        resp = await w.wait(f, f"committed offsets from coordinator {n}")
+        if resp is not None:
+            committed.update(committed_from(resp, w.problems))
+    descriptions: dict[str, GroupDescription] = {}
+    for n, f in f_desc.items():
+        resp = await w.wait(f, f"describing groups on coordinator {n}")
+        if resp is None:
+            continue
+        try:
+            raw = w.admin._describe_groups_process_response(resp)
+            descriptions.update({g: description_from(g, d) for g, d in raw.items()})
+        except Exception as exc:  # an undecodable member must not lose the others
+            w.problems.append(f"describing groups on coordinator {n}: {type(exc).__name__}: {exc}")
+    return descriptions, committed
+
+
+def describable(listing: GroupListing | None) -> bool:
+    """Whether DescribeGroups describes a group: classic groups (and groups not listed)."""
+    return listing is None or listing.group_type in ("classic", "")
+
+
+# -- reading groups from the other commands -------------------------------------------------
+
+
+@dataclass
+class GroupsRead:
+    """What one read of the groups found. Groups missing from `committed` or `descriptions`
+    could not be read (see `problems`)."""
+
+    listings: dict[str, GroupListing]
+    descriptions: dict[str, GroupDescription] = field(default_factory=dict)
+    committed: dict[str, dict[TP, int]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def group(self, group_id: str) -> ConsumerGroup:
+        return combine(
+            self.listings.get(group_id),
+            self.descriptions.get(group_id),
+            self.committed.get(group_id),
+            group_id,
+        )
+
+    def groups(self, ids: Iterable[str] | None = None) -> list[ConsumerGroup]:
+        return [self.group(g) for g in sorted(self.listings if ids is None else ids)]
+
+    def unread(self, describe: bool = True, offsets: bool = True) -> list[str]:
+        """Listed groups whose committed offsets (or description) could not be read."""
+        return [
+            g
+            for g, x in sorted(self.listings.items())
+            if (offsets and g not in self.committed)
+            or (describe and describable(x) and g not in self.descriptions)
+        ]
+
+    def require_complete(self, describe: bool = True, offsets: bool = True) -> "GroupsRead":
+        """This read, or KafkaRequestFailed when some group could not be read: a group shown
+        without its offsets would pass for a group that consumes nothing."""
+        missing = self.unread(describe, offsets)
+        if missing:
+            raise KafkaRequestFailed(
+                f"reading consumer groups: {len(missing)} group(s) could not be read "
+                f"({', '.join(g[:60] for g in missing[:5])}): "
+                + "; ".join(self.problems)[:400]
+                + ". Try again in a moment; if it persists, check the group coordinators."
+            )
+        return self
+
+
+async def _first_read(
+    w: Waiter, ids: set[str] | None, describe: bool, offsets: bool, consumer_only: bool
+) -> tuple[dict[str, GroupListing] | None, dict, dict]:
+    found, complete = await listings(w, send_list_groups(w))
+    if not complete:
+        return None, {}, {}
+    chosen = {
+        g: x
+        for g, x in found.items()
+        if (ids is None or g in ids) and (x.is_consumer_group or not consumer_only)
+    }
+    wanted = [g for g, x in chosen.items() if describable(x)] if describe else []
+    desc, committed = await describe_and_fetch(w, sorted(chosen), wanted, offsets)
+    return chosen, desc, committed
+
+
+def read_groups(
+    gw: KafkaGateway,
+    group_ids: Iterable[str] | None = None,
+    *,
+    describe: bool = True,
+    offsets: bool = True,
+    consumer_only: bool = False,
+    wait_s: float = 15.0,
+) -> GroupsRead:
+    """The groups on the cluster (those of `group_ids` that exist, when given;
+    `consumer_only` keeps those whose offsets we judge), described and with their committed
+    offsets as asked.
+
+    Groups whose coordinator is still loading or moving are asked again, for at most
+    `wait_s` seconds. Raises KafkaRequestFailed when a broker does not list its groups: a
+    listing with holes would pass for a cluster without those groups."""
+    ids = None if group_ids is None else set(group_ids)
+    budget = max(1.0, gw.settings.request_timeout_ms / 1000)
+    deadline = time.monotonic() + wait_s
+    w = Waiter(gw.admin, budget)
+    chosen, desc, committed = gw.call(
+        "reading consumer groups",
+        lambda a: a._manager.run(_first_read, w, ids, describe, offsets, consumer_only),
+    )
+    if chosen is None:
+        raise KafkaRequestFailed(
+            "listing consumer groups: not every broker answered: "
+            + "; ".join(w.problems)[:500]
+            + ". Check that every broker is up, then try again."
+        )
+    result = GroupsRead(chosen, desc, committed, w.problems)
+    while True:
+        todo = result.unread(describe, offsets)
+        retriable = any(any(r in p for r in RETRIABLE) for p in result.problems)
+        if not todo or not retriable or time.monotonic() >= deadline:
+            return result
+        time.sleep(0.5)
+        w = Waiter(gw.admin, budget)
+        again = [g for g in todo if describe and describable(chosen[g])]
+        desc, committed = gw.call(
+            "reading consumer groups",
+            lambda a, w=w, t=todo, d=again: a._manager.run(describe_and_fetch, w, t, d, offsets),
+        )
+        result.descriptions.update(desc)
+        result.committed.update(committed)
+        result.problems = w.problems
