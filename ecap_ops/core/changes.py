@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 
 from ecap_ops.catalog.model import Catalog
 from ecap_ops.core.plan import Action, ActionKind, Plan, Refusal, fingerprint, make_plan
-from ecap_ops.core.state import CANARY_TOPIC, ClusterState
+from ecap_ops.core.state import CANARY_TOPIC, ClusterState, is_internal_topic
 
 # KRaft refuses one request that needs more than 10,000 metadata records ("Unable to
 # perform excessively large batch operation"); stay well under it.
@@ -110,7 +110,7 @@ def make_delete_plan(
     names = list(dict.fromkeys(names))
     for name in names:
         topic = cluster.topics.get(name)
-        if name.startswith("__") or (topic is not None and topic.internal):
+        if is_internal_topic(name, topic is not None and topic.internal):
             if not force:
                 refusals.append(
                     Refusal(

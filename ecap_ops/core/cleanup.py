@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from ecap_ops.catalog.units import format_duration_ms, format_size
+from ecap_ops.core.state import is_internal_topic
 
 DEFAULT_PATTERNS = ("test-*", "tmp-*", "*-test")
 DAY_MS = 86_400_000
@@ -245,7 +246,7 @@ def _members(t: TopicEvidence) -> list[str]:
 
 def _static_reasons(t: TopicEvidence, rules: CleanupRules) -> list[str]:
     keep = []
-    if t.internal or t.name.startswith("__"):
+    if is_internal_topic(t.name, t.internal):
         keep.append("internal topic")
     if t.in_catalog:
         keep.append("in the catalog")

@@ -10,7 +10,7 @@ is one in `prod`. Pure: the gateway reads the observation, this module judges it
 from dataclasses import asdict, dataclass, field
 
 from ecap_ops.catalog.units import format_size
-from ecap_ops.core.state import ClusterState
+from ecap_ops.core.state import ClusterState, is_internal_topic
 
 OK, WARN, CRIT = "OK", "WARN", "CRIT"
 _RANK = {OK: 0, WARN: 1, CRIT: 2}
@@ -336,7 +336,7 @@ def evaluate(
                 under.setdefault(name, []).append(p.partition)
             if len(p.isr) < min_isr:
                 under_min.setdefault(name, []).append(p.partition)
-        if t.replication_factor == 1 and not t.internal:
+        if t.replication_factor == 1 and not is_internal_topic(name, t.internal):
             rf1.append(name)
     n_under = sum(map(len, under.values()))
     n_under_min = sum(map(len, under_min.values()))

@@ -14,7 +14,7 @@ from enum import StrEnum
 from ecap_ops.catalog.kafka_configs import canonical_value
 from ecap_ops.catalog.model import Catalog, TopicSpec
 from ecap_ops.catalog.units import format_duration_ms, format_size
-from ecap_ops.core.state import CANARY_TOPIC, ClusterState, TopicState
+from ecap_ops.core.state import CANARY_TOPIC, ClusterState, TopicState, is_internal_topic
 
 # Kafka's own defaults, for a key whose fallback the broker did not report.
 KAFKA_DEFAULTS = {
@@ -345,7 +345,7 @@ def make_plan(
     unmanaged = sorted(
         n
         for n, t in cluster.topics.items()
-        if n not in managed and n != CANARY_TOPIC and not t.internal and not n.startswith("__")
+        if n not in managed and n != CANARY_TOPIC and not is_internal_topic(n, t.internal)
     )
     return Plan(
         cluster_id=cluster.cluster_id,

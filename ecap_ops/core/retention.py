@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 from ecap_ops.catalog.model import Catalog, TopicSpec
 from ecap_ops.catalog.units import format_duration_ms, format_size
+from ecap_ops.core.state import is_internal_topic
 
 DAY_MS = 86_400_000
 AUDITED_KEYS = ("retention.ms", "retention.bytes", "cleanup.policy", "segment.ms")
@@ -190,6 +191,7 @@ def audit_topic(
     and against the real age and size of its data."""
     flags: list[str] = []
     notes: list[str] = []
+    internal = is_internal_topic(obs.name, obs.internal)
     retention_ms = _int(_eff(obs, "retention.ms"), 7 * DAY_MS)
     retention_bytes = _int(_eff(obs, "retention.bytes"), -1)
     segment_ms = _int(_eff(obs, "segment.ms"), 7 * DAY_MS)
@@ -224,7 +226,7 @@ def audit_topic(
         expected_ms = spec.retention_ms
     else:
         expected_ms = policy.retention_ms
-        if not obs.internal:
+        if not internal:
             if cleanup != policy.cleanup_policy and not compacts:
                 flags.append(
                     f"cleanup.policy {cleanup}, the default policy is {policy.cleanup_policy}"
@@ -237,7 +239,7 @@ def audit_topic(
                 mismatch = True
 
     infinite = deletes and retention_ms < 0 and retention_bytes < 0
-    if infinite and not (obs.internal or (spec is None and policy.allow_infinite)):
+    if infinite and not (internal or (spec is None and policy.allow_infinite)):
         flags.append(
             "infinite retention: retention.ms=-1 and retention.bytes=-1, the topic grows without bound"
         )
@@ -298,7 +300,7 @@ def audit_topic(
     return AuditRow(
         topic=obs.name,
         managed=spec is not None,
-        internal=obs.internal,
+        internal=internal,
         partitions=obs.partitions,
         replication_factor=obs.replication_factor,
         cleanup_policy=cleanup,

@@ -8,6 +8,17 @@ from dataclasses import dataclass, field
 # ecap-ops' own topic: the health check's produce-then-consume canary. Not unmanaged,
 # never a cleanup candidate, left out of audits.
 CANARY_TOPIC = "ecap-ops-canary"
+# Kafka reserves names starting with "__" for its own topics (__consumer_offsets,
+# __transaction_state, __share_group_state, __cluster_metadata, ...).
+INTERNAL_PREFIX = "__"
+
+
+def is_internal_topic(name: str, flagged: bool | None = False) -> bool:
+    """Whether a topic is one of Kafka's own: the broker flagged it internal (`flagged`, the
+    metadata's is_internal) or its name has the prefix Kafka reserves for them. The one rule
+    every command, job, check and plan uses; a flag a broker leaves off does not make an
+    "__" topic ours to change."""
+    return bool(flagged) or name.startswith(INTERNAL_PREFIX)
 
 
 @dataclass(frozen=True)
