@@ -1,7 +1,10 @@
 """Connection settings, read from the environment and overridable by CLI flags.
 
-`KafkaSettings` is the one place that knows how to turn our settings into kafka-python
-keyword arguments. Its repr never shows the password.
+`KafkaSettings` is the one settings object: the CLI (`KafkaSettings.from_env` plus its
+flags) and the Dagster resource `kafka` (`from_env` plus the resource's fields) read the
+same variables through the same code, so both connect, wait and time out alike. It is the
+one place that knows how to turn our settings into kafka-python keyword arguments. Its repr
+never shows the password.
 """
 
 import os
@@ -13,6 +16,29 @@ from ecap_ops.errors import ConfigError
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 DEFAULT_BOOTSTRAP = "localhost:9092"
+# The client id brokers see (in their request logs and quotas): people's CLI or Dagster.
+CLI_CLIENT_ID = "ecap-ops"
+DAGSTER_CLIENT_ID = "ecap-ops-dagster"
+# The environment variable behind each setting, read by `from_env`.
+ENV_VARS = {
+    "bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "security_protocol": "KAFKA_SECURITY_PROTOCOL",
+    "sasl_mechanism": "KAFKA_SASL_MECHANISM",
+    "sasl_username": "KAFKA_SASL_USERNAME",
+    "sasl_password": "KAFKA_SASL_PASSWORD",
+    "ssl_cafile": "KAFKA_SSL_CAFILE",
+    "connect_timeout_ms": "ECAP_KAFKA_CONNECT_TIMEOUT_MS",
+    "request_timeout_ms": "ECAP_KAFKA_REQUEST_TIMEOUT_MS",
+}
+# A wait longer than this is a typo (seconds for milliseconds, a digit too many): a
+# sensor tick or a CLI command would hang on a dead cluster for that long.
+MAX_TIMEOUT_MS = 600_000
+_SHOWN = 40  # characters of an offending value a message shows
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
 
 
 @dataclass(frozen=True)
@@ -27,30 +53,29 @@ class KafkaSettings:
     # kept well under Dagster's 60 s sensor limit and the CLI's 15 s promise.
     connect_timeout_ms: int = 6000
     request_timeout_ms: int = 8000
-    client_id: str = "ecap-ops"
+    client_id: str = CLI_CLIENT_ID
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> "KafkaSettings":
+        """Settings from the environment (`env`, by default the process's), with `overrides`
+        (CLI flags, resource fields; None means "not given") on top, validated."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {
-            "bootstrap_servers": env.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP,
-            "security_protocol": env.get("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
-            "sasl_mechanism": env.get("KAFKA_SASL_MECHANISM") or None,
-            "sasl_username": env.get("KAFKA_SASL_USERNAME") or None,
-            "sasl_password": env.get("KAFKA_SASL_PASSWORD") or None,
-            "ssl_cafile": env.get("KAFKA_SSL_CAFILE") or None,
+            key: env.get(name) or None
+            for key, name in ENV_VARS.items()
+            if not key.endswith("_timeout_ms")
         }
-        for key, name in (
-            ("connect_timeout_ms", "ECAP_KAFKA_CONNECT_TIMEOUT_MS"),
-            ("request_timeout_ms", "ECAP_KAFKA_REQUEST_TIMEOUT_MS"),
-        ):
+        values["bootstrap_servers"] = values["bootstrap_servers"] or DEFAULT_BOOTSTRAP
+        values["security_protocol"] = values["security_protocol"] or "PLAINTEXT"
+        for key in ("connect_timeout_ms", "request_timeout_ms"):
+            name = ENV_VARS[key]
             raw = env.get(name)
             if raw:
                 try:
                     values[key] = int(raw)
                 except ValueError:
                     raise ConfigError(
-                        f"{name}: expected a whole number of milliseconds, got {raw!r}"
+                        f"{name}: expected a whole number of milliseconds, got {_shown(raw)}"
                     ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
@@ -67,19 +92,20 @@ class KafkaSettings:
         servers = [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
         if not servers:
             problems.append("bootstrap servers: empty")
-        for s in servers:
-            host, sep, port = s.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                problems.append(f"bootstrap servers: {s!r} is not host:port")
+        bad = [s for s in servers if not _host_port(s)]
+        for s in bad[:3]:
+            problems.append(f"bootstrap servers: {_shown(s)} is not host:port")
+        if len(bad) > 3:
+            problems.append(f"bootstrap servers: {len(bad) - 3} more are not host:port")
         proto = self.security_protocol.upper()
         if proto not in SECURITY_PROTOCOLS:
             problems.append(
-                f"security protocol: {self.security_protocol!r} is not one of {', '.join(SECURITY_PROTOCOLS)}"
+                f"security protocol: {_shown(self.security_protocol)} is not one of {', '.join(SECURITY_PROTOCOLS)}"
             )
-        if proto.startswith("SASL"):
+        if proto in ("SASL_PLAINTEXT", "SASL_SSL"):
             if (self.sasl_mechanism or "").upper() not in SASL_MECHANISMS:
                 problems.append(
-                    f"SASL mechanism: {self.sasl_mechanism!r} is not one of {', '.join(SASL_MECHANISMS)}"
+                    f"SASL mechanism: {_shown(self.sasl_mechanism)} is not one of {', '.join(SASL_MECHANISMS)}"
                 )
             if not self.sasl_username:
                 problems.append("SASL username: required with " + proto)
@@ -88,10 +114,18 @@ class KafkaSettings:
                     "SASL password: required with " + proto + " (set KAFKA_SASL_PASSWORD)"
                 )
         if self.ssl_cafile and not os.path.isfile(self.ssl_cafile):
-            problems.append(f"SSL CA file: {self.ssl_cafile!r} does not exist")
+            problems.append(f"SSL CA file: {_shown(self.ssl_cafile)} does not exist")
         for key in ("connect_timeout_ms", "request_timeout_ms"):
-            if getattr(self, key) <= 0:
-                problems.append(f"{key}: must be > 0")
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool):
+                problems.append(f"{key}: must be a whole number of milliseconds ({ENV_VARS[key]})")
+            elif value <= 0:
+                problems.append(f"{key}: must be > 0 ({ENV_VARS[key]})")
+            elif value > MAX_TIMEOUT_MS:
+                problems.append(
+                    f"{key}: {value:,} ms is longer than the {MAX_TIMEOUT_MS:,} ms ecap-ops "
+                    f"waits at most ({ENV_VARS[key]})"
+                )
         if problems:
             raise ConfigError("Kafka connection settings are invalid: " + "; ".join(problems))
 
@@ -143,3 +177,8 @@ class KafkaSettings:
         if self.sasl_password and self.sasl_password in text:
             text = text.replace(self.sasl_password, "***")
         return text
+
+
+def _host_port(server: str) -> bool:
+    host, sep, port = server.rpartition(":")
+    return bool(sep and host and port.isascii() and port.isdigit() and 0 < int(port) < 65536)
