@@ -8,12 +8,19 @@ sends, by type, so benchmarks can show that they do not grow with the number of 
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from ecap_ops.core.state import BrokerInfo, ClusterState, PartitionState, TopicState
+from ecap_ops.core.state import (
+    BrokerInfo,
+    ClusterState,
+    PartitionState,
+    TopicState,
+    is_internal_topic,
+)
 from ecap_ops.errors import KafkaRequestFailed
-from ecap_ops.gateway.errors import translate
+from ecap_ops.gateway.errors import broker_error, translate
 from ecap_ops.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -120,7 +127,11 @@ class KafkaGateway:
 
     def list_topic_names(self, include_internal: bool = False) -> list[str]:
         topics = self.call("listing topics", lambda a: a.describe_topics())
-        return sorted(t["name"] for t in topics if include_internal or not t.get("is_internal"))
+        return sorted(
+            t["name"]
+            for t in topics
+            if include_internal or not is_internal_topic(t["name"], t.get("is_internal"))
+        )
 
     def describe_topics(self, names: Iterable[str] | None = None) -> dict[str, dict]:
         """Metadata of topics (all when `names` is None) in one request; missing ones are left out."""
@@ -262,7 +273,7 @@ class KafkaGateway:
                 partitions=partitions,
                 overrides=ov,
                 defaults=defaults,
-                internal=bool(meta.get("is_internal")) or name.startswith("__"),
+                internal=is_internal_topic(name, meta.get("is_internal")),
                 topic_id=str(meta.get("topic_id")) if meta.get("topic_id") else None,
                 has_data=has_data,
             )
@@ -270,13 +281,71 @@ class KafkaGateway:
             cluster_id=cluster_id, controller_id=controller, brokers=brokers, topics=topics
         )
 
+    # -- producing and consuming ---------------------------------------------------
+    @contextmanager
+    def producer(self, doing: str, **options: Any) -> Iterator[Any]:
+        """A kafka-python producer with this gateway's settings (address, security, request
+        timeout), closed when the block ends; errors in the block are translated as `doing`.
+        `options` are producer settings (acks, max_request_size, ...); how long a send may
+        block defaults to the request timeout."""
+        from kafka import KafkaProducer
+
+        options.setdefault("max_block_ms", self.settings.request_timeout_ms)
+        with self._client(KafkaProducer, doing, options, {"timeout": 2}) as producer:
+            yield producer
+
+    @contextmanager
+    def consumer(self, doing: str, **options: Any) -> Iterator[Any]:
+        """A kafka-python consumer with this gateway's settings, closed when the block ends;
+        errors in the block are translated as `doing`. No group and no auto-commit unless
+        `options` say otherwise: reading must not move anyone's offsets."""
+        from kafka import KafkaConsumer
+
+        options.setdefault("group_id", None)
+        options.setdefault("enable_auto_commit", False)
+        with self._client(KafkaConsumer, doing, options, {"timeout_ms": 2000}) as consumer:
+            yield consumer
+
+    @contextmanager
+    def _client(
+        self, factory: Any, doing: str, options: dict[str, Any], close: dict[str, Any]
+    ) -> Iterator[Any]:
+        client = None
+        with translate(self.settings, doing):
+            try:
+                client = factory(**{**self.settings.client_kwargs(), **options})
+                yield client
+            finally:
+                if client is not None:
+                    try:
+                        client.close(**close)
+                    except Exception:  # closing must not hide the error that ended the block
+                        log.debug("closing a %s failed", factory.__name__, exc_info=True)
+
+    def produce_one(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        *,
+        timeout_s: float | None = None,
+        max_request_size: int | None = None,
+    ) -> tuple[int, int]:
+        """Send one record with acks=all and wait until the brokers have it (at most
+        `timeout_s`, by default the request timeout). Returns (partition, offset)."""
+        timeout_s = timeout_s if timeout_s is not None else self.settings.request_timeout_ms / 1000
+        options: dict[str, Any] = {"acks": "all", "max_block_ms": int(timeout_s * 1000)}
+        if max_request_size is not None:
+            options["max_request_size"] = max_request_size
+        with self.producer(f"producing to {topic}", **options) as producer:
+            metadata = producer.send(topic, value=value, key=key).get(timeout=timeout_s)
+        return metadata.partition, metadata.offset
+
     # -- changing ------------------------------------------------------------------
     @staticmethod
     def _per_topic_errors(
         response: Any, list_key: str, name_key: str = "name"
     ) -> dict[str, str | None]:
-        from kafka import errors as kerr
-
         if hasattr(response, "to_dict"):
             response = response.to_dict()
         out: dict[str, str | None] = {}
@@ -285,10 +354,7 @@ class KafkaGateway:
             if code == 0:
                 out[item[name_key]] = None
             else:
-                err = kerr.for_code(code)
-                out[item[name_key]] = (
-                    f"{err.__name__}: {item.get('error_message') or err.description}"
-                )
+                out[item[name_key]] = broker_error(code, item.get("error_message"))
         return out
 
     def create_topics(

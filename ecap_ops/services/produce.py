@@ -20,7 +20,6 @@ from ecap_ops.catalog.model import Catalog
 from ecap_ops.core.integrity import find_constant, line_column, nesting_exceeds
 from ecap_ops.errors import EcapOpsError
 from ecap_ops.gateway import KafkaGateway
-from ecap_ops.gateway.errors import translate
 
 # Bytes a one-record batch adds around the key and value: the v2 batch header (61) and the
 # record's own attributes, timestamp and offset deltas and length varints (at most 21).
@@ -211,8 +210,6 @@ def test_produce(
     timeout_s: float = 10.0,
 ) -> Produced:
     """Validate, then produce one message (acks=all); returns where it landed."""
-    from kafka import KafkaProducer
-
     if not _LEGAL_TOPIC.fullmatch(topic) or topic in (".", ".."):
         raise MessageInvalid(
             f"{_short(topic)} is not a Kafka topic name (letters, digits, '.', '_' and '-', at most 249); {NOTHING}"
@@ -247,21 +244,14 @@ def test_produce(
             f"the message is {size:,} bytes as a record batch (value {len(value):,} + key {len(key_bytes or b''):,} + {BATCH_OVERHEAD} overhead), "
             f"over topic {topic}'s max.message.bytes of {max_bytes:,}; nothing was produced"
         )
-    kw = gw.settings.client_kwargs()
-    producer = None
-    with translate(gw.settings, f"producing to {topic}"):
-        try:
-            producer = KafkaProducer(
-                acks="all",
-                max_request_size=max(max_bytes, size) + 1024,
-                max_block_ms=int(timeout_s * 1000),
-                **kw,
-            )
-            md = producer.send(topic, value=value, key=key_bytes).get(timeout=timeout_s)
-        finally:
-            if producer is not None:
-                producer.close(timeout=2)
-    return Produced(topic, md.partition, md.offset, key, source, size, max_bytes)
+    partition, offset = gw.produce_one(
+        topic,
+        value,
+        key_bytes,
+        timeout_s=timeout_s,
+        max_request_size=max(max_bytes, size) + 1024,
+    )
+    return Produced(topic, partition, offset, key, source, size, max_bytes)
 
 
 # Not a test: pytest must not collect the service function of that name.
