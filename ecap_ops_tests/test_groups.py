@@ -57,3 +57,33 @@ def test_lag_per_topic_members_and_state(kafka_settings, kafka_bootstrap, unique
     )
     line = next(ln for ln in table.output.splitlines() if ln.startswith(group))
     assert topic in line and line.split()[-1] == "6"
+
+
+def test_summarize_uses_the_one_lag_formula():
+    """No broker: a group's lag per topic from its committed offsets and partition offsets."""
+    from ecap_ops.core.groups import ConsumerGroup, GroupMember
+    from ecap_ops.core.lag_model import PartitionOffsets
+    from ecap_ops.services.groups import summarize
+
+    g = ConsumerGroup(
+        "g",
+        "Stable",
+        "classic",
+        "consumer",
+        (GroupMember("m", "c", "h", {"t": (0, 1), "u": (0,)}),),
+        {("t", 0): 5, ("t", 1): 5, ("v", 0): 3},
+    )
+    offsets = {("t", 0): PartitionOffsets(20, 30), ("t", 1): PartitionOffsets(0, 30)}
+    s = summarize(g, offsets)
+    by = {t.topic: t for t in s.topics}
+    assert (by["t"].lag, by["t"].lost, by["t"].partitions, by["t"].members) == (35, 15, 2, 1)
+    assert (by["u"].lag, by["u"].partitions, by["u"].members) == (None, 0, 1)  # no commit
+    assert by["v"].lag is None  # offsets unknown: lag unknown, not 0
+    assert s.total_lag is None and s.members == 1
+    assert s.to_dict()["topics"][0] == {
+        "topic": "t",
+        "partitions": 2,
+        "lag": 35,
+        "lost": 15,
+        "members": 1,
+    }
