@@ -360,7 +360,8 @@ def test_cluster_health_page_shows_a_warn_verdict_findings_and_the_runs_tag(
 
     # user-events' matches_catalog follows the health check: red, with the drift.
     browser.get(asset_page(stack, "kafka", drifted) + "?view=checks")
-    visible_text(browser, "matches_catalog")
+    text_on_page(browser, "matches_catalog marked Failed", lambda t: "matches_catalog\nFailed" in t)
+    visible_text(browser, "matches_catalog").click()
     text_on_page(
         browser,
         "user-events' failed matches_catalog check",
@@ -402,7 +403,7 @@ def test_snapshot_asset_page_after_two_snapshots(stack: Stack, browser, shot):
     shot("overview")
     browser.get(asset_page(stack, "kafka_metadata_snapshot") + "?view=events")
     visible_text(browser, "kafka_metadata_snapshot")
-    text_on_page(browser, "the snapshot history", lambda t: "Materialization" in t)
+    text_on_page(browser, "the snapshot history", lambda t: "Materialized in run" in t)
     shot("history")
 
 
