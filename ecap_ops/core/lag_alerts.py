@@ -3,7 +3,8 @@
 from datetime import UTC, datetime
 
 from ecap_ops.core.alerts import Alert
-from ecap_ops.core.lag import SEVERITY, describe_lag, format_seconds_short
+from ecap_ops.core.lag_measures import describe_lag, format_seconds_short
+from ecap_ops.core.lag_status import SEVERITY
 
 _VERB = {
     "open": "opened",
