@@ -311,7 +311,7 @@ class KafkaGateway:
         self, factory: Any, doing: str, options: dict[str, Any], close: dict[str, Any]
     ) -> Iterator[Any]:
         client = None
-        with translate(self.settings, doing):
+        with translate(self.settings, doing, options.get("max_block_ms")):
             try:
                 client = factory(**{**self.settings.client_kwargs(), **options})
                 yield client

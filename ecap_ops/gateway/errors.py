@@ -210,8 +210,10 @@ def to_ecap_error(
     settings: KafkaSettings,
     doing: str,
     evidence: "_ConnectionEvidence | None" = None,
+    wait_ms: int | None = None,
 ) -> EcapOpsError:
-    """Our error for a kafka-python (or socket) error raised while `doing` something."""
+    """Our error for a kafka-python (or socket) error raised while `doing` something;
+    `wait_ms` is how long the call could wait, when not the settings' own timeout."""
     rule = rule_for(type(exc))
     if rule is None:  # not in the table: the caller re-raises the original
         raise TypeError(f"{type(exc).__name__} is not an error the gateway translates")
@@ -219,11 +221,10 @@ def to_ecap_error(
         mismatch = evidence.explain(settings)
         if mismatch:
             return KafkaAuthFailed(settings.redact(f"{doing}: {mismatch}"))
-    wait = (
-        settings.connect_timeout_ms
-        if doing.startswith("connecting")
-        else settings.request_timeout_ms
-    ) / 1000
+    if wait_ms is None:
+        connecting = doing.startswith("connecting")
+        wait_ms = settings.connect_timeout_ms if connecting else settings.request_timeout_ms
+    wait = wait_ms / 1000
     says = rule.says.format(
         servers=settings.bootstrap_servers,
         user=repr(settings.sasl_username) if settings.sasl_username else "this client",
@@ -235,9 +236,10 @@ def to_ecap_error(
 
 
 @contextlib.contextmanager
-def translate(settings: KafkaSettings, doing: str) -> Iterator[None]:
+def translate(settings: KafkaSettings, doing: str, wait_ms: int | None = None) -> Iterator[None]:
     """Re-raise kafka-python errors raised while `doing` something as ecap-ops errors,
-    chained to the original."""
+    chained to the original. `wait_ms`: how long the calls inside may wait, when that is
+    not the settings' timeout."""
     evidence = _ConnectionEvidence()
     kafka_log = logging.getLogger("kafka")
     kafka_log.addHandler(evidence)
@@ -246,7 +248,7 @@ def translate(settings: KafkaSettings, doing: str) -> Iterator[None]:
     except EcapOpsError:
         raise
     except _HANDLED as exc:
-        ours = to_ecap_error(exc, settings, doing, evidence)
+        ours = to_ecap_error(exc, settings, doing, evidence, wait_ms)
         _redact_chain(exc, settings)
         raise ours from exc
     finally:
