@@ -17,7 +17,6 @@ from ecap_ops.core.state import CANARY_TOPIC
 from ecap_ops.errors import EcapOpsError, KafkaAuthFailed, KafkaUnavailable
 from ecap_ops.gateway.activity import broker_config, log_dirs
 from ecap_ops.gateway.client import KafkaGateway
-from ecap_ops.gateway.errors import translate
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ def run_canary(
 ) -> CanaryResult:
     """Produce `count` uniquely tagged messages (acks=all) and read them back from the
     partition, waiting at most `timeout_s` for them. Latency is send to receipt."""
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka import TopicPartition
 
     settings = gw.settings
     try:
@@ -61,21 +60,25 @@ def run_canary(
             ensure(gw, live_brokers)  # creating the topic is a change: the services do it
     except EcapOpsError as exc:
         return CanaryResult(CANARY_TOPIC, count, 0, None, error=str(exc))
-    kw = settings.client_kwargs()
-    kw["request_timeout_ms"] = int(timeout_s * 1000)
     tag = uuid.uuid4().hex
-    producer = consumer = None
+    wait_ms = int(timeout_s * 1000)
     sent_at: dict[bytes, float] = {}
     got: dict[bytes, float] = {}
     deadline = time.monotonic() + timeout_s
     try:
-        with translate(settings, "running the canary"):
-            producer = KafkaProducer(
-                acks="all", linger_ms=0, max_block_ms=int(timeout_s * 1000), retries=1, **kw
-            )
-            consumer = KafkaConsumer(
-                enable_auto_commit=False, group_id=None, fetch_max_wait_ms=100, **kw
-            )
+        with (
+            gw.producer(
+                "running the canary",
+                acks="all",
+                linger_ms=0,
+                retries=1,
+                max_block_ms=wait_ms,
+                request_timeout_ms=wait_ms,
+            ) as producer,
+            gw.consumer(
+                "running the canary", fetch_max_wait_ms=100, request_timeout_ms=wait_ms
+            ) as consumer,
+        ):
             tp = TopicPartition(CANARY_TOPIC, 0)
             consumer.assign([tp])
             first_offset = None
@@ -102,13 +105,6 @@ def run_canary(
         err = settings.redact(f"{type(exc).__name__}: {exc}")
     else:
         err = None if len(got) == count else f"waited {timeout_s:g} s"
-    finally:
-        for client in (producer, consumer):
-            if client is not None:
-                try:
-                    client.close(timeout=1) if client is producer else client.close()
-                except Exception:
-                    log.debug("closing a canary client failed", exc_info=True)
     latencies = [(got[v] - sent_at[v]) * 1000 for v in got]
     return CanaryResult(
         CANARY_TOPIC, count, len(got), max(latencies) if latencies else None, error=err

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ecap_ops.core.restore import GroupStatus
 from ecap_ops.core.snapshot import group_entry, topic_entry
+from ecap_ops.core.state import is_internal_topic
 from ecap_ops.gateway import groups as group_reader
 from ecap_ops.gateway.client import KafkaGateway
 
@@ -37,7 +38,7 @@ def read_topics(gw: KafkaGateway) -> tuple[list[dict], bool, list[str]]:
     """Every non-internal topic with partitions, replica assignment, overrides and id."""
     meta = gw.describe_topics(None)
     names = sorted(
-        n for n, m in meta.items() if not m.get("is_internal") and not n.startswith("__")
+        n for n, m in meta.items() if not is_internal_topic(n, m.get("is_internal"))
     )
     overrides = gw.topic_overrides(names)
     topics, missing = [], []

@@ -41,7 +41,7 @@ from ecap_ops.core.cleanup import (
     merge_history,
 )
 from ecap_ops.core.integrity import loads_bounded
-from ecap_ops.core.state import CANARY_TOPIC
+from ecap_ops.core.state import CANARY_TOPIC, is_internal_topic
 from ecap_ops.errors import ConfigError, EcapOpsError
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.activity import log_dirs, record_timestamps, topic_sizes
@@ -280,7 +280,7 @@ def gather_evidence(
         evidence.append(
             TopicEvidence(
                 name=n,
-                internal=bool(meta[n].get("is_internal")) or n.startswith("__"),
+                internal=is_internal_topic(n, meta[n].get("is_internal")),
                 in_catalog=spec is not None and spec.name == n,
                 partitions=len(parts),
                 replication_factor=max(

@@ -4,7 +4,7 @@ import time
 
 from ecap_ops.catalog.model import Catalog
 from ecap_ops.core.retention import DAY_MS, DefaultPolicy, RetentionReport, TopicObservation, audit
-from ecap_ops.core.state import CANARY_TOPIC
+from ecap_ops.core.state import CANARY_TOPIC, is_internal_topic
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.activity import log_dirs, record_timestamps, topic_sizes
 
@@ -32,7 +32,7 @@ def observe_topics(
     names = sorted(
         n
         for n, m in meta.items()
-        if include_internal or not (m.get("is_internal") or n.startswith("__"))
+        if include_internal or not is_internal_topic(n, m.get("is_internal"))
     )
     configs = gw.all_topic_configs(names)
     parts = {n: [p["partition_index"] for p in meta[n]["partitions"]] for n in names}
@@ -86,7 +86,7 @@ def observe_topics(
                 records=records,
                 oldest_ms=min((o for o in olds if o is not None), default=None),
                 newest_ms=max((o for o in news if o is not None), default=None),
-                internal=bool(meta[n].get("is_internal")) or n.startswith("__"),
+                internal=is_internal_topic(n, meta[n].get("is_internal")),
             )
         )
     return out, free, total
