@@ -111,3 +111,49 @@ def test_one_destructive_rule_for_plan_and_restore():
     assert not destructive_reason("retention.ms", "604800000", "3600000", True, "compact")
     assert destructive_reason("cleanup.policy", "delete", "compact", True, "delete")
     assert not destructive_reason("cleanup.policy", "delete", "delete", True, "delete")
+
+
+def test_verification_names_every_difference_after_the_change():
+    from ecap_ops.core.changes import verification_problems
+    from ecap_ops.core.plan import ConfigChange
+
+    acts = [
+        Action(
+            ActionKind.CREATE_TOPIC,
+            "new",
+            partitions=3,
+            replication_factor=1,
+            configs={"retention.ms": "1000"},
+        ),
+        Action(
+            ActionKind.ALTER_CONFIGS,
+            "alt",
+            changes=(ConfigChange("retention.ms", None, "5", None, "5"),),
+        ),
+        Action(ActionKind.ADD_PARTITIONS, "grow", partitions=4, current_partitions=2),
+        Action(ActionKind.DELETE_TOPIC, "gone"),
+        Action(ActionKind.WRITE_OFFSETS, "g", group="g", offsets=(("new", 0, 7),)),
+        Action(ActionKind.CREATE_TOPIC, "failed", partitions=1, replication_factor=1),
+    ]
+    done = {(a.kind.value, a.subject) for a in acts[:5]}
+    c = cluster(
+        topic("new", 2),
+        topic("alt", overrides={"retention.ms": "9"}),
+        topic("grow", 2),
+        topic("gone"),
+    )
+    problems = verification_problems(acts, done, c, {"g": {("new", 0): 3}})
+    text = "\n".join(problems)
+    assert "new has 2 partition(s), 3 were created" in text
+    assert "new: retention.ms is (default) after creation, expected 1000" in text
+    assert "alt: retention.ms is 9 after the change, expected 5" in text
+    assert "grow has 2 partition(s) after the change, expected 4" in text
+    assert "gone was deleted but is still listed" in text
+    assert "group g: 1 offset(s) differ" in text
+    assert "failed" not in text  # not reported done: nothing to verify
+    ok = cluster(
+        topic("new", 3, overrides={"retention.ms": "1000"}),
+        topic("alt", overrides={"retention.ms": "5"}),
+        topic("grow", 4),
+    )
+    assert verification_problems(acts, done, ok, {"g": {("new", 0): 7}}) == []

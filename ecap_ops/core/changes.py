@@ -9,6 +9,7 @@ every change. Pure.
 
 from collections.abc import Iterable, Iterator
 
+from ecap_ops.catalog.kafka_configs import canonical_value
 from ecap_ops.catalog.model import Catalog
 from ecap_ops.core.plan import Action, ActionKind, Plan, Refusal, fingerprint, make_plan
 from ecap_ops.core.state import CANARY_TOPIC, ClusterState, is_internal_topic
@@ -224,3 +225,73 @@ def order(actions: Iterable[Action]) -> list[Action]:
     """Actions in the order they run (stable within a phase)."""
     rank = {p: i for i, p in enumerate(PHASES)}
     return sorted(actions, key=lambda a: rank[phase_of(a)])
+
+
+# -- verification: what the cluster must show after the actions that reported success ------
+
+
+def _topic_problems(a: Action, t) -> list[str]:
+    if a.kind is ActionKind.DELETE_TOPIC:
+        return (
+            [f"{a.topic} was deleted but is still listed"]
+            if t is not None and not a.recreate
+            else []
+        )
+    if a.kind is ActionKind.CREATE_TOPIC:
+        if t is None:
+            return [f"{a.topic} was created but is not listed"]
+        out = []
+        if t.partition_count != a.partitions:
+            out.append(
+                f"{a.topic} has {t.partition_count} partition(s), {a.partitions} were created"
+            )
+        if t.replication_factor != a.replication_factor:
+            out.append(
+                f"{a.topic} has replication {t.replication_factor}, {a.replication_factor} was asked"
+            )
+        return out + [
+            f"{a.topic}: {k} is {t.overrides.get(k, '(default)')} after creation, expected {v}"
+            for k, v in sorted(a.configs.items())
+            if canonical_value(k, t.overrides.get(k)) != canonical_value(k, v)
+        ]
+    if t is None:
+        return []
+    if a.kind is ActionKind.ALTER_CONFIGS:
+        return [
+            f"{a.topic}: {c.key} is {t.overrides.get(c.key, '(default)')} after the change, "
+            f"expected {c.new if c.new is not None else '(default)'}"
+            for c in a.changes
+            if canonical_value(c.key, t.overrides.get(c.key)) != canonical_value(c.key, c.new)
+        ]
+    if a.kind is ActionKind.ADD_PARTITIONS and t.partition_count != a.partitions:
+        return [
+            f"{a.topic} has {t.partition_count} partition(s) after the change, expected {a.partitions}"
+        ]
+    return []
+
+
+def verification_problems(
+    actions: Iterable[Action],
+    done: set[tuple[str, str]],
+    cluster: ClusterState | None,
+    group_offsets: dict[str, dict[tuple[str, int], int]] | None = None,
+) -> list[str]:
+    """What differs between the cluster read back and the actions that reported success
+    (`done`: (step, subject) pairs). Pure: the caller reads `cluster` and `group_offsets`."""
+    problems: list[str] = []
+    for a in actions:
+        if (a.kind.value, a.subject) not in done:
+            continue
+        if a.kind is ActionKind.WRITE_OFFSETS:
+            have = (group_offsets or {}).get(a.group, {})
+            wrong = [(t, p, o) for t, p, o in a.offsets if have.get((t, p)) != o]
+            if wrong:
+                t, p, o = wrong[0]
+                problems.append(
+                    f"group {a.group}: {len(wrong)} offset(s) differ after the write, e.g. {t}[{p}] is "
+                    f"{have.get((t, p))}, expected {o}"
+                )
+            continue
+        topic = cluster.topics.get(a.topic) if cluster is not None else None
+        problems += _topic_problems(a, topic)
+    return problems

@@ -18,44 +18,22 @@ plan their change as typed actions in the core (`core.plan`, `core.changes`,
 """
 
 import hashlib
-import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-import ecap_ops
-from ecap_ops.catalog.kafka_configs import canonical_value
-from ecap_ops.core.changes import batches, order, phase_of
+from ecap_ops.core.changes import batches, order, phase_of, verification_problems
 from ecap_ops.core.plan import Action, ActionKind, Plan
 from ecap_ops.errors import EcapOpsError, KafkaRequestFailed, PlanRefused
 from ecap_ops.gateway import KafkaGateway
+from ecap_ops.services.write_evidence import (
+    log_changes,
+    needs_snapshot,
+    take_pre_change_snapshot,
+)
 
 log = logging.getLogger(__name__)
-
-PRE_CHANGE_KEEP = 200
-CHANGE_LOG_ENV = "ECAP_CHANGE_LOG"
-
-
-# -- where the evidence goes -------------------------------------------------------------
-
-
-def change_log_path(env: dict[str, str] | None = None) -> Path:
-    """ECAP_CHANGE_LOG, else kafka_management.log beside the snapshots' directory."""
-    env = os.environ if env is None else env
-    if env.get(CHANGE_LOG_ENV):
-        return Path(env[CHANGE_LOG_ENV]).expanduser()
-    from ecap_ops.services.dr import snapshot_dir
-
-    return snapshot_dir(env).parent / "kafka_management.log"
-
-
-def pre_change_dir(env: dict[str, str] | None = None) -> Path:
-    from ecap_ops.services.dr import snapshot_dir
-
-    return snapshot_dir(env) / "pre-change"
 
 
 # -- the result --------------------------------------------------------------------------
@@ -179,104 +157,6 @@ def validate_plan(gw: KafkaGateway, plan: Plan) -> list[str]:
         out = gw.create_partitions({a.topic: a.partitions for a in batch}, validate_only=True)
         problems += [f"add partitions to {t}: {e}" for t, e in sorted(out.items()) if e]
     return problems
-
-
-# -- the pre-change snapshot -------------------------------------------------------------
-
-
-def _touched_topics(plan: Plan) -> list[str]:
-    return sorted(
-        {
-            a.topic
-            for a in plan.actions
-            if a.kind in (ActionKind.ALTER_CONFIGS, ActionKind.DELETE_TOPIC)
-        }
-    )
-
-
-def needs_snapshot(plan: Plan) -> bool:
-    return any(
-        a.kind in (ActionKind.ALTER_CONFIGS, ActionKind.DELETE_TOPIC, ActionKind.WRITE_OFFSETS)
-        for a in plan.actions
-    )
-
-
-def take_pre_change_snapshot(
-    gw: KafkaGateway, plan: Plan, purpose: str, directory: Path | None = None
-) -> Path:
-    """Snapshot the topics this plan deletes or overwrites and the committed offsets of the
-    groups it overwrites or that read a deleted topic, in the DR snapshot format."""
-    from ecap_ops.core.snapshot import build_snapshot, group_entry, topic_entry
-    from ecap_ops.gateway.snapshot import describe_members, group_offsets, list_groups
-    from ecap_ops.services.dr import write_snapshot_document
-
-    started = time.monotonic()
-    names = _touched_topics(plan)
-    state = gw.read_cluster_state(names, with_data=False)
-    topics = []
-    for n in names:
-        t = state.topics.get(n)
-        if t is None:
-            continue
-        topics.append(
-            topic_entry(
-                n,
-                t.partition_count,
-                t.replication_factor,
-                [list(p.replicas) for p in t.partitions],
-                dict(t.overrides),
-                t.topic_id,
-            )
-        )
-    groups: list[dict] = []
-    deleted = {a.topic for a in plan.actions if a.kind is ActionKind.DELETE_TOPIC}
-    written = {a.group for a in plan.actions if a.kind is ActionKind.WRITE_OFFSETS}
-    if deleted or written:
-        listed = list_groups(gw)
-        ids = sorted(listed)
-        offsets = group_offsets(gw, ids)
-        wanted = sorted(
-            g for g in ids if g in written or any(t in deleted for t, _p in offsets.get(g, {}))
-        )
-        members = describe_members(gw, wanted) if wanted else {}
-        now_ms = int(time.time() * 1000)
-        for g in wanted:
-            entries = [
-                {"topic": t, "partition": p, "offset": o, "end_offset": None}
-                for (t, p), o in sorted(offsets.get(g, {}).items())
-            ]
-            groups.append(
-                group_entry(
-                    g,
-                    listed[g]["state"],
-                    listed[g]["protocol_type"],
-                    members.get(g),
-                    entries,
-                    now_ms,
-                )
-            )
-    now = datetime.now(UTC)
-    doc = build_snapshot(
-        tool_version=ecap_ops.__version__,
-        cluster_id=state.cluster_id,
-        broker_count=state.broker_count,
-        taken_at=now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        taken_at_ms=int(now.timestamp() * 1000),
-        duration_ms=int((time.monotonic() - started) * 1000),
-        catalog_env=plan.env,
-        catalog_digest=plan.catalog_digest,
-        topics=topics,
-        groups=groups,
-        acls=[],
-        scram_users=[],
-        complete={"topic_configs": True, "group_offsets": True},
-        notes=[
-            f"pre-change snapshot taken by {purpose}: only the {len(topics)} topic(s) and {len(groups)} group(s) "
-            "it deletes or overwrites"
-        ],
-    )
-    directory = directory or pre_change_dir()
-    return write_snapshot_document(doc, directory, keep=PRE_CHANGE_KEEP)
 
 
 # -- carrying a plan out -----------------------------------------------------------------
@@ -465,7 +345,7 @@ def execute_plan(
     result.requests = {
         k: v - before.get(k, 0) for k, v in gw.requests.items() if v - before.get(k, 0)
     }
-    _log_changes(result)
+    log_changes(result.purpose, result.plan.cluster_id, result.steps, result.snapshot_path)
     return result
 
 
@@ -546,116 +426,27 @@ def _execute(gw: KafkaGateway, plan: Plan, result: WriteResult) -> None:
 
 def _verify(gw: KafkaGateway, plan: Plan, result: WriteResult) -> None:
     """Read the cluster again and check every action that reported success."""
+    from ecap_ops.gateway.snapshot import read_group_status
+
     done = {(s.step, s.topic) for s in result.steps if s.ok}
     names = sorted({a.topic for a in plan.actions if a.kind is not ActionKind.WRITE_OFFSETS})
     created = {t for step, t in done if step == "create_topic"}
     deadline = time.monotonic() + 10.0 + len(created) / 100
     state = None
-    while names:
-        try:
-            state = gw.read_cluster_state(names, with_data=False)
-        except EcapOpsError as exc:
-            result.verify_problems.append(f"the cluster could not be read back to verify: {exc}")
-            return
-        # The brokers' metadata follows the controller by a moment: give new topics time.
-        if created <= set(state.topics) or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    problems = result.verify_problems
-    for a in plan.actions:
-        if (a.kind.value, a.subject) not in done:
-            continue
-        t = state.topics.get(a.topic) if state is not None else None
-        if a.kind is ActionKind.DELETE_TOPIC and not a.recreate:
-            if t is not None:
-                problems.append(f"{a.topic} was deleted but is still listed")
-        elif a.kind is ActionKind.CREATE_TOPIC:
-            if t is None:
-                problems.append(f"{a.topic} was created but is not listed")
-                continue
-            if t.partition_count != a.partitions:
-                problems.append(
-                    f"{a.topic} has {t.partition_count} partition(s), {a.partitions} were created"
-                )
-            if t.replication_factor != a.replication_factor:
-                problems.append(
-                    f"{a.topic} has replication {t.replication_factor}, {a.replication_factor} was asked"
-                )
-            problems += _config_mismatch(a.topic, a.configs, t.overrides)
-        elif a.kind is ActionKind.ALTER_CONFIGS and t is not None:
-            for c in a.changes:
-                have = t.overrides.get(c.key)
-                if canonical_value(c.key, have) != canonical_value(c.key, c.new):
-                    problems.append(
-                        f"{a.topic}: {c.key} is {have if have is not None else '(default)'} after the change, "
-                        f"expected {c.new if c.new is not None else '(default)'}"
-                    )
-        elif a.kind is ActionKind.ADD_PARTITIONS and t is not None:
-            if t.partition_count != a.partitions:
-                problems.append(
-                    f"{a.topic} has {t.partition_count} partition(s) after the change, expected {a.partitions}"
-                )
-    writes = [a for a in plan.actions if a.kind is ActionKind.WRITE_OFFSETS]
-    written = [a for a in writes if ("write_offsets", a.group) in done]
-    if written:
-        from ecap_ops.gateway.snapshot import read_group_status
-
-        try:
-            status = read_group_status(gw, [a.group for a in written])
-        except EcapOpsError as exc:
-            problems.append(f"the groups could not be read back to verify: {exc}")
-            return
-        for a in written:
-            have = status.get(a.group).offsets if a.group in status else {}
-            wrong = [(t, p, o) for t, p, o in a.offsets if have.get((t, p)) != o]
-            if wrong:
-                t, p, o = wrong[0]
-                problems.append(
-                    f"group {a.group}: {len(wrong)} offset(s) differ after the write, e.g. {t}[{p}] is "
-                    f"{have.get((t, p))}, expected {o}"
-                )
-
-
-def _config_mismatch(topic: str, want: dict[str, str], have: dict[str, str]) -> list[str]:
-    return [
-        f"{topic}: {k} is {have.get(k, '(default)')} after creation, expected {v}"
-        for k, v in sorted(want.items())
-        if canonical_value(k, have.get(k)) != canonical_value(k, v)
-    ]
-
-
-def _log_changes(result: WriteResult) -> None:
-    """Append every step to the change log as a JSON line (the setup guide's
-    kafka_management.log). A log that cannot be written is warned about, never fatal."""
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    lines = [
-        json.dumps(
-            {
-                "at": now,
-                "purpose": result.purpose,
-                "cluster_id": result.plan.cluster_id,
-                "step": s.step,
-                "subject": s.topic,
-                "ok": s.ok,
-                "detail": s.detail,
-                "pre_change_snapshot": result.snapshot_path,
-            },
-            sort_keys=True,
-        )
-        for s in result.steps
-    ]
-    for s in result.steps:
-        log.info("%s: %s %s: %s", result.purpose, s.step, s.topic, s.detail)
-    if not lines:
-        return
-    path = change_log_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
-    except OSError as exc:
-        log.warning("the change log %s could not be written: %s", path, exc.strerror)
+        while names:
+            state = gw.read_cluster_state(names, with_data=False)
+            # The brokers' metadata follows the controller by a moment: give new topics time.
+            if created <= set(state.topics) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        groups = [a.group for a in plan.actions if ("write_offsets", a.subject) in done]
+        status = read_group_status(gw, groups) if groups else {}
+    except EcapOpsError as exc:
+        result.verify_problems.append(f"the cluster could not be read back to verify: {exc}")
+        return
+    offsets = {g: st.offsets for g, st in status.items()}
+    result.verify_problems += verification_problems(plan.actions, done, state, offsets)
 
 
 def require_ok(result: WriteResult) -> None:
