@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from ecap_ops.catalog import load_catalog
 from ecap_ops.catalog.loader import default_catalog_path
 from ecap_ops.cli import main
-from ecap_ops.core.restore import RestoreOptions, render_restore_plan
+from ecap_ops.core.restore import RestoreOptions
+from ecap_ops.core.restore_report import render_restore_plan
 from ecap_ops.core.snapshot import diff_snapshots, seal, serialize
 from ecap_ops.errors import KafkaUnavailable
 from ecap_ops.gateway import KafkaGateway

@@ -6,10 +6,9 @@ from ecap_ops.catalog import load_catalog
 from ecap_ops.core.restore import (
     GroupStatus,
     RestoreOptions,
-    check_restored,
     make_restore_plan,
-    render_restore_plan,
 )
+from ecap_ops.core.restore_report import check_restored, render_restore_plan
 from ecap_ops.core.snapshot import Snapshot, build_snapshot, group_entry, topic_entry
 from ecap_ops.core.state import BrokerInfo, ClusterState, PartitionState, TopicState
 

@@ -143,7 +143,8 @@ def restore(
     run unless --execute. Never deletes anything.
 
     Exit 0: nothing to do or applied; 2: dry run found changes; 1: refused, conflicts or error."""
-    from ecap_ops.core.restore import RestoreOptions, render_restore_plan
+    from ecap_ops.core.restore import RestoreOptions
+    from ecap_ops.core.restore_report import render_restore_plan
     from ecap_ops.services.dr import load_snapshot
     from ecap_ops.services.dr import restore as do_restore
 

@@ -164,6 +164,30 @@ def make_restore_plan(
         env=catalog.env,
         options=options,
     )
+    _refuse(plan, snapshot, target, options)
+    topics = snapshot.topics
+    selected = sorted(set(options.topics) & set(topics)) if options.topics else sorted(topics)
+    # snapshot name -> target name, for topics whose offsets can be written
+    restorable: dict[str, str] = {}
+    created: set[str] = set()
+    for src_name in selected:
+        name = _restore_topic(plan, src_name, topics[src_name], target, catalog, options)
+        if name is not None:
+            restorable[src_name] = name
+            if name not in target.topics:
+                created.add(name)
+    if options.include_offsets and not options.name_prefix:
+        _plan_offsets(
+            plan, snapshot, selected, restorable, created, target_groups or {}, target_ranges or {}
+        )
+    _not_restored(plan, snapshot, options)
+    return plan
+
+
+def _refuse(
+    plan: RestorePlan, snapshot: Snapshot, target: ClusterState, options: RestoreOptions
+) -> None:
+    """What blocks the whole restore, and what the plan must say up front."""
     if snapshot.cluster_id != target.cluster_id and not options.allow_other_cluster:
         plan.refusals.append(
             f"the snapshot is of cluster {snapshot.cluster_id} ({snapshot.broker_count} broker(s)), the target is cluster "
@@ -183,138 +207,149 @@ def make_restore_plan(
         plan.notes.append(
             "the snapshot says its topic list is incomplete: topics missing from it are not restored"
         )
-    selected = sorted(set(options.topics) & set(topics)) if options.topics else sorted(topics)
-    live = target.broker_count
-    restorable: dict[
-        str, str
-    ] = {}  # snapshot name -> target name, for topics whose offsets can be written
-    created: set[str] = set()
 
-    for src_name in selected:
-        t = topics[src_name]
-        name = options.name_prefix + src_name
-        if len(name) > MAX_TOPIC_NAME:
-            plan.conflicts.append(
-                Conflict(
-                    src_name,
-                    "name_too_long",
-                    f"{name!r} is longer than Kafka's {MAX_TOPIC_NAME} characters; left out",
-                )
-            )
-            continue
-        if t["overrides"] is None:
-            plan.conflicts.append(
-                Conflict(
-                    src_name,
-                    "config_missing",
-                    f"the snapshot has no config for topic {src_name} (it could not be read when the snapshot was taken); "
-                    "it is not restored, since it would come back without its overrides. Use another snapshot, or create it by hand.",
-                )
-            )
-            continue
-        want_configs = dict(t["overrides"])
-        spec = catalog.get(src_name)
-        if spec is not None and spec.name != src_name and spec.key != src_name:
-            spec = None
-        existing = target.topics.get(name)
-        if existing is None:
-            if options.replication_factor is not None:
-                rf, why = options.replication_factor, f"{options.replication_factor} as asked"
-            elif spec is not None:
-                rf, why = (
-                    spec.replication_factor,
-                    f"{spec.replication_factor} from the catalog (env {catalog.env})",
-                )
-            else:
-                rf = max(1, min(t["replication_factor"], live))
-                why = f"{rf} = min(snapshot {t['replication_factor']}, {live} live broker(s))"
-            notes = []
-            if spec is not None and "min.insync.replicas" in spec.configs:
-                if want_configs.get("min.insync.replicas") != spec.configs["min.insync.replicas"]:
-                    notes.append(
-                        f"min.insync.replicas {spec.configs['min.insync.replicas']} from the catalog (env {catalog.env}), snapshot had {want_configs.get('min.insync.replicas', '(default)')}"
-                    )
-                want_configs["min.insync.replicas"] = spec.configs["min.insync.replicas"]
-            misr = want_configs.get("min.insync.replicas")
-            if misr is not None and misr.isdigit() and int(misr) > rf:
-                notes.append(
-                    f"min.insync.replicas lowered from {misr} to {rf} to fit replication {rf}"
-                )
-                want_configs["min.insync.replicas"] = str(rf)
-            if rf > live:
-                plan.conflicts.append(
-                    Conflict(
-                        src_name,
-                        "too_few_brokers",
-                        f"{name} needs replication {rf} ({why}) but cluster {target.cluster_id} has {live} live broker(s); not created",
-                    )
-                )
-                continue
-            plan.creates.append(
-                TopicCreate(name, src_name, t["partitions"], rf, why, want_configs, tuple(notes))
-            )
-            restorable[src_name] = name
-            created.add(name)
-            continue
-        if existing.partition_count != t["partitions"]:
-            plan.conflicts.append(
-                Conflict(
-                    src_name,
-                    "partition_mismatch",
-                    f"{name} exists with {existing.partition_count} partition(s), the snapshot has {t['partitions']}; "
-                    "left alone (Kafka cannot remove partitions, and ecap-ops never re-creates a topic); its group offsets are not written",
-                )
-            )
-            continue
-        restorable[src_name] = name
-        changes, before, destructive = {}, {}, []
-        cleanup = existing.effective("cleanup.policy") or "delete"
-        for key, value in sorted(want_configs.items()):
-            have = existing.overrides.get(key)
-            if _same(key, have, value):
-                continue
-            if key == "min.insync.replicas" and value.isdigit():
-                if int(value) > existing.replication_factor:
-                    plan.notes.append(
-                        f"{name}: min.insync.replicas {value} from the snapshot is above its replication "
-                        f"{existing.replication_factor}; left as it is (producers with acks=all could write nothing)"
-                    )
-                    continue
-            if destructive_reason(
-                key, existing.effective(key), value, existing.has_data, cleanup
-            ) and not ({"*", name} & set(options.acknowledge_destructive)):
-                destructive.append(f"{key} {existing.effective(key)} -> {value}")
-                continue
-            changes[key] = value
-            before[key] = have
-        extra = sorted(set(existing.overrides) - set(want_configs))
-        if extra:
-            plan.notes.append(
-                f"{name}: override(s) not in the snapshot left as they are: {', '.join(extra)}"
-            )
-        if destructive:
-            plan.conflicts.append(
-                Conflict(
-                    src_name,
-                    "destructive_config",
-                    f"{name} holds data; setting {'; '.join(destructive)} could remove records, so these are left alone "
-                    f"(--acknowledge-destructive {name} applies them)",
-                )
-            )
-        if existing.replication_factor != t["replication_factor"]:
-            plan.notes.append(
-                f"{name}: replication {existing.replication_factor} on the target, {t['replication_factor']} in the snapshot; left as is"
-            )
-        if changes:
-            plan.alters.append(TopicAlter(name, changes, before))
-        elif not destructive:
-            plan.in_sync.append(name)
 
-    if options.include_offsets and not options.name_prefix:
-        _plan_offsets(
-            plan, snapshot, selected, restorable, created, target_groups or {}, target_ranges or {}
+def _restore_topic(
+    plan: RestorePlan,
+    src_name: str,
+    t: dict,
+    target: ClusterState,
+    catalog: Catalog,
+    options: RestoreOptions,
+) -> str | None:
+    """Plan one snapshot topic; returns its target name when its offsets can be written."""
+    name = options.name_prefix + src_name
+    if len(name) > MAX_TOPIC_NAME:
+        plan.conflicts.append(
+            Conflict(
+                src_name,
+                "name_too_long",
+                f"{name!r} is longer than Kafka's {MAX_TOPIC_NAME} characters; left out",
+            )
         )
-    elif snapshot.doc["groups"]:
+        return None
+    if t["overrides"] is None:
+        plan.conflicts.append(
+            Conflict(
+                src_name,
+                "config_missing",
+                f"the snapshot has no config for topic {src_name} (it could not be read when the snapshot was taken); "
+                "it is not restored, since it would come back without its overrides. Use another snapshot, or create it by hand.",
+            )
+        )
+        return None
+    spec = catalog.get(src_name)
+    if spec is not None and spec.name != src_name and spec.key != src_name:
+        spec = None
+    existing = target.topics.get(name)
+    if existing is None:
+        return _restore_missing(plan, src_name, name, t, spec, target, catalog, options)
+    return _restore_existing(plan, src_name, name, t, existing, options)
+
+
+def _restore_missing(plan, src_name, name, t, spec, target, catalog, options) -> str | None:
+    """A topic the target lacks: create it, replication from the options, the catalog or
+    the live brokers, and min.insync.replicas never above that replication."""
+    live = target.broker_count
+    want_configs = dict(t["overrides"])
+    if options.replication_factor is not None:
+        rf, why = options.replication_factor, f"{options.replication_factor} as asked"
+    elif spec is not None:
+        rf, why = (
+            spec.replication_factor,
+            f"{spec.replication_factor} from the catalog (env {catalog.env})",
+        )
+    else:
+        rf = max(1, min(t["replication_factor"], live))
+        why = f"{rf} = min(snapshot {t['replication_factor']}, {live} live broker(s))"
+    notes = []
+    if spec is not None and "min.insync.replicas" in spec.configs:
+        if want_configs.get("min.insync.replicas") != spec.configs["min.insync.replicas"]:
+            notes.append(
+                f"min.insync.replicas {spec.configs['min.insync.replicas']} from the catalog (env {catalog.env}), snapshot had {want_configs.get('min.insync.replicas', '(default)')}"
+            )
+        want_configs["min.insync.replicas"] = spec.configs["min.insync.replicas"]
+    misr = want_configs.get("min.insync.replicas")
+    if misr is not None and misr.isdigit() and int(misr) > rf:
+        notes.append(f"min.insync.replicas lowered from {misr} to {rf} to fit replication {rf}")
+        want_configs["min.insync.replicas"] = str(rf)
+    if rf > live:
+        plan.conflicts.append(
+            Conflict(
+                src_name,
+                "too_few_brokers",
+                f"{name} needs replication {rf} ({why}) but cluster {target.cluster_id} has {live} live broker(s); not created",
+            )
+        )
+        return None
+    plan.creates.append(
+        TopicCreate(name, src_name, t["partitions"], rf, why, want_configs, tuple(notes))
+    )
+    return name
+
+
+def _restore_existing(plan, src_name, name, t, existing, options) -> str | None:
+    """A topic the target has: set the snapshot's overrides by apply's rules, or report
+    why not (another partition count, a destructive change not acknowledged)."""
+    if existing.partition_count != t["partitions"]:
+        plan.conflicts.append(
+            Conflict(
+                src_name,
+                "partition_mismatch",
+                f"{name} exists with {existing.partition_count} partition(s), the snapshot has {t['partitions']}; "
+                "left alone (Kafka cannot remove partitions, and ecap-ops never re-creates a topic); its group offsets are not written",
+            )
+        )
+        return None
+    want_configs = dict(t["overrides"])
+    changes, before, destructive = {}, {}, []
+    cleanup = existing.effective("cleanup.policy") or "delete"
+    for key, value in sorted(want_configs.items()):
+        have = existing.overrides.get(key)
+        if _same(key, have, value):
+            continue
+        if key == "min.insync.replicas" and value.isdigit():
+            if int(value) > existing.replication_factor:
+                plan.notes.append(
+                    f"{name}: min.insync.replicas {value} from the snapshot is above its replication "
+                    f"{existing.replication_factor}; left as it is (producers with acks=all could write nothing)"
+                )
+                continue
+        if destructive_reason(
+            key, existing.effective(key), value, existing.has_data, cleanup
+        ) and not ({"*", name} & set(options.acknowledge_destructive)):
+            destructive.append(f"{key} {existing.effective(key)} -> {value}")
+            continue
+        changes[key] = value
+        before[key] = have
+    extra = sorted(set(existing.overrides) - set(want_configs))
+    if extra:
+        plan.notes.append(
+            f"{name}: override(s) not in the snapshot left as they are: {', '.join(extra)}"
+        )
+    if destructive:
+        plan.conflicts.append(
+            Conflict(
+                src_name,
+                "destructive_config",
+                f"{name} holds data; setting {'; '.join(destructive)} could remove records, so these are left alone "
+                f"(--acknowledge-destructive {name} applies them)",
+            )
+        )
+    if existing.replication_factor != t["replication_factor"]:
+        plan.notes.append(
+            f"{name}: replication {existing.replication_factor} on the target, {t['replication_factor']} in the snapshot; left as is"
+        )
+    if changes:
+        plan.alters.append(TopicAlter(name, changes, before))
+    elif not destructive:
+        plan.in_sync.append(name)
+    return name
+
+
+def _not_restored(plan: RestorePlan, snapshot: Snapshot, options: RestoreOptions) -> None:
+    """What a restore leaves to people: offsets not asked for, ACLs, SCRAM users."""
+    if not (options.include_offsets and not options.name_prefix) and snapshot.doc["groups"]:
         plan.not_restored.append(
             f"committed offsets of {len(snapshot.doc['groups'])} group(s): not asked for"
             + (
@@ -337,7 +372,6 @@ def make_restore_plan(
             f"{len(users)} SCRAM user(s) ({', '.join(u['name'] for u in users[:10])}{', ...' if len(users) > 10 else ''}): "
             "snapshots never hold secrets; re-create them with kafka-configs --alter --add-config 'SCRAM-SHA-512=[password=...]'"
         )
-    return plan
 
 
 def _note_about(snapshot: Snapshot, word: str) -> str:
@@ -411,132 +445,6 @@ def _plan_offsets(
             plan.groups.append(GroupRestore(gid, (), tuple(skipped)))
         else:
             plan.groups_in_sync.append(gid)
-
-
-def render_restore_plan(plan: RestorePlan, list_in_sync: int = 20) -> str:
-    """The restore plan as people read it, in the order it is applied."""
-    o = plan.options
-    lines = [
-        f"Restore plan: snapshot {plan.snapshot_checksum[:12]} of cluster {plan.source_cluster_id} (taken {plan.snapshot_taken_at}) "
-        f"-> cluster {plan.target_cluster_id} ({plan.target_brokers} live broker(s), catalog env {plan.env})"
-        + (f", topics created as {o.name_prefix}<name>" if o.name_prefix else "")
-    ]
-    lines.append(
-        "  replication rule: catalog topics take the target catalog's replication; other topics min(snapshot, live brokers)"
-        if o.replication_factor is None
-        else f"  replication rule: {o.replication_factor} for every created topic, as asked"
-    )
-    for r in plan.refusals:
-        lines.append(f"  ! refused: {r}")
-    for c in plan.creates:
-        cfg = ", ".join(f"{k}={v}" for k, v in sorted(c.configs.items()))
-        lines.append(
-            f"  + create topic {c.name}: {c.partitions} partitions, replication {c.replication_factor} ({c.replication_reason})"
-            + (f", {cfg}" if cfg else "")
-        )
-        for n in c.notes:
-            lines.append(f"      note: {n}")
-    for a in plan.alters:
-        lines.append(
-            f"  ~ set configs of {a.name}: "
-            + "; ".join(
-                f"{k}: {a.before.get(k) or '(default)'} -> {v}"
-                for k, v in sorted(a.changes.items())
-            )
-        )
-    for g in plan.groups:
-        if g.writes:
-            lines.append(f"  > write offsets of group {g.group_id}: {len(g.writes)} partition(s)")
-            for w in g.writes:
-                lines.append(
-                    f"      {w.topic}[{w.partition}]: {'(none)' if w.current is None else f'{w.current:,}'} -> {w.offset:,}"
-                    + (f"  ({w.note})" if w.note else "")
-                )
-        for s in g.skipped:
-            lines.append(f"      skipped {g.group_id} {s}")
-    for c in plan.conflicts:
-        lines.append(f"  ! conflict ({c.code}) {c.subject}: {c.message}")
-    if plan.in_sync:
-        shown = plan.in_sync[:list_in_sync]
-        more = len(plan.in_sync) - len(shown)
-        lines.append(
-            f"  = already as in the snapshot: {', '.join(shown)}"
-            + (f" and {more} more" if more else "")
-        )
-    if plan.groups_in_sync:
-        lines.append(
-            f"  = group offsets already as in the snapshot: {', '.join(plan.groups_in_sync[:list_in_sync])}"
-            + (
-                f" and {len(plan.groups_in_sync) - list_in_sync} more"
-                if len(plan.groups_in_sync) > list_in_sync
-                else ""
-            )
-        )
-    for n in plan.notes:
-        lines.append(f"  note: {n}")
-    for n in plan.not_restored:
-        lines.append(f"  not restored: {n}")
-    s = plan.summary()
-    lines.append(
-        f"Restore: {s['create']} topic(s) to create, {s['alter_configs']} to set configs, {s['offsets_to_write']} offset(s) in "
-        f"{s['groups_to_write']} group(s) to write, {s['conflicts']} conflict(s) left alone, {s['in_sync']} topic(s) already match."
-    )
-    if plan.blocked:
-        lines.append("Refused: nothing will be changed.")
-    elif not plan.has_changes:
-        lines.append("Nothing to restore: the cluster already matches the snapshot.")
-    return "\n".join(lines)
-
-
-# -- the DR drill's comparison ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TopicCheck:
-    topic: str  # the snapshot's name
-    restored_as: str
-    ok: bool
-    problems: tuple[str, ...] = ()
-
-
-def check_restored(
-    plan: RestorePlan, snapshot: Snapshot, observed: ClusterState
-) -> list[TopicCheck]:
-    """Topic by topic: does what the restore created match the snapshot (partitions, replication, overrides)?"""
-    checks: list[TopicCheck] = []
-    topics = snapshot.topics
-    for c in plan.creates:
-        t = topics[c.source_name]
-        got = observed.topics.get(c.name)
-        if got is None:
-            checks.append(TopicCheck(c.source_name, c.name, False, ("was not created",)))
-            continue
-        problems = []
-        if got.partition_count != t["partitions"]:
-            problems.append(
-                f"partitions: snapshot {t['partitions']}, restored {got.partition_count}"
-            )
-        if got.replication_factor != c.replication_factor:
-            problems.append(
-                f"replication: planned {c.replication_factor}, restored {got.replication_factor}"
-            )
-        for key in sorted(set(c.configs) | set(got.overrides)):
-            if not _same(key, c.configs.get(key), got.overrides.get(key)):
-                problems.append(
-                    f"{key}: snapshot {c.configs.get(key, '(default)')}, restored {got.overrides.get(key, '(default)')}"
-                )
-        checks.append(TopicCheck(c.source_name, c.name, not problems, tuple(problems)))
-    for k in plan.conflicts:
-        if k.subject in topics:
-            checks.append(
-                TopicCheck(
-                    k.subject,
-                    plan.options.name_prefix + k.subject,
-                    False,
-                    (f"{k.code}: {k.message}",),
-                )
-            )
-    return sorted(checks, key=lambda x: x.topic)
 
 
 def restore_actions(plan: RestorePlan) -> tuple[Action, ...]:

@@ -169,7 +169,7 @@ def _resolve(path: str) -> Path:
 
 
 def _plan_metadata(plan) -> dict:
-    from ecap_ops.core.restore import render_restore_plan
+    from ecap_ops.core.restore_report import render_restore_plan
 
     s = plan.summary()
     return {
@@ -197,7 +197,8 @@ def restore_from_snapshot(
 ) -> dg.Output:
     """Plan the restore of a verified snapshot and, unless dry_run, apply it."""
     from ecap_ops.catalog import load_catalog
-    from ecap_ops.core.restore import RestoreOptions, render_restore_plan
+    from ecap_ops.core.restore import RestoreOptions
+    from ecap_ops.core.restore_report import render_restore_plan
     from ecap_ops.services.dr import load_snapshot, restore
 
     options = RestoreOptions(

@@ -19,12 +19,10 @@ from ecap_ops.core.plan import Plan
 from ecap_ops.core.restore import (
     RestoreOptions,
     RestorePlan,
-    TopicCheck,
-    check_restored,
     make_restore_plan,
-    render_restore_plan,
     restore_actions,
 )
+from ecap_ops.core.restore_report import TopicCheck, check_restored, render_restore_plan
 from ecap_ops.core.snapshot import (
     MAX_BYTES_ENV,
     Snapshot,
