@@ -240,68 +240,16 @@ def make_plan(
 ) -> Plan:
     """Compare the catalog with the cluster. `acknowledge_destructive` holds the topic
     names (or "*") whose destructive changes the operator has accepted."""
-    creates: list[Action] = []
-    alters: list[Action] = []
-    adds: list[Action] = []
+    actions: dict[ActionKind, list[Action]] = {k: [] for k in ActionKind}
     refusals: list[Refusal] = []
     in_sync: list[str] = []
-    live = cluster.broker_count
-    ack_all = "*" in acknowledge_destructive
-
     for spec in catalog.topics:
-        path = f"topics.{spec.key}"
         topic = cluster.topics.get(spec.name)
         if topic is None:
-            if spec.replication_factor > live:
-                refusals.append(
-                    Refusal(
-                        spec.name,
-                        "too_few_brokers",
-                        f"{path}.replication_factor: {spec.replication_factor} is more than the {live} live broker(s) of cluster {cluster.cluster_id}; "
-                        f"the topic cannot be created (use ECAP_ENV=dev on a single broker, or start more brokers)",
-                        f"{path}.replication_factor",
-                    )
-                )
-                continue
-            creates.append(
-                Action(
-                    ActionKind.CREATE_TOPIC,
-                    spec.name,
-                    partitions=spec.partitions,
-                    replication_factor=spec.replication_factor,
-                    configs=dict(spec.configs),
-                )
-            )
+            _plan_new_topic(spec, cluster, actions, refusals)
             continue
-
-        before = len(creates) + len(alters) + len(adds) + len(refusals)
-        if spec.partitions < topic.partition_count:
-            refusals.append(
-                Refusal(
-                    spec.name,
-                    "partition_decrease",
-                    f"{path}.partitions: the catalog asks for {spec.partitions} but {spec.name} has {topic.partition_count}; "
-                    "Kafka cannot remove partitions and ecap-ops never re-creates a topic to do it. "
-                    f"Set partitions to {topic.partition_count} (or more) in the catalog.",
-                    f"{path}.partitions",
-                )
-            )
-        elif spec.partitions > topic.partition_count:
-            warnings = ()
-            if spec.partition_key:
-                warnings = (
-                    f"{spec.name} is keyed by {spec.partition_key}: adding partitions changes which partition each key maps to, "
-                    "so records of one key written before and after the change may be read out of order",
-                )
-            adds.append(
-                Action(
-                    ActionKind.ADD_PARTITIONS,
-                    spec.name,
-                    partitions=spec.partitions,
-                    current_partitions=topic.partition_count,
-                    warnings=warnings,
-                )
-            )
+        before = sum(map(len, actions.values())) + len(refusals)
+        _plan_partitions(spec, topic, actions, refusals)
         if spec.replication_factor != topic.replication_factor:
             refusals.append(
                 Refusal(
@@ -309,38 +257,12 @@ def make_plan(
                     "replication_change",
                     f"replication factor of {spec.name}: the catalog ({catalog.env}) asks for {spec.replication_factor}, the topic has {topic.replication_factor}; "
                     "changing it needs a partition reassignment (kafka-reassign-partitions), which ecap-ops does not do for you",
-                    f"{path}.replication_factor",
+                    f"topics.{spec.key}.replication_factor",
                 )
             )
-        changes = _config_changes(spec, topic)
-        if changes:
-            destructive = [c for c in changes if c.destructive]
-            if destructive and not (
-                ack_all
-                or spec.name in acknowledge_destructive
-                or spec.key in acknowledge_destructive
-            ):
-                for c in destructive:
-                    refusals.append(
-                        Refusal(
-                            spec.name,
-                            "destructive",
-                            f"{spec.name} holds data and the change {c.reason}. Apply it only on purpose: "
-                            f"--acknowledge-destructive {spec.name} (CLI) or acknowledge_destructive: [{spec.name}] (Dagster)",
-                            f"{path}.{c.key}",
-                        )
-                    )
-            alters.append(
-                Action(
-                    ActionKind.ALTER_CONFIGS,
-                    spec.name,
-                    changes=tuple(changes),
-                    destructive=bool(destructive),
-                )
-            )
-        if len(creates) + len(alters) + len(adds) + len(refusals) == before:
+        _plan_configs(spec, topic, acknowledge_destructive, actions, refusals)
+        if sum(map(len, actions.values())) + len(refusals) == before:
             in_sync.append(spec.name)
-
     managed = set(catalog.names())
     unmanaged = sorted(
         n
@@ -351,11 +273,98 @@ def make_plan(
         cluster_id=cluster.cluster_id,
         env=catalog.env,
         catalog_digest=catalog.digest,
-        actions=tuple(creates + alters + adds),
+        actions=tuple(
+            actions[ActionKind.CREATE_TOPIC]
+            + actions[ActionKind.ALTER_CONFIGS]
+            + actions[ActionKind.ADD_PARTITIONS]
+        ),
         refusals=tuple(refusals),
         unmanaged=tuple(unmanaged),
         in_sync=tuple(in_sync),
         fingerprint=fingerprint(cluster, catalog.names()),
+    )
+
+
+def _plan_new_topic(spec: TopicSpec, cluster: ClusterState, actions, refusals) -> None:
+    live = cluster.broker_count
+    if spec.replication_factor > live:
+        refusals.append(
+            Refusal(
+                spec.name,
+                "too_few_brokers",
+                f"topics.{spec.key}.replication_factor: {spec.replication_factor} is more than the {live} live broker(s) of cluster {cluster.cluster_id}; "
+                f"the topic cannot be created (use ECAP_ENV=dev on a single broker, or start more brokers)",
+                f"topics.{spec.key}.replication_factor",
+            )
+        )
+        return
+    actions[ActionKind.CREATE_TOPIC].append(
+        Action(
+            ActionKind.CREATE_TOPIC,
+            spec.name,
+            partitions=spec.partitions,
+            replication_factor=spec.replication_factor,
+            configs=dict(spec.configs),
+        )
+    )
+
+
+def _plan_partitions(spec: TopicSpec, topic: TopicState, actions, refusals) -> None:
+    """Fewer partitions: refused (never a re-create). More: added, warning keyed topics."""
+    path = f"topics.{spec.key}.partitions"
+    if spec.partitions < topic.partition_count:
+        refusals.append(
+            Refusal(
+                spec.name,
+                "partition_decrease",
+                f"{path}: the catalog asks for {spec.partitions} but {spec.name} has {topic.partition_count}; "
+                "Kafka cannot remove partitions and ecap-ops never re-creates a topic to do it. "
+                f"Set partitions to {topic.partition_count} (or more) in the catalog.",
+                path,
+            )
+        )
+    elif spec.partitions > topic.partition_count:
+        warnings = ()
+        if spec.partition_key:
+            warnings = (
+                f"{spec.name} is keyed by {spec.partition_key}: adding partitions changes which partition each key maps to, "
+                "so records of one key written before and after the change may be read out of order",
+            )
+        actions[ActionKind.ADD_PARTITIONS].append(
+            Action(
+                ActionKind.ADD_PARTITIONS,
+                spec.name,
+                partitions=spec.partitions,
+                current_partitions=topic.partition_count,
+                warnings=warnings,
+            )
+        )
+
+
+def _plan_configs(spec: TopicSpec, topic: TopicState, acks, actions, refusals) -> None:
+    """Override changes; destructive ones are refused unless acknowledged."""
+    changes = _config_changes(spec, topic)
+    if not changes:
+        return
+    destructive = [c for c in changes if c.destructive]
+    if destructive and not ({"*", spec.name, spec.key} & set(acks)):
+        for c in destructive:
+            refusals.append(
+                Refusal(
+                    spec.name,
+                    "destructive",
+                    f"{spec.name} holds data and the change {c.reason}. Apply it only on purpose: "
+                    f"--acknowledge-destructive {spec.name} (CLI) or acknowledge_destructive: [{spec.name}] (Dagster)",
+                    f"topics.{spec.key}.{c.key}",
+                )
+            )
+    actions[ActionKind.ALTER_CONFIGS].append(
+        Action(
+            ActionKind.ALTER_CONFIGS,
+            spec.name,
+            changes=tuple(changes),
+            destructive=bool(destructive),
+        )
     )
 
 
