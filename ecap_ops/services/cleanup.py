@@ -411,6 +411,12 @@ def _delete_confirmed(
             continue
         result.snapshots[d.topic] = str(path)
         go.append(d.topic)
+    _delete_on_write_path(gw, catalog, go, result)
+
+
+def _delete_on_write_path(
+    gw: KafkaGateway, catalog: Catalog, go: list[str], result: CleanupResult
+) -> None:
     if not go:
         return
     # The deletion itself runs on the one write path: refusals (internal, catalog, canary),

@@ -476,18 +476,7 @@ def run_drill(
     if plan.blocked:
         report.problems += plan.refusals
     if not plan.blocked and not leftovers and plan.creates:
-        try:
-            result = restore(target_gw, catalog, snap, options, execute=True)
-            report.created = result.created
-            report.problems += [
-                f"{s.step} {s.subject}: {s.detail}" for s in result.steps if not s.ok
-            ]
-            observed = target_gw.read_cluster_state([c.name for c in plan.creates], with_data=False)
-            report.checks = check_restored(plan, snap, observed)
-        except Exception as exc:  # report, then clean up below
-            report.problems.append(f"restoring failed: {exc}")
-        finally:
-            report.deleted, report.left_behind = _remove_created(target_gw, catalog, report.created)
+        _restore_check_and_clean(target_gw, catalog, snap, options, plan, report)
     else:
         # Nothing was created: report the conflicts, topic by topic.
         planned = {c.name for c in plan.creates}
@@ -508,6 +497,28 @@ def run_drill(
     )
     report.seconds = time.monotonic() - started
     return report
+
+
+def _restore_check_and_clean(
+    gw: KafkaGateway,
+    catalog: Catalog,
+    snap: Snapshot,
+    options: RestoreOptions,
+    plan: RestorePlan,
+    report: DrillReport,
+) -> None:
+    """The drill's restore (on the one write path), its topic-by-topic check, and the
+    removal of exactly what it created, whatever happened in between."""
+    try:
+        result = restore(gw, catalog, snap, options, execute=True, purpose="dr-drill")
+        report.created = result.created
+        report.problems += [f"{s.step} {s.subject}: {s.detail}" for s in result.steps if not s.ok]
+        observed = gw.read_cluster_state([c.name for c in plan.creates], with_data=False)
+        report.checks = check_restored(plan, snap, observed)
+    except Exception as exc:  # report, then clean up below
+        report.problems.append(f"restoring failed: {exc}")
+    finally:
+        report.deleted, report.left_behind = _remove_created(gw, catalog, report.created)
 
 
 def _remove_created(
