@@ -115,7 +115,7 @@ def test_replication_1_and_one_voter_are_findings_in_prod_only(env, expected):
 def test_partition_problems_are_listed_by_topic_and_partition(parts, min_isr, status, kind):
     topics = {"orders": _topic("orders", [(1, [1, 2, 3], [1, 2, 3])] + parts)}
     r = evaluate(
-        _obs(cluster=_cluster((1, 2, 3), topics), quorum=_quorum(3), min_isr={"orders": min_isr})
+        _obs(cluster=_cluster((1, 2, 3), topics), quorum=_quorum(3), broker_min_isr=min_isr)
     )
     assert r.status == status
     if kind:

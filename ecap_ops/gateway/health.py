@@ -11,16 +11,14 @@ import time
 import uuid
 from collections.abc import Callable
 
-from ecap_ops.catalog.model import Catalog
 from ecap_ops.core.health import CanaryResult, DiskInfo, HealthObservation, Quorum, QuorumVoter
+from ecap_ops.core.partition_health import MIN_ISR_KEY
 from ecap_ops.core.state import CANARY_TOPIC
 from ecap_ops.errors import EcapOpsError, KafkaAuthFailed, KafkaUnavailable
 from ecap_ops.gateway.activity import broker_config, log_dirs
 from ecap_ops.gateway.client import KafkaGateway
 
 log = logging.getLogger(__name__)
-
-# Our own topic: not Kafka's (no "__" prefix), excluded from unmanaged reports and cleanup.
 
 
 def describe_quorum(gw: KafkaGateway) -> Quorum:
@@ -111,66 +109,59 @@ def run_canary(
     )
 
 
+def fenced_brokers(gw: KafkaGateway) -> tuple[int, ...]:
+    """The brokers the cluster reports as fenced."""
+    info = gw.describe_cluster()
+    return tuple(sorted(b["broker_id"] for b in info.get("brokers", []) if b.get("is_fenced")))
+
+
+def broker_min_isr(gw: KafkaGateway, live: list[int]) -> int | None:
+    """The brokers' min.insync.replicas (read from one live broker), or None when it could
+    not be read (the partition-health rule then holds topics to Kafka's default)."""
+    if not live:
+        return None
+    try:
+        return int(broker_config(gw, live[0], [MIN_ISR_KEY])[MIN_ISR_KEY])
+    except (EcapOpsError, KeyError, ValueError):
+        log.debug("could not read the broker's min.insync.replicas", exc_info=True)
+        return None
+
+
+def read_disks(gw: KafkaGateway, live: list[int]) -> tuple[tuple[DiskInfo, ...], dict[int, str]]:
+    """Every live broker's log directories, and per broker why they could not be read."""
+    disks, errors = [], {}
+    for b in log_dirs(gw, live, {}):
+        if b.error:
+            errors[b.broker] = b.error
+        for d in b.dirs:
+            disks.append(DiskInfo(d.broker, d.path, d.error, d.total_bytes, d.usable_bytes))
+    return tuple(disks), errors
+
+
 def observe_health(
     gw: KafkaGateway,
-    catalog: Catalog | None,
     env: str,
     canary: bool = True,
     canary_timeout_s: float = 5.0,
     ensure_canary: Callable[[KafkaGateway, int], None] | None = None,
 ) -> HealthObservation:
     """Read everything the health check judges. Unreachable: an observation with `error`.
-    `ensure_canary` creates the canary topic when it is missing (on the write path)."""
-    from ecap_ops.core.plan import make_plan
-
+    `ensure_canary` creates the canary topic when it is missing (on the write path). Reads
+    only: the catalog comparison is the health service's, on the cluster read here."""
     at_ms = int(time.time() * 1000)
     bootstrap = gw.settings.bootstrap_servers
     try:
-        info = gw.describe_cluster()
+        fenced = fenced_brokers(gw)
         cluster = gw.read_cluster_state(None, with_data=False)
     except (KafkaUnavailable, KafkaAuthFailed) as exc:
         return HealthObservation(bootstrap, env, at_ms, error=str(exc))
-    fenced = tuple(sorted(b["broker_id"] for b in info.get("brokers", []) if b.get("is_fenced")))
     quorum, quorum_error = None, None
     try:
         quorum = describe_quorum(gw)
     except EcapOpsError as exc:
         quorum_error = str(exc)
-
-    default_min_isr = 1
     live = [b.node_id for b in cluster.brokers]
-    if live:
-        try:
-            default_min_isr = int(
-                broker_config(gw, live[0], ["min.insync.replicas"]).get("min.insync.replicas", "1")
-            )
-        except (EcapOpsError, ValueError):
-            log.debug("could not read the broker's min.insync.replicas", exc_info=True)
-    min_isr = {
-        n: int(t.overrides.get("min.insync.replicas", default_min_isr))
-        for n, t in cluster.topics.items()
-    }
-
-    disks, disk_errors = [], {}
-    for b in log_dirs(gw, live, {}):
-        if b.error:
-            disk_errors[b.broker] = b.error
-        for d in b.dirs:
-            disks.append(DiskInfo(d.broker, d.path, d.error, d.total_bytes, d.usable_bytes))
-
-    missing: tuple[str, ...] = ()
-    drift: tuple[str, ...] = ()
-    catalog_error = None
-    if catalog is not None:
-        try:
-            plan = make_plan(catalog, cluster)
-            missing = tuple(sorted(n for n in catalog.names() if n not in cluster.topics))
-            drift = tuple(a.describe() for a in plan.actions if a.topic not in missing) + tuple(
-                r.message for r in plan.refusals
-            )
-        except Exception as exc:  # the comparison must not stop the rest of the check
-            catalog_error = f"{type(exc).__name__}: {exc}"
-
+    disks, disk_errors = read_disks(gw, live)
     canary_result = None
     if canary:
         canary_result = run_canary(gw, len(live), timeout_s=canary_timeout_s, ensure=ensure_canary)
@@ -182,11 +173,8 @@ def observe_health(
         fenced_brokers=fenced,
         quorum=quorum,
         quorum_error=quorum_error,
-        min_isr=min_isr,
-        disks=tuple(disks),
+        broker_min_isr=broker_min_isr(gw, live),
+        disks=disks,
         disk_errors=disk_errors,
-        catalog_missing=missing,
-        catalog_drift=drift,
-        catalog_error=catalog_error,
         canary=canary_result,
     )

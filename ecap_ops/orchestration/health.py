@@ -4,9 +4,9 @@ log directories, disk and a produce-then-consume canary, judged into one report.
 Each run materializes `ecap_ops/kafka_cluster_health` for people: the verdict, the open
 incident and its age, the findings table (severity, check, subject, detail, since when) and
 numbers the UI plots over time; the run and the event carry the tag `ecap/health: OK|WARN|CRIT`.
-The same observation judges the topic assets' checks (`matches_catalog`, `availability`,
-`replication`), by the rule provisioning uses (`topics.topic_check_outcomes`), so they
-follow the cluster every 5 minutes.
+The same health check (one read of the cluster) judges the topic assets' checks
+(`matches_catalog`, `availability`, `replication`), by the rule provisioning uses
+(`core.topic_checks`), so they follow the cluster every 5 minutes.
 
 Alerts follow incidents, not runs: `open` when the result becomes unhealthy, `escalate`
 (WARN to CRIT), `changed` (a new problem at the incident's level), reminders (30 min
@@ -133,7 +133,7 @@ def health_page_metadata(report, state: dict, events, now: float) -> dict:
     """What a person reads on the health asset, in reading order: the verdict, the open
     incident and its age, the findings table (worst first, with since when), the numbers
     the UI plots over time; the incident state for the next run last."""
-    from ecap_ops.core.health import CRIT, OK, WARN
+    from ecap_ops.core.health import CRIT, OK, WARN, worst_first
     from ecap_ops.core.health_incidents import finding_since
 
     problems = report.problems()
@@ -163,9 +163,8 @@ def health_page_metadata(report, state: dict, events, now: float) -> dict:
     )
     if events:
         lines.append("Notified this run: " + ", ".join(e.event_name for e in events))
-    ordered = sorted(report.findings, key=lambda f: -{OK: 0, WARN: 1, CRIT: 2}[f.severity])
     rows = []
-    for f in ordered:
+    for f in worst_first(report.findings):
         since = finding_since(state, f, report)
         rows.append(
             dg.TableRecord(
@@ -261,23 +260,6 @@ def health_materialization(report, state: dict, events, now: float) -> dg.AssetM
     )
 
 
-def _topic_checks(catalog: Catalog, report, gw, log) -> list[dg.AssetCheckEvaluation]:
-    """The topic assets' checks (matches_catalog, availability, replication) judged from
-    this health observation, by the same rule as after provisioning."""
-    from ecap_ops.core.plan import make_plan
-    from ecap_ops.orchestration.topics import topic_check_outcomes
-
-    state = plan = None
-    if report.cluster_id is not None:
-        try:
-            state = gw.read_cluster_state(catalog.names(), with_data=False)
-            plan = make_plan(catalog, state)
-        except Exception as exc:  # the checks say "not compared"; the report still counts
-            log.warning(f"comparing the catalog topics for their checks: {exc}")
-            state = plan = None
-    return [o.evaluation(catalog) for o in topic_check_outcomes(catalog, report, state, plan)]
-
-
 def build_defs(catalog: Catalog) -> dg.Definitions:
     @dg.op(
         name="kafka_health_report",
@@ -292,7 +274,8 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
     ):
         from ecap_ops.core.health import CRIT, OK, WARN, HealthThresholds, report_rows
         from ecap_ops.core.health_incidents import IncidentPolicy
-        from ecap_ops.services.health import health_notifications, run_health_check
+        from ecap_ops.orchestration.topics import check_evaluation
+        from ecap_ops.services.health import check_health, health_notifications, judge_topic_checks
 
         if config.disk_warn_percent > config.disk_crit_percent:
             raise dg.Failure(
@@ -304,14 +287,15 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
             canary_warn_ms=config.canary_warn_ms,
         )
         with as_failure("health check"), kafka.gateway() as gw:
-            report = run_health_check(
+            check = check_health(
                 gw,
                 catalog,
                 canary=config.canary,
                 canary_timeout_s=config.canary_timeout_seconds,
                 thresholds=thresholds,
             )
-            checks = _topic_checks(catalog, report, gw, context.log)
+        report = check.report
+        checks = [check_evaluation(o, catalog) for o in judge_topic_checks(check, catalog)]
         # The verdict on the run, so the runs list shows WARN and CRIT runs as such.
         try:
             context.instance.add_run_tags(context.run_id, {VERDICT_TAG: report.status})

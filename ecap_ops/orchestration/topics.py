@@ -1,24 +1,24 @@
 """One asset per catalog topic; checks that it matches the catalog, is available and
 fully replicated; and the job `provision_topics` that reconciles them all, one at a time.
 
-The topic checks follow one rule, the health check's: the same health observation
-(`services.health.run_health_check`) and the same catalog plan judge them whether they run
-after provisioning or every 5 minutes inside `kafka_health_check`
-(`topic_check_outcomes`)."""
+The topic checks follow one rule, the health check's: one health check
+(`services.health.check_health`: one read of the cluster, its partition health and its
+catalog drift) judges them, by `core.topic_checks`, whether they run after provisioning
+(`services.health.observe_topic_checks`) or every 5 minutes inside `kafka_health_check`.
+This module only turns the outcomes into Dagster check events."""
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+__all__ = ["CHECK_NAMES", "CheckOutcome", "check_evaluation", "check_result"]
 
 import dagster as dg
 
 from ecap_ops.catalog.model import Catalog, TopicSpec
+from ecap_ops.core.topic_checks import CHECK_NAMES, CheckOutcome
 from ecap_ops.orchestration.common import as_failure, md_table
 from ecap_ops.orchestration.resources import KafkaResource
 
 GROUP = "kafka_topics"
 # Runs carrying this tag change topics; dagster.yaml's run coordinator lets one at a time run.
 PROVISIONING_TAG = {"ecap_ops/provisioning": "topics"}
-CHECK_NAMES = ("matches_catalog", "availability", "replication")
 
 
 class ReconcileTopicConfig(dg.Config):
@@ -33,10 +33,19 @@ def topic_key(spec: TopicSpec) -> dg.AssetKey:
 
 
 def _topic_metadata(d: dict) -> dict:
+    from ecap_ops.core.partition_health import topic_partition_health
+    from ecap_ops.core.state import PartitionState
+
     parts = d["partitions"]
     leaders = sorted({p["leader"] for p in parts if p["leader"] is not None})
-    under = [p["partition"] for p in parts if len(p["isr"]) < len(p["replicas"])]
-    offline = [p["partition"] for p in parts if p["leader"] is None]
+    health = topic_partition_health(
+        (
+            PartitionState(p["partition"], p["leader"], tuple(p["replicas"]), tuple(p["isr"]))
+            for p in parts
+        ),
+        min_isr=0,  # describe-topic's data says nothing of min.insync.replicas: not judged
+    )
+    under, offline = health.under_replicated, health.offline
     return {
         "partitions": dg.MetadataValue.int(len(parts)),
         "replication_factor": dg.MetadataValue.int(d["replication_factor"]),
@@ -120,209 +129,32 @@ def build_topic_asset(catalog: Catalog, spec: TopicSpec) -> dg.AssetsDefinition:
 # -- the topic checks: one rule, the health check's --------------------------------------
 
 
-@dataclass(frozen=True)
-class CheckOutcome:
-    """One topic check's result, before it is a Dagster event."""
-
-    topic: str
-    check: str  # one of CHECK_NAMES
-    passed: bool
-    severity: str  # WARN or ERROR: how bad a failure is (the health finding's CRIT is ERROR)
-    description: str
-    metadata: dict = field(default_factory=dict)
-
-    def key(self, catalog: Catalog) -> dg.AssetKey:
-        return topic_key(catalog.get(self.topic))
-
-    def result(self, catalog: Catalog) -> dg.AssetCheckResult:
-        return dg.AssetCheckResult(
-            asset_key=self.key(catalog),
-            check_name=self.check,
-            passed=self.passed,
-            severity=dg.AssetCheckSeverity[self.severity],
-            description=self.description,
-            metadata=self.metadata,
-        )
-
-    def evaluation(self, catalog: Catalog) -> dg.AssetCheckEvaluation:
-        return dg.AssetCheckEvaluation(
-            asset_key=self.key(catalog),
-            check_name=self.check,
-            passed=self.passed,
-            severity=dg.AssetCheckSeverity[self.severity],
-            description=self.description,
-            metadata=self.metadata,
-        )
+def _metadata_value(kind: str, value) -> dg.MetadataValue:
+    if kind == "table":
+        headers, rows = value
+        return dg.MetadataValue.md(md_table(headers, rows) if rows else "none")
+    return getattr(dg.MetadataValue, kind)(value)
 
 
-def _severity(health_severity: str) -> str:
-    return "ERROR" if health_severity == "CRIT" else "WARN"
+def _check_fields(outcome: CheckOutcome, catalog: Catalog) -> dict:
+    return dict(
+        asset_key=topic_key(catalog.get(outcome.topic)),
+        check_name=outcome.check,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity[outcome.severity],
+        description=outcome.description,
+        metadata={k: _metadata_value(kind, v) for k, (kind, v) in outcome.metadata.items()},
+    )
 
 
-def _catalog_finding_severity(report, prefix: str, default: str) -> str:
-    for f in report.findings:
-        if f.check == "catalog" and f.message.startswith(prefix):
-            return f.severity
-    return default
+def check_result(outcome: CheckOutcome, catalog: Catalog) -> dg.AssetCheckResult:
+    """A topic check's outcome as the result of a check that runs on its own."""
+    return dg.AssetCheckResult(**_check_fields(outcome, catalog))
 
 
-def _drift_rows(spec: TopicSpec, topic, plan) -> list[list]:
-    """What differs between the catalog's `spec` and the observed `topic`, as the plan
-    sees it: (setting, expected, actual) rows; empty when the topic matches."""
-    if topic is None:
-        return [["exists", "yes", "no"]]
-    rows: list[list] = []
-    if topic.partition_count != spec.partitions:
-        rows.append(["partitions", spec.partitions, topic.partition_count])
-    if topic.replication_factor != spec.replication_factor:
-        rows.append(["replication_factor", spec.replication_factor, topic.replication_factor])
-    for a in plan.actions:
-        for c in a.changes:
-            rows.append(
-                [
-                    c.key,
-                    c.new if c.new is not None else f"(default {c.new_effective})",
-                    c.old if c.old is not None else f"(default {c.old_effective})",
-                ]
-            )
-    return rows
-
-
-def topic_check_outcomes(
-    catalog: Catalog, report, state=None, plan=None, names: Iterable[str] | None = None
-) -> list[CheckOutcome]:
-    """The topic assets' checks from one health report (availability, replication) and
-    the catalog plan made from the same observation's state (matches_catalog). `state`
-    and `plan` None: the cluster could not be compared with the catalog (matches_catalog
-    fails and says why). Used by the provisioning checks and by the health job alike."""
-    from ecap_ops.core.health import CRIT, WARN
-
-    wanted = list(names) if names is not None else catalog.names()
-    prod = catalog.env != "dev"
-    out: list[CheckOutcome] = []
-    for name in wanted:
-        spec = catalog.get(name)
-        partitions = report.topic_partitions.get(name)
-        source = {"source": dg.MetadataValue.text("health observation")}
-        # matches_catalog
-        if state is None or plan is None:
-            why = (
-                "the cluster did not answer"
-                if report.cluster_id is None
-                else "the cluster could not be compared with the catalog"
-            )
-            out.append(CheckOutcome(name, "matches_catalog", False, "ERROR", why))
-        else:
-            topic = state.topics.get(name)
-            rows = _drift_rows(spec, topic, plan.for_topic(name))
-            if topic is None:
-                sev = _catalog_finding_severity(
-                    report, "catalog topic(s) missing", CRIT if prod else WARN
-                )
-                desc = f"{name} does not exist (health check: catalog topic missing)"
-            else:
-                sev = _catalog_finding_severity(report, "differs from the catalog", WARN)
-                desc = (
-                    f"{name} matches the catalog"
-                    if not rows
-                    else f"{name} differs from the catalog in {len(rows)} setting(s): "
-                    + "; ".join(f"{r[0]} expected {r[1]}, actual {r[2]}" for r in rows[:5])
-                )
-            out.append(
-                CheckOutcome(
-                    name,
-                    "matches_catalog",
-                    not rows,
-                    _severity(sev),
-                    desc,
-                    {
-                        "drift": dg.MetadataValue.md(
-                            md_table(["setting", "expected", "actual"], rows) if rows else "none"
-                        ),
-                        "drift_count": dg.MetadataValue.int(len(rows)),
-                        "expected": dg.MetadataValue.json(
-                            {
-                                "partitions": spec.partitions,
-                                "replication_factor": spec.replication_factor,
-                                "configs": spec.configs,
-                            }
-                        ),
-                        "actual": dg.MetadataValue.json(
-                            None
-                            if topic is None
-                            else {
-                                "partitions": topic.partition_count,
-                                "replication_factor": topic.replication_factor,
-                                "configs": topic.overrides,
-                            }
-                        ),
-                        **source,
-                    },
-                )
-            )
-        # availability and replication
-        if partitions is None:
-            why = (
-                "the cluster did not answer"
-                if report.cluster_id is None
-                else f"{name} does not exist"
-            )
-            for check in ("availability", "replication"):
-                out.append(CheckOutcome(name, check, False, "ERROR", why, dict(source)))
-            continue
-        offline = report.offline.get(name, [])
-        under = report.under_replicated.get(name, [])
-        under_min = report.under_min_isr.get(name, [])
-        out.append(
-            CheckOutcome(
-                name,
-                "availability",
-                not offline,
-                "ERROR",
-                "all partitions have a leader"
-                if not offline
-                else f"offline partitions (no leader): {offline}",
-                {
-                    "offline_partitions": dg.MetadataValue.int(len(offline)),
-                    "partitions": dg.MetadataValue.int(partitions),
-                    **source,
-                },
-            )
-        )
-        out.append(
-            CheckOutcome(
-                name,
-                "replication",
-                not under and not under_min,
-                "ERROR" if under_min else "WARN",
-                "fully replicated"
-                if not under and not under_min
-                else f"under-replicated partitions: {under}"
-                + (f"; below min.insync.replicas: {under_min}" if under_min else ""),
-                {
-                    "under_replicated": dg.MetadataValue.int(len(under)),
-                    "under_min_isr": dg.MetadataValue.int(len(under_min)),
-                    **source,
-                },
-            )
-        )
-    return out
-
-
-def observe_topic_checks(
-    gw, catalog: Catalog, names: Iterable[str] | None = None
-) -> list[CheckOutcome]:
-    """Observe the cluster once (the health check without its canary, plus the catalog
-    plan) and judge the named topics' checks."""
-    from ecap_ops.core.plan import make_plan
-    from ecap_ops.services.health import run_health_check
-
-    report = run_health_check(gw, catalog, canary=False)
-    state = plan = None
-    if report.cluster_id is not None:
-        state = gw.read_cluster_state(catalog.names(), with_data=False)
-        plan = make_plan(catalog, state)
-    return topic_check_outcomes(catalog, report, state, plan, names)
+def check_evaluation(outcome: CheckOutcome, catalog: Catalog) -> dg.AssetCheckEvaluation:
+    """A topic check's outcome as an evaluation recorded by another op (the health job)."""
+    return dg.AssetCheckEvaluation(**_check_fields(outcome, catalog))
 
 
 def build_topic_checks(catalog: Catalog, spec: TopicSpec) -> list[dg.AssetChecksDefinition]:
@@ -334,11 +166,13 @@ def build_topic_checks(catalog: Catalog, spec: TopicSpec) -> list[dg.AssetChecks
     def make(check: str) -> dg.AssetChecksDefinition:
         @dg.asset_check(asset=key, name=check, description=descriptions[check])
         def _check(kafka: KafkaResource) -> dg.AssetCheckResult:
+            from ecap_ops.services.health import observe_topic_checks
+
             with as_failure(f"checking {spec.name}"), kafka.gateway() as gw:
                 (outcome,) = [
                     o for o in observe_topic_checks(gw, catalog, [spec.name]) if o.check == check
                 ]
-            return outcome.result(catalog)
+            return check_result(outcome, catalog)
 
         return _check
 
@@ -378,6 +212,8 @@ def build_catalog_checks(catalog: Catalog) -> dg.AssetChecksDefinition:
         description="The topic assets' checks, judged from one health observation of the cluster.",
     )
     def kafka_topic_checks(context: dg.AssetCheckExecutionContext, kafka: KafkaResource):
+        from ecap_ops.services.health import observe_topic_checks
+
         selected = context.selected_asset_check_keys
         names = sorted({by_key[k.asset_key.to_user_string()] for k in selected})
         wanted = {(by_key[k.asset_key.to_user_string()], k.name) for k in selected}
@@ -385,7 +221,7 @@ def build_catalog_checks(catalog: Catalog) -> dg.AssetChecksDefinition:
             outcomes = observe_topic_checks(gw, catalog, names)
         for o in outcomes:
             if (o.topic, o.check) in wanted:
-                yield o.result(catalog)
+                yield check_result(o, catalog)
 
     return kafka_topic_checks
 

@@ -6,9 +6,12 @@ resolve), keeping the incident between runs.
 """
 
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from ecap_ops.catalog.model import Catalog
 from ecap_ops.core.alerts import Alert
+from ecap_ops.core.drift import CatalogDrift, catalog_drift
 from ecap_ops.core.health import (
     CRIT,
     OK,
@@ -21,6 +24,7 @@ from ecap_ops.core.health import (
 )
 from ecap_ops.core.health_incidents import Decision, IncidentPolicy, decide, event_alert, read_state
 from ecap_ops.core.state import CANARY_TOPIC
+from ecap_ops.core.topic_checks import CheckOutcome, topic_check_outcomes
 from ecap_ops.errors import EcapOpsError, KafkaAuthFailed, KafkaUnavailable
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.health import observe_health
@@ -44,20 +48,45 @@ def ensure_canary_topic(gw: KafkaGateway, live_brokers: int) -> None:
     wait_for_leaders(gw, [CANARY_TOPIC], timeout_s=10)
 
 
-def run_health_check(
+@dataclass(frozen=True)
+class HealthCheck:
+    """One health check: what was read, the catalog drift judged on that same read (None:
+    no catalog, an unreachable cluster, or a comparison that failed, which the report says),
+    and the report. The topic assets' checks are judged from it too."""
+
+    observation: HealthObservation
+    drift: CatalogDrift | None
+    report: HealthReport
+
+
+def compare_with_catalog(
+    obs: HealthObservation, catalog: Catalog | None
+) -> tuple[HealthObservation, CatalogDrift | None]:
+    """The observation with the catalog's drift (missing topics, differences) filled in,
+    judged by the core's plan on the cluster the gateway read; and that drift."""
+    if catalog is None or obs.cluster is None:
+        return obs, None
+    try:
+        drift = catalog_drift(catalog, obs.cluster)
+    except Exception as exc:  # the comparison must not stop the rest of the check
+        return replace(obs, catalog_error=f"{type(exc).__name__}: {exc}"), None
+    return replace(obs, catalog_missing=drift.missing, catalog_drift=drift.lines), drift
+
+
+def check_health(
     gw: KafkaGateway,
     catalog: Catalog | None,
     env: str | None = None,
     canary: bool = True,
     canary_timeout_s: float = 5.0,
     thresholds: HealthThresholds = HealthThresholds(),
-) -> HealthReport:
-    """Observe the cluster and judge it. An unreachable cluster is a CRIT report, not an error."""
+) -> HealthCheck:
+    """Observe the cluster once, compare it with the catalog and judge it. An unreachable
+    cluster is a CRIT report, not an error."""
     env = env or (catalog.env if catalog else "dev")
     try:
         obs = observe_health(
             gw,
-            catalog,
             env,
             canary=canary,
             canary_timeout_s=canary_timeout_s,
@@ -68,7 +97,38 @@ def run_health_check(
         obs = HealthObservation(
             gw.settings.bootstrap_servers, env, int(time.time() * 1000), error=str(exc)
         )
-    return evaluate(obs, thresholds)
+    obs, drift = compare_with_catalog(obs, catalog)
+    return HealthCheck(obs, drift, evaluate(obs, thresholds))
+
+
+def run_health_check(
+    gw: KafkaGateway,
+    catalog: Catalog | None,
+    env: str | None = None,
+    canary: bool = True,
+    canary_timeout_s: float = 5.0,
+    thresholds: HealthThresholds = HealthThresholds(),
+) -> HealthReport:
+    """The report of `check_health`."""
+    return check_health(gw, catalog, env, canary, canary_timeout_s, thresholds).report
+
+
+def judge_topic_checks(
+    check: HealthCheck, catalog: Catalog, names: Iterable[str] | None = None
+) -> list[CheckOutcome]:
+    """The topic assets' checks of the named (default: every) catalog topic, from one
+    health check: the same read, the same partition-health rule, the same drift."""
+    return topic_check_outcomes(
+        catalog, check.report, check.observation.cluster, check.drift, names
+    )
+
+
+def observe_topic_checks(
+    gw: KafkaGateway, catalog: Catalog, names: Iterable[str] | None = None
+) -> list[CheckOutcome]:
+    """Observe the cluster once (the health check without its canary) and judge the named
+    topics' checks: what the topic assets' checks run after provisioning."""
+    return judge_topic_checks(check_health(gw, catalog, canary=False), catalog, names)
 
 
 def health_alert(report: HealthReport, run_url: str | None = None) -> Alert | None:
