@@ -9,119 +9,22 @@ interval). Compacted topics keep the latest record of each key whatever its age;
 row explains that and checks the compaction settings instead. Pure.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from ecap_ops.catalog.model import Catalog, TopicSpec
 from ecap_ops.catalog.units import format_duration_ms, format_size
+from ecap_ops.core.retention_model import (
+    AUDITED_KEYS,
+    DAY_MS,
+    DEFAULT_CHECK_INTERVAL_MS,
+    KAFKA_DEFAULTS,
+    AuditRow,
+    DefaultPolicy,
+    DiskForecast,
+    RetentionReport,
+    TopicObservation,
+)
 from ecap_ops.core.state import is_internal_topic
-
-DAY_MS = 86_400_000
-AUDITED_KEYS = ("retention.ms", "retention.bytes", "cleanup.policy", "segment.ms")
-# Kafka's defaults, for a key the broker did not report.
-KAFKA_DEFAULTS = {
-    "retention.ms": "604800000",
-    "retention.bytes": "-1",
-    "cleanup.policy": "delete",
-    "segment.ms": "604800000",
-    "segment.bytes": "1073741824",
-    "delete.retention.ms": "86400000",
-    "min.cleanable.dirty.ratio": "0.5",
-    "min.compaction.lag.ms": "0",
-    "max.compaction.lag.ms": "9223372036854775807",
-}
-
-
-@dataclass(frozen=True)
-class DefaultPolicy:
-    """What a topic outside the catalog is held to."""
-
-    retention_ms: int = 7 * DAY_MS
-    max_retention_ms: int = 30 * DAY_MS
-    cleanup_policy: str = "delete"
-    allow_infinite: bool = False
-
-
-@dataclass(frozen=True)
-class TopicObservation:
-    """What the audit read about one topic."""
-
-    name: str
-    partitions: int
-    replication_factor: int
-    configs: dict[str, str]  # effective values of the audited and compaction keys
-    overrides: frozenset[str] = frozenset()  # keys set at topic level
-    bytes_on_disk: int | None = None  # all replicas on all brokers
-    records: int | None = None  # end - start offsets, all partitions
-    oldest_ms: int | None = None  # timestamp of the oldest record still held
-    newest_ms: int | None = None
-    internal: bool = False
-
-
-@dataclass(frozen=True)
-class AuditRow:
-    topic: str
-    managed: bool  # in the catalog
-    internal: bool
-    partitions: int
-    replication_factor: int
-    cleanup_policy: str
-    retention_ms: int
-    expected_retention_ms: int | None
-    retention_bytes: int
-    segment_ms: int
-    bytes_on_disk: int | None
-    records: int | None
-    mean_record_bytes: float | None
-    oldest_record_ms: int | None
-    oldest_age_ms: int | None
-    infinite_retention: bool
-    data_older_than_retention: bool
-    config_mismatch: bool
-    status: str  # ok, warn
-    flags: tuple[str, ...]
-    notes: tuple[str, ...]
-    expected_bytes_at_retention: int | None  # the forecast's steady state for this topic
-
-    def as_record(self) -> dict:
-        d = asdict(self)
-        d["flags"] = "; ".join(self.flags)
-        d["notes"] = "; ".join(self.notes)
-        return d
-
-
-@dataclass(frozen=True)
-class DiskForecast:
-    free_bytes: int | None
-    total_bytes: int | None
-    used_by_topics_bytes: int
-    steady_state_bytes: int | None  # the forecast topics at full retention, all replicas
-    growth_bytes_per_day: float
-    days_until_full: float | None  # None: never fills (steady state fits) or unknown
-    fits: bool | None
-    basis: str  # how it was computed, in words
-
-
-@dataclass(frozen=True)
-class RetentionReport:
-    at_ms: int
-    rows: tuple[AuditRow, ...]
-    forecast: DiskForecast
-    interval_ms: int
-    env: str = "dev"
-
-    @property
-    def flagged(self) -> list[AuditRow]:
-        return [r for r in self.rows if r.flags]
-
-    def to_dict(self) -> dict:
-        return {
-            "at_ms": self.at_ms,
-            "env": self.env,
-            "interval_ms": self.interval_ms,
-            "rows": [asdict(r) for r in self.rows],
-            "forecast": asdict(self.forecast),
-            "flagged": [r.topic for r in self.flagged],
-        }
 
 
 def _int(v: str | None, default: int) -> int:
@@ -179,83 +82,89 @@ def _compaction_notes(
     return flags, notes
 
 
-def audit_topic(
-    obs: TopicObservation,
-    spec: TopicSpec | None,
-    now_ms: int,
-    interval_ms: int,
-    policy: DefaultPolicy = DefaultPolicy(),
-    check_interval_ms: int = 300_000,
-) -> AuditRow:
-    """One topic's row: its retention settings against the catalog (or the default policy)
-    and against the real age and size of its data."""
-    flags: list[str] = []
-    notes: list[str] = []
-    internal = is_internal_topic(obs.name, obs.internal)
-    retention_ms = _int(_eff(obs, "retention.ms"), 7 * DAY_MS)
-    retention_bytes = _int(_eff(obs, "retention.bytes"), -1)
-    segment_ms = _int(_eff(obs, "segment.ms"), 7 * DAY_MS)
+@dataclass(frozen=True)
+class _Settings:
+    """A topic's effective retention settings, as the rules below read them."""
+
+    retention_ms: int
+    retention_bytes: int
+    segment_ms: int
+    cleanup: str
+    policy: frozenset[str]
+
+    @property
+    def deletes(self) -> bool:
+        return "delete" in self.policy
+
+    @property
+    def compacts(self) -> bool:
+        return "compact" in self.policy
+
+
+def _settings(obs: TopicObservation) -> _Settings:
     cleanup = _eff(obs, "cleanup.policy") or "delete"
-    policy_set = {p.strip() for p in cleanup.split(",") if p.strip()}
-    deletes = "delete" in policy_set
-    compacts = "compact" in policy_set
+    return _Settings(
+        retention_ms=_int(_eff(obs, "retention.ms"), 7 * DAY_MS),
+        retention_bytes=_int(_eff(obs, "retention.bytes"), -1),
+        segment_ms=_int(_eff(obs, "segment.ms"), 7 * DAY_MS),
+        cleanup=cleanup,
+        policy=frozenset(p.strip() for p in cleanup.split(",") if p.strip()),
+    )
 
-    expected_ms: int | None
-    mismatch = False
-    if spec is not None:
-        for key in AUDITED_KEYS:
-            want = spec.configs.get(key)
-            have = _eff(obs, key)
-            if want is None:
-                if key in obs.overrides:
-                    flags.append(f"{key}={have} set on the topic but not in the catalog")
-                    mismatch = True
-                continue
-            if key == "cleanup.policy":
-                same = {p.strip() for p in want.split(",")} == policy_set
-            else:
-                same = _int(want, -2) == _int(have, -3)
-            if not same:
-                shown = (
-                    (lambda v: f"{v} ({_dur(_int(v, 0))})")
-                    if key.endswith(".ms")
-                    else (lambda v: v)
-                )
-                flags.append(f"{key} is {shown(have)}, the catalog says {shown(want)}")
-                mismatch = True
-        expected_ms = spec.retention_ms
-    else:
-        expected_ms = policy.retention_ms
-        if not internal:
-            if cleanup != policy.cleanup_policy and not compacts:
-                flags.append(
-                    f"cleanup.policy {cleanup}, the default policy is {policy.cleanup_policy}"
-                )
-                mismatch = True
-            if deletes and retention_ms > policy.max_retention_ms:
-                flags.append(
-                    f"retention.ms {_dur(retention_ms)} above the default policy's maximum {_dur(policy.max_retention_ms)}"
-                )
-                mismatch = True
 
-    infinite = deletes and retention_ms < 0 and retention_bytes < 0
-    if infinite and not (internal or (spec is None and policy.allow_infinite)):
+def _catalog_flags(obs: TopicObservation, spec: TopicSpec, st: _Settings) -> list[str]:
+    """Each audited key that differs from the catalog, or is set on the topic while the
+    catalog leaves it to the default."""
+    flags = []
+    for key in AUDITED_KEYS:
+        want = spec.configs.get(key)
+        have = _eff(obs, key)
+        if want is None:
+            if key in obs.overrides:
+                flags.append(f"{key}={have} set on the topic but not in the catalog")
+            continue
+        if key == "cleanup.policy":
+            same = {p.strip() for p in want.split(",")} == st.policy
+        else:
+            same = _int(want, -2) == _int(have, -3)
+        if not same:
+            shown = (
+                (lambda v: f"{v} ({_dur(_int(v, 0))})") if key.endswith(".ms") else (lambda v: v)
+            )
+            flags.append(f"{key} is {shown(have)}, the catalog says {shown(want)}")
+    return flags
+
+
+def _default_policy_flags(st: _Settings, policy: DefaultPolicy) -> list[str]:
+    """A topic outside the catalog (not Kafka's own) against the default policy."""
+    flags = []
+    if st.cleanup != policy.cleanup_policy and not st.compacts:
+        flags.append(f"cleanup.policy {st.cleanup}, the default policy is {policy.cleanup_policy}")
+    if st.deletes and st.retention_ms > policy.max_retention_ms:
         flags.append(
-            "infinite retention: retention.ms=-1 and retention.bytes=-1, the topic grows without bound"
+            f"retention.ms {_dur(st.retention_ms)} above the default policy's maximum {_dur(policy.max_retention_ms)}"
         )
-    elif deletes and retention_ms < 0:
-        notes.append(
-            f"no time limit; retention.bytes {format_size(retention_bytes)} per partition bounds it"
-        )
+    return flags
 
-    age = now_ms - obs.oldest_ms if obs.oldest_ms is not None else None
-    stale = False
-    if deletes and retention_ms >= 0 and age is not None:
-        grace = retention_ms + segment_ms + interval_ms + check_interval_ms
-        if age > grace:
-            stale = True
+
+def stale_grace_ms(retention_ms: int, segment_ms: int, interval_ms: int, check_ms: int) -> int:
+    """How old the oldest record may be before it counts as older than retention: Kafka
+    deletes a closed segment once its newest record is past retention.ms, the active
+    segment closes after segment.ms, the broker looks every check interval, and the
+    audit itself runs every `interval_ms`."""
+    return retention_ms + segment_ms + interval_ms + check_ms
+
+
+def _age_flags_and_notes(
+    obs: TopicObservation, st: _Settings, now_ms: int, interval_ms: int, check_ms: int
+) -> tuple[list[str], list[str]]:
+    """Data older than retention (beyond the grace), and records from the future."""
+    flags, notes = [], []
+    if st.deletes and st.retention_ms >= 0 and obs.oldest_ms is not None:
+        age = now_ms - obs.oldest_ms
+        if age > stale_grace_ms(st.retention_ms, st.segment_ms, interval_ms, check_ms):
             flags.append(
-                f"data older than retention: oldest record {_dur(age)} old, beyond retention {_dur(retention_ms)} + segment.ms {_dur(segment_ms)} + audit interval {_dur(interval_ms)}"
+                f"data older than retention: oldest record {_dur(age)} old, beyond retention {_dur(st.retention_ms)} + segment.ms {_dur(st.segment_ms)} + audit interval {_dur(interval_ms)}"
             )
     if (
         obs.oldest_ms is not None
@@ -265,61 +174,102 @@ def audit_topic(
         notes.append(
             f"newest record timestamp is {_dur(obs.newest_ms - now_ms)} in the future: producer clocks or CreateTime misuse"
         )
-    if compacts:
-        f2, n2 = _compaction_notes(obs, retention_ms, policy_set)
+    return flags, notes
+
+
+def _steady_state_bytes(
+    obs: TopicObservation, spec: TopicSpec | None, st: _Settings, mean: float | None
+) -> int | None:
+    """The topic's size at full retention, at the catalog's expected volume (delete-only
+    topics with a time limit and a measured mean record size)."""
+    if (
+        spec is None
+        or not spec.expected_volume
+        or mean is None
+        or not st.deletes
+        or st.retention_ms < 0
+        or st.compacts
+    ):
+        return None
+    steady = int(
+        spec.expected_volume.max_per_hour
+        * st.retention_ms
+        / 3_600_000
+        * mean
+        * obs.replication_factor
+    )
+    if st.retention_bytes >= 0:
+        steady = min(steady, st.retention_bytes * obs.partitions * obs.replication_factor)
+    return steady
+
+
+def audit_topic(
+    obs: TopicObservation,
+    spec: TopicSpec | None,
+    now_ms: int,
+    interval_ms: int,
+    policy: DefaultPolicy = DefaultPolicy(),
+    check_interval_ms: int = DEFAULT_CHECK_INTERVAL_MS,
+) -> AuditRow:
+    """One topic's row: its retention settings against the catalog (or the default policy)
+    and against the real age and size of its data. `check_interval_ms`: the brokers'
+    log.retention.check.interval.ms."""
+    internal = is_internal_topic(obs.name, obs.internal)
+    st = _settings(obs)
+    if spec is not None:
+        flags = _catalog_flags(obs, spec, st)
+        expected_ms: int | None = spec.retention_ms
+    else:
+        flags = [] if internal else _default_policy_flags(st, policy)
+        expected_ms = policy.retention_ms
+    mismatch = bool(flags)
+    notes: list[str] = []
+    infinite = st.deletes and st.retention_ms < 0 and st.retention_bytes < 0
+    if infinite and not (internal or (spec is None and policy.allow_infinite)):
+        flags.append(
+            "infinite retention: retention.ms=-1 and retention.bytes=-1, the topic grows without bound"
+        )
+    elif st.deletes and st.retention_ms < 0:
+        notes.append(
+            f"no time limit; retention.bytes {format_size(st.retention_bytes)} per partition bounds it"
+        )
+    age_flags, age_notes = _age_flags_and_notes(obs, st, now_ms, interval_ms, check_interval_ms)
+    flags += age_flags
+    notes += age_notes
+    if st.compacts:
+        f2, n2 = _compaction_notes(obs, st.retention_ms, set(st.policy))
         flags += f2
         notes += n2
-    if retention_bytes >= 0 and deletes:
+    if st.retention_bytes >= 0 and st.deletes:
         notes.append(
-            f"retention.bytes {format_size(retention_bytes)} per partition also limits size"
+            f"retention.bytes {format_size(st.retention_bytes)} per partition also limits size"
         )
-
     mean = None
     if obs.bytes_on_disk is not None and obs.records and obs.replication_factor:
         mean = obs.bytes_on_disk / obs.replication_factor / obs.records
-
-    steady = None
-    if (
-        spec is not None
-        and spec.expected_volume
-        and mean is not None
-        and deletes
-        and retention_ms >= 0
-        and not compacts
-    ):
-        steady = int(
-            spec.expected_volume.max_per_hour
-            * retention_ms
-            / 3_600_000
-            * mean
-            * obs.replication_factor
-        )
-        if retention_bytes >= 0:
-            steady = min(steady, retention_bytes * obs.partitions * obs.replication_factor)
-
     return AuditRow(
         topic=obs.name,
         managed=spec is not None,
         internal=internal,
         partitions=obs.partitions,
         replication_factor=obs.replication_factor,
-        cleanup_policy=cleanup,
-        retention_ms=retention_ms,
+        cleanup_policy=st.cleanup,
+        retention_ms=st.retention_ms,
         expected_retention_ms=expected_ms,
-        retention_bytes=retention_bytes,
-        segment_ms=segment_ms,
+        retention_bytes=st.retention_bytes,
+        segment_ms=st.segment_ms,
         bytes_on_disk=obs.bytes_on_disk,
         records=obs.records,
         mean_record_bytes=round(mean, 1) if mean is not None else None,
         oldest_record_ms=obs.oldest_ms,
-        oldest_age_ms=age,
+        oldest_age_ms=now_ms - obs.oldest_ms if obs.oldest_ms is not None else None,
         infinite_retention=infinite,
-        data_older_than_retention=stale,
+        data_older_than_retention=bool(age_flags),
         config_mismatch=mismatch,
         status="warn" if flags else "ok",
         flags=tuple(flags),
         notes=tuple(notes),
-        expected_bytes_at_retention=steady,
+        expected_bytes_at_retention=_steady_state_bytes(obs, spec, st, mean),
     )
 
 
@@ -396,8 +346,10 @@ def audit(
     total_bytes: int | None = None,
     policy: DefaultPolicy = DefaultPolicy(),
     exclude: frozenset[str] = frozenset(),
+    check_interval_ms: int = DEFAULT_CHECK_INTERVAL_MS,
 ) -> RetentionReport:
-    """Audit every observed topic (catalog and not), then forecast the disk."""
+    """Audit every observed topic (catalog and not), then forecast the disk.
+    `check_interval_ms`: the brokers' log.retention.check.interval.ms, read once."""
     rows = []
     for obs in sorted(observations, key=lambda o: o.name):
         if obs.name in exclude:
@@ -405,7 +357,7 @@ def audit(
         spec = catalog.get(obs.name)
         if spec is not None and spec.name != obs.name:
             spec = None  # matched the catalog key, not the cluster name: not this topic
-        rows.append(audit_topic(obs, spec, now_ms, interval_ms, policy))
+        rows.append(audit_topic(obs, spec, now_ms, interval_ms, policy, check_interval_ms))
     return RetentionReport(
         now_ms,
         tuple(rows),
@@ -463,6 +415,11 @@ def render_forecast(f: DiskForecast) -> str:
 
 
 __all__ = [
+    "AUDITED_KEYS",
+    "DAY_MS",
+    "DEFAULT_CHECK_INTERVAL_MS",
+    "KAFKA_DEFAULTS",
+    "REPORT_HEADERS",
     "AuditRow",
     "DefaultPolicy",
     "DiskForecast",
@@ -471,4 +428,6 @@ __all__ = [
     "audit",
     "audit_topic",
     "forecast_disk",
+    "render_forecast",
+    "report_rows",
 ]

@@ -1,12 +1,21 @@
 """The retention audit, called by the CLI's `retention-audit` and the asset `retention_audit`."""
 
 import time
+from typing import NamedTuple
 
 from ecap_ops.catalog.model import Catalog
-from ecap_ops.core.retention import DAY_MS, DefaultPolicy, RetentionReport, TopicObservation, audit
+from ecap_ops.core.retention import (
+    DAY_MS,
+    DEFAULT_CHECK_INTERVAL_MS,
+    DefaultPolicy,
+    RetentionReport,
+    TopicObservation,
+    audit,
+)
 from ecap_ops.core.state import CANARY_TOPIC, is_internal_topic
+from ecap_ops.errors import EcapOpsError
 from ecap_ops.gateway import KafkaGateway
-from ecap_ops.gateway.activity import log_dirs, record_timestamps, topic_sizes
+from ecap_ops.gateway.activity import broker_config, log_dirs, record_timestamps, topic_sizes
 
 READ_KEYS = (
     "retention.ms",
@@ -21,13 +30,78 @@ READ_KEYS = (
 )
 
 
-def observe_topics(
-    gw: KafkaGateway, include_internal: bool = False
-) -> tuple[list[TopicObservation], int | None, int | None]:
-    """Every topic's configs, size on disk, record count and oldest/newest record time, and
-    the brokers' free and total disk. A fixed number of requests: one Metadata, one
-    DescribeConfigs, one DescribeLogDirs per broker, four ListOffsets per partition leader."""
-    cluster_id, _controller, brokers = gw.brokers()
+CHECK_INTERVAL_KEY = "log.retention.check.interval.ms"
+
+
+def retention_check_interval_ms(gw: KafkaGateway, brokers: list[int]) -> int:
+    """How often the brokers look for segments past retention (read from one broker);
+    Kafka's default when it cannot be read."""
+    if brokers:
+        try:
+            return int(broker_config(gw, brokers[0], [CHECK_INTERVAL_KEY])[CHECK_INTERVAL_KEY])
+        except (EcapOpsError, KeyError, ValueError):
+            pass
+    return DEFAULT_CHECK_INTERVAL_MS
+
+
+class AuditInputs(NamedTuple):
+    """What the audit reads of a cluster."""
+
+    topics: list[TopicObservation]
+    free_bytes: int | None  # all brokers' log directories
+    total_bytes: int | None
+    check_interval_ms: int  # the brokers' log.retention.check.interval.ms
+
+
+def _disk_totals(dirs) -> tuple[int | None, int | None]:
+    """Free and total bytes of every log directory that reported them (None: none did)."""
+    free = total = None
+    for b in dirs:
+        for d in b.dirs:
+            if d.usable_bytes is not None:
+                free = (free or 0) + d.usable_bytes
+            if d.total_bytes is not None:
+                total = (total or 0) + d.total_bytes
+    return free, total
+
+
+def _topic_observation(name: str, meta: dict, cfg: dict, ranges, stamps, size) -> TopicObservation:
+    """One topic's observation from its metadata, configs, offsets and record times."""
+    effective = {
+        k: str(e.get("value"))
+        for k, e in cfg.items()
+        if k in READ_KEYS and e.get("value") is not None
+    }
+    overrides = frozenset(
+        k for k, e in cfg.items() if e.get("config_source") == "DYNAMIC_TOPIC_CONFIG"
+    )
+    pids = [p["partition_index"] for p in meta["partitions"]]
+    spans = [ranges.get((name, p)) for p in pids]
+    olds = [stamps.get((name, p), (None, None))[0] for p in pids]
+    news = [stamps.get((name, p), (None, None))[1] for p in pids]
+    return TopicObservation(
+        name=name,
+        partitions=len(pids),
+        replication_factor=max(
+            (len(p.get("replica_nodes") or []) for p in meta["partitions"]), default=0
+        ),
+        configs=effective,
+        overrides=overrides,
+        bytes_on_disk=size,
+        records=sum(e - s for s, e in spans) if spans and all(spans) else None,
+        oldest_ms=min((o for o in olds if o is not None), default=None),
+        newest_ms=max((o for o in news if o is not None), default=None),
+        internal=is_internal_topic(name, meta.get("is_internal")),
+    )
+
+
+def observe_topics(gw: KafkaGateway, include_internal: bool = False) -> AuditInputs:
+    """Every topic's configs, size on disk, record count and oldest/newest record time, the
+    brokers' free and total disk and their retention check interval. A fixed number of
+    requests: one Metadata, one DescribeConfigs per kind, one DescribeLogDirs per broker,
+    four ListOffsets per partition leader."""
+    _cluster_id, _controller, brokers = gw.brokers()
+    live = [b.node_id for b in brokers]
     meta = gw.describe_topics(None)
     names = sorted(
         n
@@ -42,54 +116,18 @@ def observe_topics(
         for p in meta[n]["partitions"]
         if p.get("leader_id", -1) >= 0
     ]
-    dirs = log_dirs(gw, [b.node_id for b in brokers], parts)
+    dirs = log_dirs(gw, live, parts)
     sizes = topic_sizes(dirs)
     ranges = gw.offset_ranges(led)
     stamps = record_timestamps(gw, led)
-    free = total = None
-    for b in dirs:
-        for d in b.dirs:
-            if d.usable_bytes is not None:
-                free = (free or 0) + d.usable_bytes
-            if d.total_bytes is not None:
-                total = (total or 0) + d.total_bytes
     failed_brokers = {b.broker for b in dirs if b.error}
     out = []
     for n in names:
-        cfg = configs.get(n, {})
-        effective = {
-            k: str(e.get("value"))
-            for k, e in cfg.items()
-            if k in READ_KEYS and e.get("value") is not None
-        }
-        overrides = frozenset(
-            k for k, e in cfg.items() if e.get("config_source") == "DYNAMIC_TOPIC_CONFIG"
-        )
-        pids = parts[n]
-        spans = [ranges.get((n, p)) for p in pids]
-        records = sum(e - s for s, e in spans) if spans and all(spans) else None
-        olds = [stamps.get((n, p), (None, None))[0] for p in pids]
-        news = [stamps.get((n, p), (None, None))[1] for p in pids]
-        replicas = max(
-            (len(p.get("replica_nodes") or []) for p in meta[n]["partitions"]), default=0
-        )
         hosts = {r for p in meta[n]["partitions"] for r in p.get("replica_nodes") or []}
         size = None if hosts & failed_brokers else sizes.get(n, 0)
-        out.append(
-            TopicObservation(
-                name=n,
-                partitions=len(pids),
-                replication_factor=replicas,
-                configs=effective,
-                overrides=overrides,
-                bytes_on_disk=size,
-                records=records,
-                oldest_ms=min((o for o in olds if o is not None), default=None),
-                newest_ms=max((o for o in news if o is not None), default=None),
-                internal=is_internal_topic(n, meta[n].get("is_internal")),
-            )
-        )
-    return out, free, total
+        out.append(_topic_observation(n, meta[n], configs.get(n, {}), ranges, stamps, size))
+    free, total = _disk_totals(dirs)
+    return AuditInputs(out, free, total, retention_check_interval_ms(gw, live))
 
 
 def run_retention_audit(
@@ -100,16 +138,18 @@ def run_retention_audit(
     include_internal: bool = False,
     now_ms: int | None = None,
 ) -> RetentionReport:
-    """Audit every topic on the cluster (the health canary aside)."""
-    observations, free, total = observe_topics(gw, include_internal)
+    """Audit every topic on the cluster (the health canary aside), with the grace before
+    "older than retention" taken from the brokers' own retention check interval."""
+    seen = observe_topics(gw, include_internal)
     now = now_ms if now_ms is not None else int(time.time() * 1000)
     return audit(
-        observations,
+        seen.topics,
         catalog,
         now,
         interval_ms,
-        free,
-        total,
+        seen.free_bytes,
+        seen.total_bytes,
         policy,
         exclude=frozenset({CANARY_TOPIC}),
+        check_interval_ms=seen.check_interval_ms,
     )
