@@ -1,18 +1,14 @@
 """`core.health.evaluate` composes the checks: every check's findings in order, their
 numbers merged, the partition lists of the one partition-health rule, the worst severity as
-the status; any observation is judged without raising. The model's small rules too
-(core/health_model.py). Pure: no broker."""
+the status; any observation is judged without raising. (The model's own rules: test_health_model.py.) Pure: no broker."""
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecap_ops.core.health import (
     CRIT,
-    OK,
-    WARN,
     CanaryResult,
     DiskInfo,
-    Finding,
     HealthObservation,
     HealthThresholds,
     Quorum,
@@ -154,16 +150,3 @@ def test_an_unreachable_cluster_is_one_critical_finding_and_nothing_else():
     assert [(f.check, f.severity) for f in r.findings] == [("connection", CRIT)]
     assert r.metrics == {"reachable": 0} and r.cluster_id is None and r.offline == {}
     assert r.exit_code() == 1
-
-
-def test_worst_and_worst_first():
-    fs = [Finding("a", OK, "s", "m"), Finding("b", CRIT, "s", "m"), Finding("c", WARN, "s", "m")]
-    assert worst(f.severity for f in fs) == CRIT and worst([]) == OK
-    assert [f.check for f in worst_first(fs)] == ["b", "c", "a"]
-
-
-def test_the_models_small_rules():
-    assert DiskInfo(1, "/d", None, 200, 50).used_fraction == 0.75
-    assert DiskInfo(1, "/d", None, 0, 50).used_fraction is None
-    assert DiskInfo(1, "/d", None, 100, None).used_fraction is None
-    assert CanaryResult("c", 3, 1, None).lost == 2 and CanaryResult("c", 1, 3, None).lost == 0
