@@ -4,15 +4,16 @@ importable from `core.retention` too."""
 
 from dataclasses import asdict, dataclass
 
+from ecap_ops.core.plan import KAFKA_DEFAULTS as PLAN_DEFAULTS
+
 DAY_MS = 86_400_000
 # Kafka's log.retention.check.interval.ms, for a broker whose value was not read.
 DEFAULT_CHECK_INTERVAL_MS = 300_000
 AUDITED_KEYS = ("retention.ms", "retention.bytes", "cleanup.policy", "segment.ms")
-# Kafka's defaults, for a key the broker did not report.
+# Kafka's defaults, for a key the broker did not report: the plan's, and those of the
+# segment, deletion and compaction keys the audit reads too.
 KAFKA_DEFAULTS = {
-    "retention.ms": "604800000",
-    "retention.bytes": "-1",
-    "cleanup.policy": "delete",
+    **PLAN_DEFAULTS,
     "segment.ms": "604800000",
     "segment.bytes": "1073741824",
     "delete.retention.ms": "86400000",

@@ -101,16 +101,9 @@ def check_health(
     return HealthCheck(obs, drift, evaluate(obs, thresholds))
 
 
-def run_health_check(
-    gw: KafkaGateway,
-    catalog: Catalog | None,
-    env: str | None = None,
-    canary: bool = True,
-    canary_timeout_s: float = 5.0,
-    thresholds: HealthThresholds = HealthThresholds(),
-) -> HealthReport:
-    """The report of `check_health`."""
-    return check_health(gw, catalog, env, canary, canary_timeout_s, thresholds).report
+def run_health_check(gw: KafkaGateway, catalog: Catalog | None, *args, **options) -> HealthReport:
+    """The report of `check_health` (same arguments): what the CLI and most callers need."""
+    return check_health(gw, catalog, *args, **options).report
 
 
 def judge_topic_checks(
