@@ -9,6 +9,7 @@ never shows the password.
 
 import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from ecap_ops.errors import ConfigError
@@ -182,3 +183,32 @@ class KafkaSettings:
 def _host_port(server: str) -> bool:
     host, sep, port = server.rpartition(":")
     return bool(sep and host and port.isascii() and port.isdigit() and 0 < int(port) < 65536)
+
+
+# -- where ecap-ops keeps its files ---------------------------------------------------------
+# One rule for the CLI and Dagster: ECAP_SNAPSHOT_DIR / ECAP_STATE_DIR, else under
+# $DAGSTER_HOME (a Dagster instance), else under ~/.ecap-ops.
+
+
+def ops_home(env: dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("DAGSTER_HOME"):
+        return Path(env["DAGSTER_HOME"])
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return home / ".ecap-ops"
+
+
+def snapshot_dir(env: dict[str, str] | None = None) -> Path:
+    """DR snapshots (and, below it, pre-change snapshots and cleanup's evidence records)."""
+    env = os.environ if env is None else env
+    if env.get("ECAP_SNAPSHOT_DIR"):
+        return Path(env["ECAP_SNAPSHOT_DIR"]).expanduser()
+    return ops_home(env) / "snapshots"
+
+
+def state_dir(env: dict[str, str] | None = None) -> Path:
+    """Cleanup's observation history and, by default, the change log."""
+    env = os.environ if env is None else env
+    if env.get("ECAP_STATE_DIR"):
+        return Path(env["ECAP_STATE_DIR"]).expanduser()
+    return ops_home(env) / "state"

@@ -359,7 +359,7 @@ BROKER_DOWN_COMMANDS = {
     "lag": ["lag"],
     "retention-audit": ["retention-audit"],
     "cleanup-test-topics": ["cleanup-test-topics"],
-    "snapshot": ["snapshot", "--output", "{tmp}/down.json"],
+    "snapshot": ["snapshot", "--file", "{tmp}/down.json"],
     "restore": ["restore", "{snapshot}"],
     "dr-drill": ["dr-drill", "--snapshot", "{snapshot}"],
 }
@@ -375,7 +375,7 @@ def test_every_command_ends_within_15_s_with_a_clear_message_when_no_broker_answ
     assert set(COMMANDS) - LOCAL_ONLY == set(BROKER_DOWN_COMMANDS), "list every new command above"
     snapshot = tmp_path / "live.json"
     taken = ecap_ops(
-        "snapshot", "--output", str(snapshot), bootstrap=kafka_cluster.bootstrap_servers
+        "snapshot", "--file", str(snapshot), bootstrap=kafka_cluster.bootstrap_servers
     )
     assert taken.returncode == 0, taken.stderr
     dead = f"127.0.0.1:{free_port()}"

@@ -129,7 +129,7 @@ def test_cli_snapshot_and_verify_with_and_without_the_key(kafka_bootstrap, tmp_p
         )
 
     path = tmp_path / "cli.json"
-    taken = run("snapshot", "--output", str(path), key=KEY)
+    taken = run("snapshot", "--file", str(path), key=KEY)
     assert taken.returncode == 0, taken.stderr
     runs = {
         "own key": run("snapshot-verify", str(path), key=KEY),

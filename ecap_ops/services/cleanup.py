@@ -46,6 +46,8 @@ from ecap_ops.errors import ConfigError, EcapOpsError
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.activity import log_dirs, record_timestamps, topic_sizes
 from ecap_ops.services.groups import group_summaries
+from ecap_ops.settings import snapshot_dir as settings_snapshot_dir
+from ecap_ops.settings import state_dir
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +57,14 @@ LOCK_WAIT_S = 60.0
 
 
 def snapshot_dir() -> Path:
-    """ECAP_SNAPSHOT_DIR, else <DAGSTER_HOME or ~/.ecap-ops>/snapshots/cleanup."""
-    if os.environ.get("ECAP_SNAPSHOT_DIR"):
-        return Path(os.environ["ECAP_SNAPSHOT_DIR"]).expanduser()
-    home = os.environ.get("DAGSTER_HOME") or os.path.join(os.path.expanduser("~"), ".ecap-ops")
-    return Path(home) / "snapshots" / "cleanup"
+    """Where cleanup's evidence records go: <the snapshot directory>/cleanup."""
+    return settings_snapshot_dir() / "cleanup"
 
 
 def state_path(env: dict[str, str] | None = None) -> Path:
-    """The observation history: ECAP_STATE_DIR/cleanup-observations.json, else
-    <DAGSTER_HOME or ~/.ecap-ops>/state/cleanup-observations.json."""
-    env = os.environ if env is None else env
-    if env.get("ECAP_STATE_DIR"):
-        return Path(env["ECAP_STATE_DIR"]).expanduser() / STATE_FILE
-    base = Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else Path.home() / ".ecap-ops"
-    return base / "state" / STATE_FILE
+    """The observation history: <ECAP_STATE_DIR, else DAGSTER_HOME/state or
+    ~/.ecap-ops/state>/cleanup-observations.json."""
+    return state_dir(env) / STATE_FILE
 
 
 def protected_from_env() -> frozenset[str]:

@@ -38,7 +38,7 @@ from ecap_ops.errors import ConfigError, KafkaRequestFailed, PlanRefused, Snapsh
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.snapshot import read_group_status, read_snapshot_inputs
 from ecap_ops.services.write import StepResult, WriteResult, execute_plan
-from ecap_ops.settings import KafkaSettings
+from ecap_ops.settings import KafkaSettings, snapshot_dir
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +47,6 @@ SNAPSHOT_FILE = re.compile(r"^snapshot-[A-Za-z0-9_-]+-\d{8}T\d{6}\d{3}Z\.json$")
 
 
 # -- where snapshots live --------------------------------------------------------------
-
-
-def snapshot_dir(env: dict[str, str] | None = None) -> Path:
-    """ECAP_SNAPSHOT_DIR, else <DAGSTER_HOME or ~/.ecap-ops>/snapshots: the one rule the CLI
-    and Dagster share (`make run` passes the CLI's choice on to its own Dagster instance)."""
-    env = os.environ if env is None else env
-    if env.get("ECAP_SNAPSHOT_DIR"):
-        return Path(env["ECAP_SNAPSHOT_DIR"]).expanduser()
-    if env.get("DAGSTER_HOME"):
-        return Path(env["DAGSTER_HOME"]) / "snapshots"
-    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
-    return home / ".ecap-ops" / "snapshots"
 
 
 def snapshot_keep(env: dict[str, str] | None = None) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 import ecap_ops
 from ecap_ops.core.plan import ActionKind, Plan
 from ecap_ops.gateway import KafkaGateway
+from ecap_ops.settings import snapshot_dir, state_dir
 
 log = logging.getLogger(__name__)
 
@@ -23,18 +24,14 @@ CHANGE_LOG_ENV = "ECAP_CHANGE_LOG"
 
 
 def change_log_path(env: dict[str, str] | None = None) -> Path:
-    """ECAP_CHANGE_LOG, else kafka_management.log beside the snapshots' directory."""
+    """ECAP_CHANGE_LOG, else kafka_management.log in the state directory."""
     env = os.environ if env is None else env
     if env.get(CHANGE_LOG_ENV):
         return Path(env[CHANGE_LOG_ENV]).expanduser()
-    from ecap_ops.services.dr import snapshot_dir
-
-    return snapshot_dir(env).parent / "kafka_management.log"
+    return state_dir(env) / "kafka_management.log"
 
 
 def pre_change_dir(env: dict[str, str] | None = None) -> Path:
-    from ecap_ops.services.dr import snapshot_dir
-
     return snapshot_dir(env) / "pre-change"
 
 
