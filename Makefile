@@ -26,7 +26,7 @@ override DAGSTER_HOME := $(abspath $(DAGSTER_HOME))
 QUIET_NOTICES := ignore:Function `dev_command` is superseded,ignore:Parameter `owners`
 QUIET_SETUPTOOLS := ignore:Editable installation
 
-.PHONY: setup system-deps system-deps-run run stop test bench validate lint format clean
+.PHONY: setup system-deps system-deps-run run stop test test-fast bench validate lint format clean
 
 # Idempotent: checks the system tools, creates the venv, installs the package with its
 # pinned dependencies when pyproject.toml changed, and fetches the Kafka jars once into .cache/.
@@ -75,6 +75,10 @@ stop:
 
 test: system-deps setup
 	$(BIN)/python -m pytest
+
+# Pure logic only: no broker, no Dagster process; seconds, for a quick loop.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not kafka and not slow" -q
 
 bench: setup
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS); done
