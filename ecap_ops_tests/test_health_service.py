@@ -32,12 +32,15 @@ def _catalog(name: str):
 @pytest.fixture
 def raised_min_isr(kafka_settings, unique_name):
     """A catalog topic whose min.insync.replicas was raised to 2, out of band, on a
-    one-broker cluster: every partition is below it and the topic differs from the catalog."""
+    one-broker cluster: every partition is below it and the topic differs from the catalog.
+    Deleted afterwards: the session's other health checks judge the whole cluster."""
     catalog = _catalog(unique_name)
     with KafkaGateway(kafka_settings) as gw:
         assert apply_topics(gw, catalog).ok
         gw.require(gw.alter_topic_configs({unique_name: {"min.insync.replicas": "2"}}), "raising")
-    return catalog, unique_name
+    yield catalog, unique_name
+    with KafkaGateway(kafka_settings) as gw:
+        gw.require(gw.delete_topics([unique_name]), "deleting")
 
 
 def test_a_raised_min_isr_is_one_finding_one_drift_and_failed_topic_checks(

@@ -40,15 +40,20 @@ def _seed(settings, topic: str, created_ms: list[int]) -> None:
         producer.close(5)
 
 
-def _short_retention_topic(settings, topic: str) -> None:
+@pytest.fixture
+def short_retention_topic(kafka_settings, unique_name):
+    """A one-partition topic with a 2 s retention and 1 min segments; deleted afterwards."""
     configs = {"retention.ms": str(RETENTION_MS), "segment.ms": str(SEGMENT_MS)}
-    with KafkaGateway(settings) as gw:
+    with KafkaGateway(kafka_settings) as gw:
         gw.require(
             gw.create_topics(
-                {topic: {"num_partitions": 1, "replication_factor": 1, "configs": configs}}
+                {unique_name: {"num_partitions": 1, "replication_factor": 1, "configs": configs}}
             ),
             "creating",
         )
+    yield unique_name
+    with KafkaGateway(kafka_settings) as gw:
+        gw.require(gw.delete_topics([unique_name]), "deleting")
 
 
 def _seed_and_audit(settings, topic: str, ages_ms: list[int]):
@@ -80,8 +85,10 @@ def test_the_session_broker_checks_retention_slowly_enough_for_this_test(kafka_s
     assert read >= 300_000, f"{CHECK_INTERVAL_KEY} is {read} ms: aged records may vanish"
 
 
-def test_records_older_than_retention_are_flagged_with_their_real_age(kafka_settings, unique_name):
-    _short_retention_topic(kafka_settings, unique_name)
+def test_records_older_than_retention_are_flagged_with_their_real_age(
+    kafka_settings, short_retention_topic
+):
+    unique_name = short_retention_topic
     seeded_at, report, row = _seed_and_audit(
         kafka_settings, unique_name, [HOUR_MS, HOUR_MS - 1_000, HOUR_MS - 2_000]
     )
@@ -97,10 +104,12 @@ def test_records_older_than_retention_are_flagged_with_their_real_age(kafka_sett
     assert row.records is not None and row.records >= 3
 
 
-def test_fresh_records_on_the_same_short_retention_are_not_flagged(kafka_settings, unique_name):
+def test_fresh_records_on_the_same_short_retention_are_not_flagged(
+    kafka_settings, short_retention_topic
+):
     """Within the grace (retention + segment.ms + audit interval + the broker's check
     interval), records seconds past their retention are not 'older than retention'."""
-    _short_retention_topic(kafka_settings, unique_name)
+    unique_name = short_retention_topic
     seeded_at, _report, row = _seed_and_audit(kafka_settings, unique_name, [10_000])
     assert row.oldest_record_ms == seeded_at - 10_000, row
     assert not row.data_older_than_retention, row.flags
