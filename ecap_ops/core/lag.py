@@ -14,11 +14,11 @@ seconds), `lag_model` (observations and results), `lag_window` (the window and i
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ecap_ops.catalog.model import LagThresholds
 from ecap_ops.core.lag_incidents import TopicTick, incident_event, judge_topic, r1
 from ecap_ops.core.lag_measures import (
+    PartitionLagCount,
     describe_lag,
     format_seconds_short,
     lag_seconds,
@@ -54,8 +54,10 @@ from ecap_ops.core.lag_status import (
     STATUS_ORDER,
     STOPPED,
     EvalConfig,
+    PartitionTick,
     group_selected,
     one_look_note,
+    partition_rule,
     severity_of,
     status_rank,
     worst,
@@ -175,79 +177,11 @@ class _GroupTick:
         self.rb = rb or 0.0
 
 
-@dataclass(slots=True)
-class _PartitionTick:
-    """One partition of one group at this tick, as the status rules see it."""
-
-    committed: int
-    position: int
-    lag_msgs: int
-    lost: int
-    secs: float | None
-    since: float  # committed offset unchanged since
-    peak: int  # highest committed offset seen
-    owned: bool
-    history: bool  # an earlier tick and two samples
-    end_moved: bool  # the end offset moved during the window
-    window_start: float  # time of the oldest sample
-
-
-def _partition_rule(
-    pt: _PartitionTick,
-    po: PartitionOffsets,
-    grp: _GroupTick,
-    topic_over_msgs: bool,
-    th: LagThresholds,
-    cfg: EvalConfig,
-    now: float,
-) -> str:
-    """A partition's raw status (LAGGING is decided per topic, over ticks)."""
-    over = pt.lag_msgs > 0 and (
-        topic_over_msgs or (pt.secs is not None and pt.secs > th.warn_seconds)
-    )
-    sla = False
-    if po.sla_offset is not None and pt.lag_msgs > 0:
-        sla = pt.position < po.sla_offset or po.sla_offset < 0
-    if pt.lost > 0:
-        return DATA_LOSS
-    if over and grp.empty:
-        return STOPPED
-    if (
-        over
-        and pt.history
-        and grp.members > 0
-        and not pt.owned
-        and not grp.hold
-        and pt.since <= pt.window_start
-        and pt.end_moved
-    ):
-        # Members, but nobody owns this partition and it has not moved for the whole window.
-        return STOPPED
-    if (
-        over
-        and pt.owned
-        and grp.stable
-        and pt.history
-        and now - max(pt.since, grp.rb) >= th.stall_after_seconds
-    ):
-        return STALLED
-    if sla:
-        return BEHIND_SLA
-    if pt.peak > pt.committed and not (
-        grp.in_grace and pt.peak - pt.committed <= cfg.rewind_grace_msgs
-    ):
-        return REWIND
-    if grp.rebalancing:
-        return REBALANCING
-    if pt.lag_msgs == 0 and not pt.end_moved and pt.history:
-        return IDLE
-    return OK
-
-
 def _partition_status(
     topic: str,
     p: int,
     committed: int | None,
+    count: PartitionLagCount | None,
     po: PartitionOffsets,
     samples: list[list[float]],
     prev: PartitionState | None,
@@ -269,7 +203,7 @@ def _partition_status(
         return PartitionLag(
             topic, p, None, po.start, end, 0, 0, None, "unknown", status, owned
         ), None
-    position, lag_msgs, lost = partition_lag(committed, po.start, end)
+    position, lag_msgs, lost = count  # partition_lag(committed, po.start, end)
     if lag_msgs == 0:
         secs, kind = 0.0, "exact"
     elif len(samples) < 2:
@@ -289,7 +223,7 @@ def _partition_status(
         else:
             since = prev.since
             state = PartitionState(committed, round(since, 3), peak)
-    pt = _PartitionTick(
+    pt = PartitionTick(
         committed,
         position,
         lag_msgs,
@@ -302,7 +236,7 @@ def _partition_status(
         len(samples) >= 2 and samples[-1][1] > samples[0][1],
         samples[0][0] if samples else now,
     )
-    status = _partition_rule(pt, po, grp, topic_over_msgs, th, cfg, now)
+    status = partition_rule(pt, po, grp, topic_over_msgs, th, cfg, now)
     return PartitionLag(
         topic, p, committed, po.start, end, lag_msgs, lost, secs, kind, status, owned
     ), state
@@ -386,19 +320,17 @@ class _Tick:
         pstates = gw.partitions.get(topic, {})
         ends = self.w.ends.get(topic, {})
         offsets = self.obs.offsets
-        measured = [(p, g.committed.get((topic, p)), offsets[(topic, p)]) for p in parts]
-        total = sum(
-            partition_lag(c, po.start, po.end).lag_msgs for _, c, po in measured if c is not None
-        )
+        measured, total = _measured(g, topic, parts, offsets)
         over_msgs = total > th.warn_msgs
         plags: list[PartitionLag] = []
         new_states: dict[str, PartitionState] = {}
-        for p, c, po in measured:
+        for p, c, po, count in measured:
             key = str(p)
             pl, st = _partition_status(
                 topic,
                 p,
                 c,
+                count,
                 po,
                 ends.get(key, _NO_SAMPLES),
                 pstates.get(key),
@@ -446,6 +378,20 @@ class _Tick:
                 incident_id=inc_id,
             )
         )
+
+
+def _measured(g: GroupObservation, topic: str, parts: list[int], offsets: dict) -> tuple:
+    """Each partition's (partition, committed, offsets, lag count) and the topic's lag."""
+    measured = []
+    total = 0
+    for p in parts:
+        c = g.committed.get((topic, p))
+        po = offsets[(topic, p)]
+        count = None if c is None else partition_lag(c, po.start, po.end)
+        if count is not None:
+            total += count.lag_msgs
+        measured.append((p, c, po, count))
+    return measured, total
 
 
 def _topic_seconds(plags: list[PartitionLag]) -> tuple[float | None, str]:

@@ -159,3 +159,74 @@ class EvalConfig:
         return (
             self.remind_critical_seconds if severity == "critical" else self.remind_warning_seconds
         )
+
+
+@dataclass(slots=True)
+class PartitionTick:
+    """One partition of one group at this tick, as the status rules see it."""
+
+    committed: int
+    position: int
+    lag_msgs: int
+    lost: int
+    secs: float | None
+    since: float  # committed offset unchanged since
+    peak: int  # highest committed offset seen
+    owned: bool
+    history: bool  # an earlier tick and two samples
+    end_moved: bool  # the end offset moved during the window
+    window_start: float  # time of the oldest sample
+
+
+def partition_rule(
+    pt: PartitionTick,
+    po,
+    grp,
+    topic_over_msgs: bool,
+    th: LagThresholds,
+    cfg: EvalConfig,
+    now: float,
+) -> str:
+    """A partition's raw status (LAGGING is decided per topic, over ticks). `po`: its
+    `PartitionOffsets`; `grp`: what the group's partitions share this tick (members, state,
+    rebalance clocks: `lag._GroupTick`)."""
+    over = pt.lag_msgs > 0 and (
+        topic_over_msgs or (pt.secs is not None and pt.secs > th.warn_seconds)
+    )
+    sla = False
+    if po.sla_offset is not None and pt.lag_msgs > 0:
+        sla = pt.position < po.sla_offset or po.sla_offset < 0
+    if pt.lost > 0:
+        return DATA_LOSS
+    if over and grp.empty:
+        return STOPPED
+    if (
+        over
+        and pt.history
+        and grp.members > 0
+        and not pt.owned
+        and not grp.hold
+        and pt.since <= pt.window_start
+        and pt.end_moved
+    ):
+        # Members, but nobody owns this partition and it has not moved for the whole window.
+        return STOPPED
+    if (
+        over
+        and pt.owned
+        and grp.stable
+        and pt.history
+        and now - max(pt.since, grp.rb) >= th.stall_after_seconds
+    ):
+        return STALLED
+    if sla:
+        return BEHIND_SLA
+    if pt.peak > pt.committed and not (
+        grp.in_grace and pt.peak - pt.committed <= cfg.rewind_grace_msgs
+    ):
+        return REWIND
+    if grp.rebalancing:
+        return REBALANCING
+    if pt.lag_msgs == 0 and not pt.end_moved and pt.history:
+        return IDLE
+    return OK

@@ -154,9 +154,8 @@ class GroupWindow:
             "mh": self.member_hash,
             "rb": self.rebalanced_at,
             "rbs": self.rebalancing_since,
-            "p": {
-                t: {p: list(st) for p, st in parts.items()} for t, parts in self.partitions.items()
-            },
+            # Partition states are tuples: JSON writes them as the arrays version 1 holds.
+            "p": {t: dict(parts) for t, parts in self.partitions.items()},
             "t": {t: tw.to_wire() for t, tw in self.topics.items()},
         }
 
@@ -167,13 +166,7 @@ class GroupWindow:
             None if mh is None else _str(mh),
             _opt_num(d.get("rb")),
             _opt_num(d.get("rbs")),
-            {
-                _str(t): {
-                    _str(p): PartitionState(int(st[0]), _num(st[1]), int(st[2]))
-                    for p, st in parts.items()
-                }
-                for t, parts in (d.get("p") or {}).items()
-            },
+            {_str(t): _partition_states(parts) for t, parts in (d.get("p") or {}).items()},
             {_str(t): TopicWindow.from_wire(tw) for t, tw in (d.get("t") or {}).items()},
         )
 
@@ -253,6 +246,27 @@ class Window:
             raise CursorInvalid(
                 f"cursor window is malformed: {type(exc).__name__}: {str(exc)[:80]}"
             ) from None
+
+
+_INT = (int,)
+_NUMBER = (int, float)
+
+
+def _partition_states(parts: dict) -> dict[str, PartitionState]:
+    """A topic's partition states from the wire, checked (a 1,000-group window holds tens
+    of thousands: checked inline rather than call by call)."""
+    out = {}
+    for p, st in parts.items():
+        c, since, peak = st
+        if (
+            type(p) is not str
+            or type(c) not in _INT
+            or type(peak) not in _INT
+            or type(since) not in _NUMBER
+        ):
+            raise TypeError("partition state: expected text -> [integer, number, integer]")
+        out[p] = PartitionState(c, since, peak)
+    return out
 
 
 def _num(x) -> float:
