@@ -83,10 +83,13 @@ test-fast: setup
 bench: setup
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS); done
 
-# The code location loads with no broker; a throwaway DAGSTER_HOME keeps the deployment's
-# top-level dagster.yaml (PostgreSQL) out of it.
-validate: setup
-	@tmp=$$(mktemp -d) && DAGSTER_HOME=$$tmp $(BIN)/dagster definitions validate -m ecap_ops -a defs; rc=$$?; rm -rf $$tmp; exit $$rc
+# `dg check defs` over pyproject's [tool.dg] project: loads the code location as the code
+# server would and checks every definition; needs only the venv (no broker, no Kafka jars).
+# A throwaway DAGSTER_HOME (telemetry off) keeps the deployment's top-level dagster.yaml
+# (PostgreSQL) out of it; VIRTUAL_ENV names the project's venv, which dg then uses.
+validate: $(VENV)/.installed
+	@tmp=$$(mktemp -d) && printf 'telemetry:\n  enabled: false\n' > "$$tmp/dagster.yaml" && \
+	DAGSTER_HOME=$$tmp VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs; rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 lint:
 	$(BIN)/ruff check .
