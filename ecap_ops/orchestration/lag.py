@@ -57,6 +57,7 @@ class LagNotificationConfig(dg.Config):
     since: float
     lag_msgs: int
     lag_seconds: float | None = None
+    lag_seconds_kind: str = "unknown"  # exact, interpolated, at_least, ...: the alert's ~ / >= mark
     peak_msgs: int = 0
     peak_seconds: float | None = None
     reminder: int = 0

@@ -242,7 +242,11 @@ def gather_evidence(
             {n: [p["partition_index"] for p in meta[n]["partitions"]] for n in names},
         )
     )
-    summaries = group_summaries(gw)
+    # The same lag as `lag` and `consumer-groups`: transactional topics end at their last
+    # stable offset.
+    summaries = group_summaries(
+        gw, transactional=[t.name for t in catalog.topics if t.transactional]
+    )
     evidence = []
     for n in names:
         parts = sorted(meta[n]["partitions"], key=lambda p: p["partition_index"])

@@ -61,7 +61,7 @@ def take_pre_change_snapshot(
     """Snapshot the topics this plan deletes or overwrites and the committed offsets of the
     groups it overwrites or that read a deleted topic, in the DR snapshot format."""
     from ecap_ops.core.snapshot import build_snapshot, group_entry, topic_entry
-    from ecap_ops.gateway.snapshot import describe_members, group_offsets, list_groups
+    from ecap_ops.gateway.groups import read_groups
     from ecap_ops.services.dr import write_snapshot_document
 
     started = time.monotonic()
@@ -86,28 +86,19 @@ def take_pre_change_snapshot(
     deleted = {a.topic for a in plan.actions if a.kind is ActionKind.DELETE_TOPIC}
     written = {a.group for a in plan.actions if a.kind is ActionKind.WRITE_OFFSETS}
     if deleted or written:
-        listed = list_groups(gw)
-        ids = sorted(listed)
-        offsets = group_offsets(gw, ids)
-        wanted = sorted(
-            g for g in ids if g in written or any(t in deleted for t, _p in offsets.get(g, {}))
-        )
-        members = describe_members(gw, wanted) if wanted else {}
+        read = read_groups(gw)
         now_ms = int(time.time() * 1000)
-        for g in wanted:
+        for g in sorted(read.listings):
+            group = read.group(g)
+            if g not in written and not any(t in deleted for t, _p in group.committed):
+                continue
             entries = [
                 {"topic": t, "partition": p, "offset": o, "end_offset": None}
-                for (t, p), o in sorted(offsets.get(g, {}).items())
+                for (t, p), o in sorted(group.committed.items())
             ]
+            members = None if group.members is None else len(group.members)
             groups.append(
-                group_entry(
-                    g,
-                    listed[g]["state"],
-                    listed[g]["protocol_type"],
-                    members.get(g),
-                    entries,
-                    now_ms,
-                )
+                group_entry(g, group.state, group.protocol_type, members, entries, now_ms)
             )
     now = datetime.now(UTC)
     doc = build_snapshot(
