@@ -195,21 +195,29 @@ class KafkaGateway:
         partitions: Iterable[tuple[str, int]],
         spec: Any = "latest",
         timeout_ms: int | None = None,
+        read_committed: bool = False,
     ) -> dict[tuple[str, int], int]:
-        """Offsets of partitions, batched into one ListOffsets per partition leader.
+        """Offsets of partitions, batched into one ListOffsets per partition leader: the one
+        reader of partition offsets.
 
-        `spec` is "latest", "earliest", or a timestamp in ms (the first offset at or after it; -1 if none)."""
-        from kafka import TopicPartition
+        `spec` is "latest", "earliest", or a timestamp in ms (the first offset at or after it;
+        -1 if none). `read_committed`: "latest" is the last stable offset (transactions)."""
+        from kafka import IsolationLevel, TopicPartition
         from kafka.admin import OffsetSpec
 
         tps = [TopicPartition(t, p) for t, p in partitions]
         if not tps:
             return {}
         s = {"latest": OffsetSpec.LATEST, "earliest": OffsetSpec.EARLIEST}.get(spec, spec)
+        isolation = (
+            IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
+        )
         raw = self.call(
-            "reading partition offsets",
+            f"reading the offsets of {len(tps)} partition(s)",
             lambda a: a.list_partition_offsets(
-                {tp: s for tp in tps}, timeout_ms=timeout_ms or self.settings.request_timeout_ms
+                {tp: s for tp in tps},
+                isolation_level=isolation,
+                timeout_ms=timeout_ms or self.settings.request_timeout_ms,
             ),
         )
         return {(tp.topic, tp.partition): r.offset for tp, r in raw.items()}
