@@ -73,7 +73,7 @@ def test_any_settings_give_a_row_and_stale_means_past_the_grace(
     row = audit_topic(obs, None, NOW, DAY_MS, DefaultPolicy(), check_ms)
     assert row.status == ("warn" if row.flags else "ok")
     if row.data_older_than_retention:
-        assert "delete" in policy and row.retention_ms >= 0
+        assert "delete" in row.cleanup_policy and row.retention_ms >= 0
         assert age > stale_grace_ms(row.retention_ms, row.segment_ms, DAY_MS, check_ms)
     assert row.as_record()["flags"] == "; ".join(row.flags)
 
