@@ -86,10 +86,10 @@ bench: setup
 # `dg check defs` over pyproject's [tool.dg] project: loads the code location as the code
 # server would and checks every definition; needs only the venv (no broker, no Kafka jars).
 # A throwaway DAGSTER_HOME (telemetry off) keeps the deployment's top-level dagster.yaml
-# (PostgreSQL) out of it; VIRTUAL_ENV names the project's venv, which dg then uses.
+# (PostgreSQL) out of it.
 validate: $(VENV)/.installed
 	@tmp=$$(mktemp -d) && printf 'telemetry:\n  enabled: false\n' > "$$tmp/dagster.yaml" && \
-	DAGSTER_HOME=$$tmp VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs; rc=$$?; rm -rf "$$tmp"; exit $$rc
+	DAGSTER_HOME=$$tmp $(BIN)/dg check defs; rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 lint:
 	$(BIN)/ruff check .

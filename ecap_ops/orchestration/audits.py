@@ -5,6 +5,8 @@ The report is a pandas DataFrame kept by the IO manager as a file (one row a top
 shown as a table in the asset's metadata, with numeric metadata the UI plots over time.
 """
 
+from datetime import timedelta
+
 import dagster as dg
 from pydantic import Field
 
@@ -14,6 +16,13 @@ from ecap_ops.orchestration.health import schedule_default_status
 from ecap_ops.orchestration.resources import KafkaResource
 
 GROUP = "audits"
+# Daily at 03:30 UTC. The audit is fresh while the newest one is at most a day and a bit old
+# (a run that starts late or takes a while does not warn); missing one day's run warns,
+# missing two fails.
+AUDIT_CRON = "30 3 * * *"
+AUDIT_FRESHNESS = dg.FreshnessPolicy.time_window(
+    warn_window=timedelta(hours=26), fail_window=timedelta(hours=50)
+)
 TABLE_COLUMNS = [
     ("topic", "string"),
     ("kind", "string"),
@@ -78,9 +87,11 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         name="retention_audit",
         group_name=GROUP,
         kinds={"kafka", "pandas"},
+        freshness_policy=AUDIT_FRESHNESS,
         description="Retention audit of every topic: retention.ms, retention.bytes, cleanup.policy and segment.ms against the catalog "
         "(or the default policy), bytes on disk and the oldest record's age, data older than retention + segment.ms + the audit's interval, "
-        "infinite retention, compaction settings, and days until the brokers' disks fill.",
+        "infinite retention, compaction settings, and days until the brokers' disks fill. Taken daily by retention_audit_schedule; "
+        "stale (warning) when the newest audit is over 26 hours old, failing over 50.",
     )
     def retention_audit(
         context: dg.AssetExecutionContext, config: RetentionAuditConfig, kafka: KafkaResource
@@ -151,8 +162,9 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
     schedule = dg.ScheduleDefinition(
         name="retention_audit_schedule",
         job=job,
-        cron_schedule="30 3 * * *",
+        cron_schedule=AUDIT_CRON,
+        execution_timezone="UTC",
         default_status=schedule_default_status(),
-        description="Daily at 03:30: the retention audit.",
+        description="Daily at 03:30 UTC: the retention audit.",
     )
     return dg.Definitions(assets=[retention_audit], jobs=[job], schedules=[schedule])
