@@ -37,9 +37,7 @@ class SnapshotInputs:
 def read_topics(gw: KafkaGateway) -> tuple[list[dict], bool, list[str]]:
     """Every non-internal topic with partitions, replica assignment, overrides and id."""
     meta = gw.describe_topics(None)
-    names = sorted(
-        n for n, m in meta.items() if not is_internal_topic(n, m.get("is_internal"))
-    )
+    names = sorted(n for n, m in meta.items() if not is_internal_topic(n, m.get("is_internal")))
     overrides = gw.topic_overrides(names)
     topics, missing = [], []
     for name in names:
