@@ -1,7 +1,10 @@
 """The code location: every area's definitions merged into `defs`.
 
 Built on first access of `ecap_ops.defs` (not when `ecap_ops` is imported). Reads the
-catalog file and the environment; connects to nothing.
+catalog file and the environment; connects to nothing. This module is also the target of
+pyproject's `[tool.dg]` project: `dg check defs` (`make validate`), `dg list defs` and
+`dg dev` load `defs` from here. The names it carries are listed, for review of any rename,
+in ecap_ops_tests/golden/definitions_names.txt.
 """
 
 import dagster as dg
