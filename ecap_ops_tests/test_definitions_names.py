@@ -21,6 +21,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden" / "definitions_names.txt"
@@ -147,9 +149,21 @@ def _by_kind(listing: list[str], kind: str) -> dict[str, str]:
     return out
 
 
+def _update_requested(environ) -> bool:
+    """Only ECAP_UPDATE_GOLDEN=1 rewrites the committed file; anything else compares."""
+    return environ.get(UPDATE_VAR) == "1"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.none(), st.text(max_size=20)))
+def test_only_the_exact_switch_rewrites_the_golden_file(value):
+    environ = {} if value is None else {UPDATE_VAR: value}
+    assert _update_requested(environ) is (value == "1")
+
+
 def test_the_names_match_the_golden_file(listing):
     text = HEADER + "\n".join(listing) + "\n"
-    if os.environ.get(UPDATE_VAR) == "1":
+    if _update_requested(os.environ):
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(text)
     assert GOLDEN.exists(), f"{GOLDEN} is missing: run with {UPDATE_VAR}=1 to write it"
@@ -289,6 +303,35 @@ def test_freshness_fits_the_schedule(area, asset, cadence):
     warn, fail = policy.warn_window.to_timedelta(), policy.fail_window.to_timedelta()
     assert cadence < warn <= cadence * 1.5, (asset, warn)
     assert 1.9 * cadence <= fail <= 2.5 * cadence and warn < fail, (asset, fail)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+        min_size=1,
+        max_size=400,
+    ).filter(lambda v: v not in ("dev", "prod"))
+)
+def test_an_unknown_environment_stops_the_code_location_naming_it(monkeypatch, value):
+    """The code location refuses to load for an ECAP_ENV the catalog does not know, saying
+    which variable and which environments exist, and shows at most a prefix of the value."""
+    from ecap_ops.definitions import build_definitions
+    from ecap_ops.errors import CatalogInvalid
+
+    monkeypatch.delenv("ECAP_CATALOG", raising=False)
+    monkeypatch.setenv("ECAP_ENV", value)
+    with pytest.raises(CatalogInvalid) as info:
+        build_definitions()
+    message = str(info.value)
+    assert "ECAP_ENV" in message and "dev, prod" in message
+    assert len(message) < 600
+    if len(value) > 200:
+        assert value not in message
 
 
 # -- make validate: `dg check defs` ----------------------------------------------------------
