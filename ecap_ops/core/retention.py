@@ -418,7 +418,6 @@ __all__ = [
     "AUDITED_KEYS",
     "DAY_MS",
     "DEFAULT_CHECK_INTERVAL_MS",
-    "KAFKA_DEFAULTS",
     "REPORT_HEADERS",
     "AuditRow",
     "DefaultPolicy",
