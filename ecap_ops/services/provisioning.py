@@ -58,7 +58,7 @@ def load_saved_plan(path: str) -> dict:
 
 
 def save_plan(plan: Plan, acknowledge_destructive: frozenset[str], path: str) -> None:
-    from ecap_ops.services.dr import write_atomically
+    from ecap_ops.services.snapshot_files import write_atomically
 
     doc = plan_document(plan, acknowledge_destructive, signing_key_from_env())
     write_atomically(Path(path), serialize_plan(doc))

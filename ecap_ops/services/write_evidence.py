@@ -62,7 +62,7 @@ def take_pre_change_snapshot(
     groups it overwrites or that read a deleted topic, in the DR snapshot format."""
     from ecap_ops.core.snapshot import build_snapshot, group_entry, topic_entry
     from ecap_ops.gateway.groups import read_groups
-    from ecap_ops.services.dr import write_snapshot_document
+    from ecap_ops.services.snapshot_files import write_snapshot_document
 
     started = time.monotonic()
     names = _touched_topics(plan)
