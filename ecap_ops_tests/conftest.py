@@ -9,6 +9,11 @@ from ecap_ops.localkafka import LocalCluster, fetch_jars
 from ecap_ops.settings import KafkaSettings
 from ecap_ops_tests.helpers import topic_name
 
+# The 3-node cluster, while it runs, and the last test that uses it
+# (see `pytest_runtest_teardown`).
+_CLUSTER3: dict[str, LocalCluster] = {}
+_LAST_CLUSTER3 = pytest.StashKey[str | None]()
+
 # Generous: a cold CI machine fetches jars first and starts JVMs on 2 slow cores.
 START_TIMEOUT_S = 180
 
@@ -62,8 +67,11 @@ def kafka_cluster(
 def kafka_cluster3(
     kafka_lib: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalCluster]:
-    """A three-node local Kafka, started only when a test asks for it."""
-    yield from _run_cluster(tmp_path_factory.mktemp("kafka-3node"), nodes=3)
+    """A three-node local Kafka, started only when a test asks for it, and stopped right
+    after the last test that uses it (three idle JVMs would slow every test after them)."""
+    for cluster in _run_cluster(tmp_path_factory.mktemp("kafka-3node"), nodes=3):
+        _CLUSTER3["cluster"] = cluster
+        yield cluster
 
 
 @pytest.fixture(scope="session")
@@ -89,9 +97,20 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Marks follow from the fixtures a test uses (directly or through other fixtures), so
     `-m "not kafka"` never starts a broker: every broker comes from `kafka_lib`."""
+    last3 = None
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if "kafka_lib" in names:
             item.add_marker(pytest.mark.kafka)
         if "kafka_cluster3" in names:
             item.add_marker(pytest.mark.cluster3)
+            last3 = item.nodeid
+    config.stash[_LAST_CLUSTER3] = last3
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the 3-node cluster once the last test that uses it is done."""
+    if item.nodeid == item.config.stash.get(_LAST_CLUSTER3, None):
+        cluster = _CLUSTER3.pop("cluster", None)
+        if cluster is not None:
+            cluster.stop(timeout=30)
