@@ -5,6 +5,7 @@ import re
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 from ecap_ops.catalog import load_catalog
 from ecap_ops.catalog.loader import default_catalog_path
 from ecap_ops.cli import main
+from ecap_ops.core.incidents import to_alert
 from ecap_ops.core.restore import RestoreOptions
 from ecap_ops.core.restore_report import render_restore_plan
 from ecap_ops.core.snapshot import diff_snapshots, seal, serialize
@@ -339,12 +341,14 @@ def test_dr_drill_passes_then_fails_on_a_snapshot_missing_a_topic_config(
         "kafka": KafkaResource(bootstrap_servers=kafka_settings.bootstrap_servers),
         "alerts": AlertsResource(jsonl_path=str(alerts_file)),
     }
+    instance = dg.DagsterInstance.ephemeral()
     result = dr_drill.execute_in_process(
         run_config={
             "ops": {"run_dr_drill": {"config": {"snapshot_path": str(bad), "topics": names}}}
         },
         resources=resources,
         raise_on_error=False,
+        instance=instance,
     )
     assert not result.success
     failure = [e for e in result.all_events if e.is_step_failure][0].step_failure_data.error.message
@@ -353,8 +357,12 @@ def test_dr_drill_passes_then_fails_on_a_snapshot_missing_a_topic_config(
         and f"x {names[1]} (as drill.{names[1]}): config_missing" in failure
     )
     assert "topic configs flag is false" in failure
-    alert = alerts_file.read_text()
+    # The drill records its incident event; dr_drill_incident_sensor sends it as one run of
+    # notify_dr_drill (test_incident_delivery.py); here, the alert that run will send.
+    (opened,) = _drill_events(instance)
+    alert = to_alert(opened).title + "\n" + to_alert(opened).text
     assert "DR drill failed" in alert and names[1] in alert
+    assert opened.kind == "open" and not alerts_file.exists()
     with KafkaGateway(kafka_settings) as gw:
         assert not [
             n for n in gw.list_topic_names() if n.startswith("drill.")
@@ -366,9 +374,23 @@ def test_dr_drill_passes_then_fails_on_a_snapshot_missing_a_topic_config(
             "ops": {"run_dr_drill": {"config": {"snapshot_path": str(good.path), "topics": names}}}
         },
         resources=resources,
+        instance=instance,
     )
     assert passed.success
     assert passed.output_for_node("run_dr_drill")["passed"] is True
+    (resolved,) = _drill_events(instance)
+    assert resolved.kind == "resolve" and resolved.incident_id == opened.incident_id
+    assert to_alert(resolved).severity == "resolved"
+
+
+def _drill_events(instance) -> list:
+    """The incident events the latest drill recorded on ecap_ops/dr_drill."""
+    from ecap_ops.core.incidents import from_wire
+    from ecap_ops.orchestration.alerts import EVENTS_METADATA
+    from ecap_ops.orchestration.dr import DRILL_KEY
+
+    (record,) = instance.fetch_observations(DRILL_KEY, limit=1).records
+    return [from_wire(w) for w in record.asset_observation.metadata[EVENTS_METADATA].value]
 
 
 def test_snapshot_asset_and_restore_job_in_dagster(

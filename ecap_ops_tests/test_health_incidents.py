@@ -20,10 +20,10 @@ from ecap_ops.core.health import (
     evaluate,
     worst,
 )
+from ecap_ops.core.health_alerts import event_alert
 from ecap_ops.core.health_incidents import (
     IncidentPolicy,
     decide,
-    event_alert,
     problem_items,
     read_state,
 )
@@ -34,7 +34,8 @@ T0 = 1_790_000_000.0
 
 
 def _report(*findings, cluster="cid", offline=None, under_min=None, under=None) -> HealthReport:
-    fs = tuple(Finding(c, s, subj, m) for s, c, subj, m in findings) or (
+    # (severity, check, subject, message[, items]): items as the checks name them.
+    fs = tuple(Finding(f[1], f[0], f[2], f[3], tuple(f[4:5] and f[4])) for f in findings) or (
         Finding("brokers", OK, "cluster", "1 broker(s) registered: 1"),
     )
     return HealthReport(
@@ -66,6 +67,7 @@ def _brokers_down(*ids) -> HealthReport:
             "brokers",
             "cluster",
             f"broker(s) {', '.join(map(str, ids))} hold replicas but are not registered (stopped or fenced); live: 1",
+            tuple(f"broker {i}" for i in ids),
         )
     )
 
@@ -312,10 +314,14 @@ def _keys(report) -> set[str]:
     return set(problem_items(report))
 
 
+def _missing(*topics) -> HealthReport:
+    text = f"catalog topic(s) missing: {', '.join(topics)} (run `ecap-ops create-topics`)"
+    return _report((CRIT, "catalog", "catalog", text, tuple(f"missing {t}" for t in topics)))
+
+
 def test_missing_catalog_topics_are_one_problem_each():
-    ab = evaluate(_cluster_obs(catalog_missing=("a", "b")))
-    a = evaluate(_cluster_obs(catalog_missing=("a",)))
-    c = evaluate(_cluster_obs(catalog_missing=("c",)))
+    # Identity comes from the finding's items (what the catalog check names), not its text.
+    ab, a, c = _missing("a", "b"), _missing("a"), _missing("c")
     assert _keys(a) < _keys(ab) and not (_keys(c) & _keys(ab))
     state = decide(None, ab, T0).state
     assert decide(state, a, T0 + 300).events == ()
@@ -324,19 +330,24 @@ def test_missing_catalog_topics_are_one_problem_each():
 
 def test_brokers_not_registered_are_one_problem_each():
     def down(*ids):
-        live = [b for b in (1, 2, 3) if b not in ids]
-        cluster = _cluster_obs().cluster
-        return evaluate(
-            _cluster_obs(
-                cluster=ClusterState(
-                    "cid", 1, tuple(BrokerInfo(b, "h", 9092) for b in live), cluster.topics
-                )
-            )
-        )
+        return _brokers_down(*ids)
 
     assert [f.check for f in down(2).problems()] == ["brokers"]
     assert _keys(down(2)) != _keys(down(3))
     assert _keys(down(2)) | _keys(down(3)) == _keys(down(2, 3))
+
+
+def test_the_message_text_is_not_identity():
+    """Two findings with the same check, subject and items are one problem whatever their
+    messages say; a finding without items is one problem per check and subject."""
+    one = _report((WARN, "brokers", "cluster", "broker(s) 2 hold replicas", ("broker 2",)))
+    reworded = _report((WARN, "brokers", "cluster", "broker 2 is gone, live: 1, 3", ("broker 2",)))
+    assert _keys(one) == _keys(reworded)
+    plain = _report((WARN, "quorum", "quorum", "voter 2 is 5,000 records behind"))
+    other = _report((WARN, "quorum", "quorum", "voter 3 is 9,000 records behind"))
+    assert _keys(plain) == _keys(other)
+    state = decide(None, plain, T0).state
+    assert decide(state, other, T0 + 300).events == ()
 
 
 def test_measurements_are_not_identity():

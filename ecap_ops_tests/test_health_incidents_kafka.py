@@ -1,18 +1,21 @@
 """The scheduled health job notifies on change, against the real broker and a real
 (SQLite, temporary) Dagster instance that keeps the incident between runs: healthy runs
 send nothing, a catalog topic deleted makes the result CRIT and pages once over two runs,
-the topic restored resolves the incident once, with its duration."""
+the topic restored resolves the incident once, with its duration. The pages go the one
+notification path: kafka_health_incident_sensor, run by Dagster's sensor daemon after each
+health run, requests one notify_kafka_health run per event."""
 
 import json
 import time
 
-import dagster as dg
 import pytest
 
 from ecap_ops.core.health import CRIT, WARN
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.services.provisioning import apply_topics
+from ecap_ops_tests.daemon_harness import sensor_daemon
 from ecap_ops_tests.helpers import health_job, prod_catalog_named
+from ecap_ops_tests.test_incident_delivery import HEALTH_LOCATION, _location
 
 pytestmark = pytest.mark.kafka
 
@@ -51,13 +54,18 @@ def test_health_job_pages_once_on_open_and_once_on_resolve(
         "ops": {"kafka_health_report": {"config": {"canary": False, "alert_on": "critical"}}}
     }
 
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    with dg.DagsterInstance.local_temp(tempdir=str(home)) as instance:
+    env = {
+        "ECAP_SENSORS_DEFAULT": "running",
+        "ECAP_INCIDENT_SENSOR_INTERVAL": "1",
+        "ECAP_ALERT_JSONL": str(jsonl),
+    }
+    with sensor_daemon(_location(tmp_path, HEALTH_LOCATION), env) as daemon:
+        instance = daemon.instance
 
         def run() -> dict:
             result = job.execute_in_process(run_config=run_config, instance=instance)
             assert result.success
+            daemon.iterate()  # the incident sensor's tick after the scheduled run
             return result.output_for_node("kafka_health_report")
 
         def catalog_finding(out: dict) -> list[dict]:

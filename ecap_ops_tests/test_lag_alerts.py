@@ -22,9 +22,9 @@ def _event(kind="open", secs_kind="extrapolated"):
 
 
 def test_the_estimate_mark_reaches_the_alert():
-    alert = lag_alert(_event().to_dict())
+    alert = lag_alert(_event())
     assert "12,400 msgs / ~3m05s" in alert.title and alert.severity == "warning"
-    assert ">=3m05s" in lag_alert(_event(secs_kind="at_least").to_dict()).title
-    exact = lag_alert(_event(secs_kind="interpolated").to_dict())
+    assert ">=3m05s" in lag_alert(_event(secs_kind="at_least")).title
+    exact = lag_alert(_event(secs_kind="interpolated"))
     assert "12,400 msgs / 3m05s" in exact.title
     assert _event().to_dict()["lag_seconds_kind"] == "extrapolated"

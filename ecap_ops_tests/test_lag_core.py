@@ -115,7 +115,7 @@ def test_stopped_group_opens_once_reminds_and_resolves_with_peak():
     resolve = [e for ev in evs for e in ev.events if e.kind == "resolve"][0]
     assert resolve.peak_msgs == 1500 and resolve.duration_seconds == pytest.approx(170)
     assert len({e.run_key for ev in evs for e in ev.events}) == len(kinds)
-    alert = lag_alert(resolve.to_dict(), "http://dagster/runs/x")
+    alert = lag_alert(resolve, "http://dagster/runs/x")
     assert (
         alert.severity == "resolved"
         and "peak lag: 1,500 msgs" in alert.text

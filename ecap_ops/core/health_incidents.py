@@ -1,11 +1,11 @@
 """Health incidents: notify on change, not on every unhealthy run. Pure.
 
 The scheduled health check runs every 5 minutes. Each run's report is judged against the
-incident the previous run left open (if any): `decide(previous state, report, now, policy)
--> (new state, events)`. Events, like the consumer-lag incidents:
+incident the previous run left open (if any) by the one incident model (`core.incidents`):
+`decide(previous state, report, now, policy) -> (new state, events)`:
 
-- `open`: the result becomes unhealthy (CRIT -> critical; WARN-only -> warning, unless the
-  policy alerts on critical only);
+- `open`: the result becomes unhealthy (CRIT; WARN too unless the policy alerts on
+  critical only);
 - `escalate`: an open warning incident becomes critical (once per incident);
 - `changed`: a problem appears at the incident's current level that people have not been
   told about in this incident (a different broker down, other partitions offline, another
@@ -15,22 +15,22 @@ incident the previous run left open (if any): `decide(previous state, report, no
 - `resolve`: healthy (below the alerting level) for `resolve_after_runs` runs in a row,
   with the incident's duration and its worst level.
 
-Nothing is sent while the cluster stays healthy. The state is a small JSON-able dict; the
-Dagster job keeps it between runs (see `orchestration/health.py`). A state that cannot be
-read is treated as "no open incident" (`read_state` says why).
+A problem is identified by its finding's check and subject, and the finding's structured
+`items` (or, for partitions, the report's partition lists): never by its message text.
+The state is a small JSON-able dict kept on the health asset between runs (see
+`orchestration/health.py`); a state that cannot be read counts as "no open incident"
+(`read_state` says why). Each event is a `HealthEvent` carrying what its alert needs.
 """
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 
-from ecap_ops.catalog.units import format_seconds
-from ecap_ops.core.alerts import Alert
-from ecap_ops.core.health import CRIT, OK, WARN, HealthReport, render_text
+from ecap_ops.core import incidents
+from ecap_ops.core.health import CRIT, OK, WARN, Finding, HealthReport
+from ecap_ops.core.incidents import IncidentRules, Track
 
 STATE_VERSION = 1
 _RANK = {OK: 0, WARN: 1, CRIT: 2}
-_SEVERITY = {WARN: "warning", CRIT: "critical"}
 # Beyond this many partitions in one finding, its problems are tracked per topic.
 MAX_PARTITION_ITEMS = 100
 # Beyond this many topics, the finding is one problem.
@@ -38,6 +38,9 @@ MAX_TOPIC_ITEMS = 100
 MAX_KNOWN = 1000
 SUMMARY_LINES = 8
 LABEL_CHARS = 240
+# What an event carries of the report (it travels in a notification run's config).
+EVENT_FINDINGS = 50
+EVENT_MESSAGE_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -52,22 +55,19 @@ class IncidentPolicy:
     def __post_init__(self) -> None:
         if self.alert_on not in (WARN, CRIT):
             raise ValueError(f"alert_on must be {WARN} or {CRIT}, got {self.alert_on!r}")
-        if self.remind_warning_s < 0 or self.remind_critical_s < 0:
-            raise ValueError("reminder intervals must not be negative")
-        if self.resolve_after_runs < 1:
-            raise ValueError("resolve_after_runs must be at least 1")
+        self.rules()  # the intervals and the run count are checked there
 
     def level(self, status: str) -> str:
         """The incident level a report status stands for: OK when below `alert_on`."""
         return status if _RANK.get(status, 0) >= _RANK[self.alert_on] else OK
 
-    def remind_after(self, level: str) -> float:
-        return self.remind_critical_s if level == CRIT else self.remind_warning_s
+    def rules(self) -> IncidentRules:
+        return IncidentRules(self.remind_warning_s, self.remind_critical_s, self.resolve_after_runs)
 
 
 @dataclass(frozen=True)
 class HealthEvent:
-    """One change of the health incident, to notify."""
+    """One change of the health incident, with the run's report as its alert needs it."""
 
     kind: str  # open, escalate, changed, remind, resolve
     incident_id: str
@@ -76,18 +76,27 @@ class HealthEvent:
     peak: str  # the worst level the incident reached
     at: float
     since: float  # when the incident opened
+    report: HealthReport  # this run's problems (messages bounded), metrics and where
     reminder: int = 0
+    change: int = 0
     new: tuple[str, ...] = ()  # the problems that made a change (open/escalate/changed)
     summary: tuple[str, ...] = ()  # on resolve: the problems as last notified
 
     @property
     def event_name(self) -> str:
-        return f"remind-{self.reminder}" if self.kind == "remind" else self.kind
+        """What people read: `remind-N` or the kind."""
+        return f"remind-{self.reminder}" if self.kind == incidents.REMIND else self.kind
+
+    @property
+    def run_key(self) -> str:
+        """One notification run per event: `changed` events are numbered in the key."""
+        n = self.reminder if self.kind == incidents.REMIND else self.change
+        return incidents.run_key(self.incident_id, incidents.event_name(self.kind, n))
 
     @property
     def severity(self) -> str:
         """The alert's severity: warning, critical or resolved."""
-        return "resolved" if self.kind == "resolve" else _SEVERITY.get(self.level, "warning")
+        return incidents.alert_severity(self.kind, self.level)
 
     @property
     def duration_seconds(self) -> float:
@@ -106,6 +115,7 @@ class HealthEvent:
             "since": self.since,
             "duration_seconds": round(self.duration_seconds, 1),
             "reminder": self.reminder,
+            "change": self.change,
             "new": list(self.new),
             "summary": list(self.summary),
         }
@@ -139,14 +149,12 @@ _PARTITION_FIELDS = {
     "under min ISR": "under_min_isr",
     "under-replicated": "under_replicated",
 }
-_BROKERS_DOWN = re.compile(r"broker\(s\) ([\d, ]+) hold replicas")
-_MISSING = re.compile(r"catalog topic\(s\) missing: (.*?)(?: \(run `|$)")
-_DRIFT = "differs from the catalog: "
 
 
-def _identities(f, report: HealthReport) -> list[str]:
-    """What identifies one finding's problem(s) across runs, without its measurements (disk
-    percentages, latencies, lags change every run and are not a new problem)."""
+def _identities(f: Finding, report: HealthReport) -> list[str]:
+    """What identifies one finding's problem(s) across runs: its items (the report's
+    partition lists for the partition findings), without its measurements (disk percents,
+    latencies change every run and are not a new problem), never its message text."""
     if f.check == "partitions" and f.subject in _PARTITION_FIELDS:
         parts: dict[str, list[int]] = getattr(report, _PARTITION_FIELDS[f.subject]) or {}
         pairs = [f"{t}/{p}" for t, ps in sorted(parts.items()) for p in ps]
@@ -155,25 +163,12 @@ def _identities(f, report: HealthReport) -> list[str]:
         if parts and len(parts) <= MAX_TOPIC_ITEMS:
             return sorted(parts)
         return [""]
-    if f.check == "brokers":
-        m = _BROKERS_DOWN.search(f.message)
-        if m:
-            return [f"broker {b.strip()}" for b in m.group(1).split(",") if b.strip()]
-        return [f.message.split(";")[0]]
-    if f.check == "catalog":
-        m = _MISSING.search(f.message)
-        if m:
-            return [f"missing {t.strip()}" for t in m.group(1).split(",") if t.strip()]
-        if f.message.startswith(_DRIFT):
-            return [f"drift {d.strip()}" for d in f.message[len(_DRIFT) :].split("; ")]
-        return [f.message]
-    if f.check == "partitions":  # replication 1: the topic names
-        return [f.message.split(": ", 1)[-1]]
-    # connection, quorum, disk, log_dirs, canary: the check and subject are the problem.
-    return [""]
+    if f.items:
+        return list(f.items)[:MAX_KNOWN]
+    return [""]  # the check and subject are the problem
 
 
-def finding_keys(f, report: HealthReport) -> list[str]:
+def finding_keys(f: Finding, report: HealthReport) -> list[str]:
     """The short ids of the problem(s) one finding stands for (see `problem_items`)."""
     return [_hash(f"{f.check}\x1f{f.subject}\x1f{i}") for i in _identities(f, report)]
 
@@ -257,11 +252,40 @@ def read_state(raw) -> tuple[dict | None, str | None]:
             and isinstance(inc["summary"], list)
         )
         float(inc["opened"]), float(inc["last"]), int(inc["n"]), int(inc["healthy"])
+        int(inc.get("c") or 0)
     except (KeyError, TypeError, ValueError) as exc:
         return None, f"the open incident cannot be read ({type(exc).__name__}: {exc})"
     if not ok:
         return None, "the open incident has unexpected values"
     return raw, None
+
+
+def _track(inc: dict) -> Track:
+    return Track(
+        inc["id"],
+        float(inc["opened"]),
+        inc["level"],
+        inc["peak"],
+        float(inc["last"]),
+        int(inc["n"]),
+        int(inc.get("c") or 0),
+        int(inc["healthy"]),
+    )
+
+
+def _stored(t: Track, known: dict, summary: list) -> dict:
+    return {
+        "id": t.id,
+        "opened": t.opened,
+        "level": t.level,
+        "peak": t.peak,
+        "last": t.last,
+        "n": t.reminders,
+        "c": t.changes,
+        "healthy": t.clean,
+        "known": known,
+        "summary": summary,
+    }
 
 
 def _summary(items: dict[str, tuple[str, str]]) -> list[str]:
@@ -282,6 +306,50 @@ def _new_problems(items: dict[str, tuple[str, str]], known: dict[str, str], leve
     return sorted(labels)
 
 
+def _known_after(known: dict, items: dict[str, tuple[str, str]]) -> dict:
+    """Everything people have been told about in this incident, at its worst: a problem that
+    comes back after going away is not news. Bounded: beyond MAX_KNOWN, only what is current."""
+    known = dict(known)
+    for k, (sev, _) in items.items():
+        if _RANK[sev] > _RANK[known.get(k, OK)]:
+            known[k] = sev
+    if len(known) > MAX_KNOWN:
+        known = {k: sev for k, (sev, _) in items.items()}
+    return known
+
+
+def event_report(report: HealthReport) -> HealthReport:
+    """The report as an event carries it: its problems (bounded), metrics and where; no
+    partition lists (the findings name them)."""
+    problems = tuple(
+        Finding(f.check, f.severity, f.subject, f.message[:EVENT_MESSAGE_CHARS])
+        for f in report.problems()[:EVENT_FINDINGS]
+    )
+    return HealthReport(
+        report.status,
+        report.env,
+        report.cluster_id,
+        report.bootstrap,
+        report.at_ms,
+        problems,
+        dict(report.metrics),
+        {},
+        {},
+        {},
+    )
+
+
+def _other_cluster(previous: dict | None, inc: dict | None, report: HealthReport) -> str | None:
+    if inc is None or not previous or not previous.get("cluster_id") or not report.cluster_id:
+        return None
+    if previous["cluster_id"] == report.cluster_id:
+        return None
+    return (
+        f"cluster id changed from {previous['cluster_id']} to {report.cluster_id}: "
+        f"incident {inc['id']} of the other cluster dropped without a message"
+    )
+
+
 def decide(
     previous: dict | None,
     report: HealthReport,
@@ -290,141 +358,51 @@ def decide(
 ) -> Decision:
     """This run's report against the incident the previous run left: the new state and the
     events to notify. `previous` must come from `read_state` (or be None)."""
-    notes: list[str] = []
     inc = dict(previous["incident"]) if previous and previous.get("incident") else None
-    if (
-        inc is not None
-        and previous is not None
-        and previous.get("cluster_id")
-        and report.cluster_id
-        and previous["cluster_id"] != report.cluster_id
-    ):
-        notes.append(
-            f"cluster id changed from {previous['cluster_id']} to {report.cluster_id}: "
-            f"incident {inc['id']} of the other cluster dropped without a message"
-        )
+    note = _other_cluster(previous, inc, report)
+    if note:
         inc = None
     state = new_state(report, now)
     state["seen"] = first_seen(previous, report, now)
     level = policy.level(report.status)
-    items = problem_items(report) if level != OK else {}
-    events: list[HealthEvent] = []
-
-    def event(kind: str, new=(), summary=(), reminder: int = 0) -> HealthEvent:
-        assert inc is not None
-        return HealthEvent(
-            kind=kind,
-            incident_id=inc["id"],
-            status=report.status,
-            level=level,
-            peak=inc["peak"],
-            at=round(now, 3),
-            since=float(inc["opened"]),
-            reminder=reminder,
-            new=tuple(new),
-            summary=tuple(summary),
-        )
-
-    def notified() -> None:
-        assert inc is not None
-        inc["last"] = round(now, 3)
-        # Everything people have been told about in this incident, at its worst: a problem
-        # that comes back after going away is not news.
-        known = dict(inc["known"])
-        for k, (sev, _) in items.items():
-            if _RANK[sev] > _RANK[known.get(k, OK)]:
-                known[k] = sev
-        if len(known) > MAX_KNOWN:  # keep the state small: forget what is not current
-            known = {k: sev for k, (sev, _) in items.items()}
-        inc["known"] = known
-        inc["summary"] = _summary(items)
-
-    if inc is None:
-        if level != OK:
-            who = report.cluster_id or report.bootstrap
-            inc = {
-                "id": f"health:{who}:{int(now * 1000)}",
-                "opened": round(now, 3),
-                "level": level,
-                "peak": level,
-                "last": round(now, 3),
-                "n": 0,
-                "healthy": 0,
-                "known": {},
-                "summary": [],
-            }
-            new = _new_problems(items, {}, level)
-            notified()
-            events.append(event("open", new=new))
-    elif level == OK:
-        inc["healthy"] = int(inc["healthy"]) + 1
-        if inc["healthy"] >= policy.resolve_after_runs:
-            events.append(event("resolve", summary=inc["summary"]))
-            inc = None
-    else:
-        inc["healthy"] = 0
-        inc["level"] = level
-        new = _new_problems(items, inc["known"], level)
-        if level == CRIT and inc["peak"] != CRIT:
-            inc["peak"] = CRIT
-            notified()
-            events.append(event("escalate", new=new))
-        elif new:
-            notified()
-            events.append(event("changed", new=new))
-        else:
-            every = policy.remind_after(level)
-            if every > 0 and now - float(inc["last"]) >= every:
-                inc["n"] = int(inc["n"]) + 1
-                notified()
-                events.append(event("remind", reminder=inc["n"]))
-    state["incident"] = inc
-    return Decision(state, tuple(events), tuple(notes))
-
-
-# -- alerts --------------------------------------------------------------------------------
-
-_VERB = {
-    "open": "opened",
-    "escalate": "escalated to CRIT",
-    "changed": "changed",
-}
-
-
-def event_alert(event: HealthEvent, report: HealthReport, run_url: str | None = None) -> Alert:
-    """The alert for one incident event, with this run's findings."""
-    where = f"{report.cluster_id or report.bootstrap} ({report.env})"
-    took = format_seconds(event.duration_seconds)
-    problems = report.problems()
-    if event.kind == "resolve":
-        title = f"Kafka health resolved on {where} after {took} (worst {event.peak}, now {report.status})"
-        lines = [
-            f"healthy again after {took} (worst {event.peak}); status now {report.status}",
-            "the problems last notified:",
-            *(f"  {s}" for s in event.summary),
-        ]
-    else:
-        if event.kind == "remind":
-            label = f"still {event.level} (reminder {event.reminder}, open {took})"
-        else:
-            label = _VERB.get(event.kind, event.kind)
-        head = problems[0] if problems else None
-        title = f"Kafka health {event.level} {label} on {where}"
-        if head is not None:
-            title += f": {head.check} {head.subject}"
-        lines = [render_text(report)]
-        if event.new and event.kind != "open":
-            lines.append("new since the last message:")
-            lines += [f"  {n}" for n in event.new]
-        if event.kind != "open":
-            lines.append(f"open for {took}")
-    lines.append(f"incident: {event.incident_id} ({event.event_name})")
-    return Alert(
-        source="health_check",
-        severity=event.severity,
-        title=title,
-        text="\n".join(lines),
-        fields={**event.to_dict(), **report.alert_fields()},
-        key=event.incident_id,
-        run_url=run_url,
+    items = problem_items(report) if level != incidents.OK else {}
+    known = inc["known"] if inc else {}
+    new = _new_problems(items, known, level) if level != incidents.OK else []
+    who = report.cluster_id or report.bootstrap
+    s = incidents.step(
+        _track(inc) if inc else None,
+        level,
+        now,
+        policy.rules(),
+        new_id=lambda: f"health:{who}:{int(now * 1000)}",
+        changed=bool(new),
     )
+    events: list[HealthEvent] = []
+    if s.kind is not None and s.subject is not None:
+        t = s.subject
+        if s.kind == incidents.RESOLVE:
+            summary = list(inc["summary"]) if inc else []
+        else:  # something was sent: what people know now
+            known, summary = _known_after(known, items), _summary(items)
+        events.append(
+            HealthEvent(
+                kind=s.kind,
+                incident_id=t.id,
+                status=report.status,
+                level=incidents.OK if s.kind == incidents.RESOLVE else t.level,
+                peak=t.peak,
+                at=round(now, 3),
+                since=t.opened,
+                report=event_report(report),
+                reminder=t.reminders if s.kind == incidents.REMIND else 0,
+                change=t.changes if s.kind == incidents.CHANGED else 0,
+                new=tuple(new) if s.kind != incidents.REMIND else (),
+                summary=tuple(summary) if s.kind == incidents.RESOLVE else (),
+            )
+        )
+        if s.track is not None:
+            state["incident"] = _stored(s.track, known, summary)
+    elif s.track is not None:
+        keep = inc or {"known": {}, "summary": []}
+        state["incident"] = _stored(s.track, keep["known"], keep["summary"])
+    return Decision(state, tuple(events), (note,) if note else ())

@@ -31,6 +31,10 @@ class Finding:
     severity: str  # OK, WARN or CRIT
     subject: str  # what it is about: "cluster", "broker 2", "transactions-3", ...
     message: str
+    # The things the finding is about, one per problem people are told about separately
+    # (broker ids, topic names, drift lines): with the check and subject, the finding's
+    # identity across runs (`core.health_incidents`). Empty: the check and subject alone.
+    items: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

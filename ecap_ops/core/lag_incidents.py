@@ -1,10 +1,12 @@
 """A group's verdict on one topic, tick after tick: debouncing, LAGGING over several ticks,
-and the incident it opens, escalates, reminds of and resolves. Pure."""
+and the incident it opens, escalates, reminds of and resolves (by `core.incidents`, the
+rules lag shares with health and the DR drill). Pure."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ecap_ops.catalog.model import LagThresholds
+from ecap_ops.core import incidents
 from ecap_ops.core.lag_model import IncidentEvent, PartitionLag
 from ecap_ops.core.lag_status import (
     IMMEDIATE,
@@ -120,61 +122,73 @@ def judge_topic(
 ) -> tuple[str, str, str, str | None]:
     """A group's verdict on one topic from its worst partition's status `raw`: (raw status,
     debounced status, severity, incident id). Updates the topic's window `tw` and appends
-    incident events."""
+    incident events; the incident moves by the one incident model (`core.incidents`)."""
     raw, status = _debounced(tw, raw, th, cfg, ctx)
     sev = severity_of(status, th)
-    bad = SEVERITY_RANK[sev] >= SEVERITY_RANK["warning"]
     inc = tw.incident
-    if inc is None:
-        tw.clean = 0
-        if bad:
-            now = round(ctx.now, 3)
-            inc = Incident(
-                new_incident_id(), now, sev, status, now, 0, ctx.lag_msgs, r1(ctx.lag_seconds)
-            )
-            tw.incident = inc
-            events.append(incident_event("open", inc, ctx, status))
-        return raw, status, sev, inc.id if inc else None
-    return _follow_incident(tw, inc, raw, status, sev, bad, th, cfg, ctx, events)
-
-
-def _follow_incident(
-    tw: TopicWindow,
-    inc: Incident,
-    raw: str,
-    status: str,
-    sev: str,
-    bad: bool,
-    th: LagThresholds,
-    cfg: EvalConfig,
-    ctx: TopicTick,
-    events: list[IncidentEvent],
-) -> tuple[str, str, str, str | None]:
-    """An open incident: escalate, resolve after clean ticks, or remind."""
-    now, total, secs = ctx.now, ctx.lag_msgs, ctx.lag_seconds
-    inc.peak_msgs = max(inc.peak_msgs, total)
-    if secs is not None:
-        inc.peak_seconds = r1(max(inc.peak_seconds or 0.0, secs))
-    if bad:
-        inc.status = status
+    total, secs = ctx.lag_msgs, ctx.lag_seconds
+    if inc is not None:
+        inc.peak_msgs = max(inc.peak_msgs, total)
+        if secs is not None:
+            inc.peak_seconds = r1(max(inc.peak_seconds or 0.0, secs))
+        if SEVERITY_RANK[sev] >= SEVERITY_RANK["warning"]:
+            inc.status = status
     # Hysteresis: clean means this tick alone is OK/IDLE and the lag is below half the
     # warning level, in messages and in seconds.
     secs_or_worst = secs if secs is not None else (0.0 if total == 0 else float("inf"))
     clean = (
         SEVERITY[raw] == "ok" and total < th.warn_msgs / 2 and secs_or_worst < th.warn_seconds / 2
     )
-    tw.clean = tw.clean + 1 if clean else 0
-    if SEVERITY_RANK[sev] > SEVERITY_RANK[inc.severity]:
-        inc.severity = sev
-        inc.last = round(now, 3)
+    s = incidents.step(
+        _track(inc, tw, th) if inc is not None else None,
+        incidents.level_of(sev),
+        ctx.now,
+        _rules(cfg),
+        new_id=new_incident_id,
+        clean=clean,
+    )
+    tw.clean = s.track.clean if s.track is not None else 0
+    if s.kind == incidents.OPEN:
+        assert s.track is not None
+        now = s.track.opened
+        inc = Incident(s.track.id, now, sev, status, now, 0, total, r1(secs))
+        tw.incident = inc
+        events.append(incident_event("open", inc, ctx, status))
+        return raw, status, sev, inc.id
+    if inc is None:
+        return raw, status, sev, None
+    t = s.subject or s.track
+    if t is not None:
+        inc.severity, inc.last, inc.reminders = _SEVERITY_OF[t.peak], t.last, t.reminders
+    if s.kind == incidents.ESCALATE:
         events.append(incident_event("escalate", inc, ctx, status))
-    elif tw.clean >= cfg.clean_ticks:
+    elif s.kind == incidents.RESOLVE:
         events.append(incident_event("resolve", inc, ctx, raw))
         tw.incident = None
-        tw.clean = 0
         return raw, status, sev, None
-    elif now - inc.last >= cfg.remind_after(inc.severity):
-        inc.reminders += 1
-        inc.last = round(now, 3)
+    elif s.kind == incidents.REMIND:
         events.append(incident_event("remind", inc, ctx, inc.status, reminder=inc.reminders))
     return raw, status, sev, inc.id
+
+
+_SEVERITY_OF = {incidents.CRIT: "critical", incidents.WARN: "warning"}
+
+
+def _rules(cfg: EvalConfig) -> incidents.IncidentRules:
+    return incidents.IncidentRules(
+        cfg.remind_warning_seconds, cfg.remind_critical_seconds, cfg.clean_ticks
+    )
+
+
+def _track(inc: Incident, tw: TopicWindow, th: LagThresholds) -> incidents.Track:
+    """A lag incident as the incident model sees it: its level is its latest bad status's."""
+    return incidents.Track(
+        inc.id,
+        inc.opened,
+        incidents.level_of(severity_of(inc.status, th)),
+        incidents.level_of(inc.severity),
+        inc.last,
+        inc.reminders,
+        0,
+        tw.clean,
+    )

@@ -9,7 +9,12 @@ import dagster as dg
 from pydantic import Field
 
 from ecap_ops.catalog.model import Catalog
-from ecap_ops.orchestration.alerts import AlertsResource
+from ecap_ops.orchestration.alerts import (
+    EVENTS_METADATA,
+    build_incident_sensor,
+    events_metadata,
+    notify_job,
+)
 from ecap_ops.orchestration.common import as_failure, md_table, rounded
 from ecap_ops.orchestration.resources import KafkaResource
 
@@ -245,23 +250,69 @@ class DrillConfig(dg.Config):
     )
 
 
-@dg.op(out=dg.Out(dict, description="The drill report."))
-def run_dr_drill(
-    context: dg.OpExecutionContext,
-    config: DrillConfig,
-    kafka: KafkaResource,
-    alerts: AlertsResource,
-) -> dg.Output:
-    """Run the DR drill; alert and fail when the snapshot cannot be restored faithfully."""
+DRILL_KEY = dg.AssetKey(["ecap_ops", "dr_drill"])
+DRILL_STATE_METADATA = "incident_state"
+
+
+def read_drill_state(instance: dg.DagsterInstance) -> tuple[object, str | None]:
+    """The drill incident state the latest drill recorded (raw), or None; with why it could
+    not be read. Never raises: a lost state means no open incident."""
+    try:
+        records = instance.fetch_observations(DRILL_KEY, limit=1).records
+    except Exception as exc:  # storage trouble must not stop the drill
+        return None, f"could not read the latest drill: {type(exc).__name__}: {exc}"
+    if not records or records[0].asset_observation is None:
+        return None, None
+    entry = records[0].asset_observation.metadata.get(DRILL_STATE_METADATA)
+    return (entry.value if entry is not None else None), None
+
+
+def record_drill(context: dg.OpExecutionContext, facts) -> None:
+    """Judge this drill into the DR drill's incident and record it on `ecap_ops/dr_drill`:
+    the verdict, and the incident events for dr_drill_incident_sensor to notify."""
+    import time
+
+    from ecap_ops.core.drill_incidents import decide
+
+    stored, why = read_drill_state(context.instance)
+    if why:
+        context.log.warning(f"DR drill incident state: {why}; treating it as no open incident")
+    decision = decide(stored, facts, time.time())
+    for note in decision.notes:
+        context.log.warning(note)
+    for e in decision.events:
+        context.log.info(f"DR drill incident {e.incident_id} {e.event_name}: run key {e.run_key}")
+    inc = decision.state.get("incident")
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=DRILL_KEY,
+            description=("PASSED" if facts.passed else "FAILED") + f": {facts.snapshot_path}",
+            metadata={
+                "passed": dg.MetadataValue.bool(facts.passed),
+                "snapshot": dg.MetadataValue.text(facts.snapshot_path or "-"),
+                "problems": dg.MetadataValue.md(
+                    "\n".join(f"- {p}" for p in facts.problems) or "none"
+                ),
+                "open_incident": dg.MetadataValue.text(inc["id"] if inc else "none"),
+                "incident_events": dg.MetadataValue.text(
+                    ", ".join(e.event_name for e in decision.events) or "none"
+                ),
+                EVENTS_METADATA: events_metadata(decision.events),
+                DRILL_STATE_METADATA: dg.MetadataValue.json(decision.state),
+            },
+        )
+    )
+
+
+def _drill(config: DrillConfig, kafka: KafkaResource):
     from ecap_ops.catalog import load_catalog
-    from ecap_ops.core.alerts import Alert
     from ecap_ops.services.dr import drill_target, run_drill
 
     with as_failure("running the DR drill"):
         path = _resolve(config.snapshot_path)
         target, same = drill_target(kafka.settings(), config.target_bootstrap_servers)
         with target:
-            report = run_drill(
+            return run_drill(
                 target,
                 load_catalog(),
                 path,
@@ -269,9 +320,10 @@ def run_dr_drill(
                 topics=tuple(config.topics),
                 same_cluster=same,
             )
-    text = report.render()
-    context.log.info(text)
-    meta = {
+
+
+def _drill_metadata(report, text: str) -> dict:
+    return {
         "passed": dg.MetadataValue.bool(report.passed),
         "snapshot": dg.MetadataValue.path(report.snapshot_path),
         "topics_checked": dg.MetadataValue.int(len(report.checks)),
@@ -292,23 +344,47 @@ def run_dr_drill(
             else "none"
         ),
     }
-    if not report.passed:
-        alerts.send(
-            Alert(
-                source="dr_drill",
-                severity="critical",
-                title=f"DR drill failed: snapshot {report.snapshot_checksum[:12] or '(unverified)'} cannot be restored faithfully",
-                text=text,
-                fields={
-                    "snapshot": report.snapshot_path,
-                    "failed_topics": [c.topic for c in report.checks if not c.ok],
-                    "problems": report.problems[:20],
-                },
-                key=f"dr_drill:{report.snapshot_checksum[:16]}",
-                run_url=alerts.run_url(context.run_id),
-            ),
-            context.log,
+
+
+@dg.op(out=dg.Out(dict, description="The drill report."))
+def run_dr_drill(
+    context: dg.OpExecutionContext, config: DrillConfig, kafka: KafkaResource
+) -> dg.Output:
+    """Run the DR drill and record it on the DR drill's incident (a failed drill, or one that
+    could not run, opens it; a passing drill resolves it); fail when the snapshot cannot be
+    restored faithfully. The alert goes out through dr_drill_incident_sensor, once."""
+    from ecap_ops.core.drill_incidents import DrillFacts
+
+    try:
+        report = _drill(config, kafka)
+    except Exception as exc:
+        why = exc.description if isinstance(exc, dg.Failure) else f"{type(exc).__name__}: {exc}"
+        facts = DrillFacts(
+            passed=False,
+            snapshot_path=config.snapshot_path,
+            problems=(str(why),),
+            text=f"DR drill could not run: {why}",
+            could_not_run=True,
+            drill_run_id=context.run_id,
         )
+        record_drill(context, facts)
+        raise
+    text = report.render()
+    context.log.info(text)
+    meta = _drill_metadata(report, text)
+    record_drill(
+        context,
+        DrillFacts(
+            passed=report.passed,
+            snapshot_path=report.snapshot_path,
+            snapshot_checksum=report.snapshot_checksum,
+            failed_topics=tuple(c.topic for c in report.checks if not c.ok),
+            problems=tuple(report.problems),
+            text=text,
+            drill_run_id=context.run_id,
+        ),
+    )
+    if not report.passed:
         raise dg.Failure(description=text[:4000], metadata=meta, allow_retries=False)
     return dg.Output(report.to_dict(), metadata=meta)
 
@@ -324,7 +400,8 @@ def dr_restore():
 
 @dg.job(
     description="DR drill: restore the newest snapshot onto a scratch target (a second cluster, or this one under the "
-    "prefix drill.), check every topic against the snapshot, alert on failure, and remove what it created."
+    "prefix drill.), check every topic against the snapshot, and remove what it created. A failed drill (or one that "
+    "could not run) opens the DR drill incident and is notified once by notify_dr_drill; a passing drill resolves it."
 )
 def dr_drill():
     run_dr_drill()
@@ -353,8 +430,31 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         description="Weekly DR drill (Mondays 04:00 UTC) on the newest snapshot.",
         default_status=schedule_status(),
     )
+    drill_asset = dg.AssetSpec(
+        DRILL_KEY,
+        group_name=GROUP,
+        description="The DR drill's verdicts, one observation per run of dr_drill: passed or not, the "
+        "snapshot, the problems, and the DR drill incident (opened by a failed drill, resolved by a "
+        "passing one), whose events dr_drill_incident_sensor notifies through notify_dr_drill.",
+        kinds={"kafka"},
+    )
+    notify = notify_job(
+        "notify_dr_drill",
+        "Notify one DR drill incident event (open: a drill failed or could not run; remind-N: it failed again; "
+        "resolve: a drill passed). Launched by dr_drill_incident_sensor with a run key per event.",
+        "disaster_recovery",
+    )
+    sensor = build_incident_sensor(
+        "dr_drill_incident_sensor",
+        DRILL_KEY,
+        notify,
+        "Every 30 s (ECAP_INCIDENT_SENSOR_INTERVAL): the DR drill incident events that runs of dr_drill recorded on ecap_ops/dr_drill "
+        "since the last tick, each notified by one run of notify_dr_drill (run key <incident id>:<event>: "
+        "never twice). run_failure_alert_sensor leaves these drill runs alone.",
+    )
     return dg.Definitions(
-        assets=[snapshot_asset],
-        jobs=[dr_snapshot, dr_restore, dr_drill],
+        assets=[snapshot_asset, drill_asset],
+        jobs=[dr_snapshot, dr_restore, dr_drill, notify],
         schedules=[dr_snapshot_schedule, dr_drill_schedule],
+        sensors=[sensor],
     )

@@ -1,9 +1,17 @@
-"""`run_failure_alert_sensor`: a failed run of any ecap-ops job becomes an alert."""
+"""`run_failure_alert_sensor`: a failed run of any ecap-ops job becomes an alert, unless the
+run alerted for itself.
+
+A run alerts for itself when it judged its own outcome into an incident: it recorded an
+asset event carrying incident notifications (`incident_notifications`), which the job's
+incident sensor notifies (a failed `dr_drill` run: the DR drill incident). Such a run gets
+no second alert from here; a run of the same job that failed before it could judge itself
+(say, its resources could not start) still gets one.
+"""
 
 import dagster as dg
 
 from ecap_ops.core.alerts import Alert
-from ecap_ops.orchestration.alerts import AlertsResource
+from ecap_ops.orchestration.alerts import EVENTS_METADATA, AlertsResource
 
 MESSAGE_CHARS = 1500
 
@@ -37,6 +45,25 @@ def step_errors(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, st
             message = error.message
         out.append((event.step_key or "?", message.strip() or "(no error message)"))
     return out
+
+
+def alerted_for_itself(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Whether a run recorded its own incident judgement (see the module). Never raises: in
+    doubt, the run failure is alerted."""
+    kinds = {dg.DagsterEventType.ASSET_OBSERVATION, dg.DagsterEventType.ASSET_MATERIALIZATION}
+    try:
+        records = instance.all_logs(run_id, of_type=kinds)
+    except Exception:
+        return False
+    for record in records:
+        event = record.dagster_event
+        data = event.event_specific_data if event is not None else None
+        asset_event = getattr(data, "asset_observation", None) or getattr(
+            data, "materialization", None
+        )
+        if asset_event is not None and EVENTS_METADATA in (asset_event.metadata or {}):
+            return True
+    return False
 
 
 def failure_alert(
@@ -79,15 +106,22 @@ def failure_alert(
 
 
 def build_failure_sensor(name: str = "run_failure_alert_sensor") -> dg.SensorDefinition:
+    from ecap_ops.orchestration.alerts import sensor_interval
     from ecap_ops.orchestration.lag import default_sensor_status
 
     @dg.run_failure_sensor(
         name=name,
+        minimum_interval_seconds=sensor_interval(),
         default_status=default_sensor_status(),
-        description="Send every failed run of this code location's jobs to the alert sinks (webhook, JSON lines, Dagster log), with the failing step and its own error, and a link to the run.",
+        description="Send every failed run of this code location's jobs to the alert sinks (webhook, JSON lines, Dagster log), with the failing step and its own error, and a link to the run; except runs that alerted for themselves (a failed DR drill is notified once, by its incident).",
     )
     def _sensor(context: dg.RunFailureSensorContext, alerts: AlertsResource) -> None:
         run = context.dagster_run
+        if alerted_for_itself(context.instance, run.run_id):
+            context.log.info(
+                f"{name}: run {run.run_id} of {run.job_name} recorded its own incident; no second alert"
+            )
+            return
         error = context.failure_event.message if context.failure_event else None
         steps = step_errors(context.instance, run.run_id)
         alert = failure_alert(run.job_name, run.run_id, error, alerts.run_url(run.run_id), steps)

@@ -11,6 +11,11 @@ The same health check (one read of the cluster) judges the topic assets' checks
 Alerts follow incidents, not runs: `open` when the result becomes unhealthy, `escalate`
 (WARN to CRIT), `changed` (a new problem at the incident's level), reminders (30 min
 critical, 4 h warning) and `resolve` with the duration (see `core/health_incidents.py`).
+The job does not send them itself: it records this run's incident events on the health
+asset (metadata `incident_notifications`), and the sensor `kafka_health_incident_sensor`
+requests one run of `notify_kafka_health` per event, with the run key
+`<incident id>:<event>`, so that a retried tick or a re-executed health run never
+notifies twice (`orchestration/alerts.py`, the path consumer lag and the DR drill take).
 The incident is kept between runs in the Dagster instance: the materialization's last
 metadata entry, `incident_state`, is the state as JSON, and the next run reads the latest
 one back (`fetch_materializations`, the same on SQLite and PostgreSQL instances). A state
@@ -25,7 +30,12 @@ import dagster as dg
 from pydantic import Field
 
 from ecap_ops.catalog.model import Catalog
-from ecap_ops.orchestration.alerts import AlertsResource
+from ecap_ops.orchestration.alerts import (
+    EVENTS_METADATA,
+    build_incident_sensor,
+    events_metadata,
+    notify_job,
+)
 from ecap_ops.orchestration.common import as_failure, md_table, rounded
 from ecap_ops.orchestration.resources import KafkaResource
 
@@ -221,6 +231,8 @@ def health_page_metadata(report, state: dict, events, now: float) -> dict:
     meta["incident_events"] = dg.MetadataValue.text(
         ", ".join(e.event_name for e in events) or "none"
     )
+    # For kafka_health_incident_sensor: the events to notify, one run each.
+    meta[EVENTS_METADATA] = events_metadata(events)
     # For the next run (read back by read_incident_state), not for people: last.
     meta[STATE_METADATA] = dg.MetadataValue.json(state)
     return meta
@@ -263,14 +275,13 @@ def health_materialization(report, state: dict, events, now: float) -> dg.AssetM
 def build_defs(catalog: Catalog) -> dg.Definitions:
     @dg.op(
         name="kafka_health_report",
-        description="Observe the cluster (brokers, KRaft quorum, partitions, catalog, log directories, disk, canary) and judge it OK, WARN or CRIT; notify when the health incident opens, escalates, changes, stays open (reminders) or resolves.",
+        description="Observe the cluster (brokers, KRaft quorum, partitions, catalog, log directories, disk, canary) and judge it OK, WARN or CRIT; record the health incident's events (opens, escalates, changes, stays open, resolves) for kafka_health_incident_sensor to notify.",
         out=dg.Out(dict, description="The health report as JSON-able data."),
     )
     def kafka_health_report(
         context: dg.OpExecutionContext,
         config: HealthCheckConfig,
         kafka: KafkaResource,
-        alerts: AlertsResource,
     ):
         from ecap_ops.core.health import CRIT, OK, WARN, HealthThresholds, report_rows
         from ecap_ops.core.health_incidents import IncidentPolicy
@@ -318,18 +329,14 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         if why:
             context.log.warning(f"health incident state: {why}; treating it as no open incident")
         now = time.time()
-        decision, notices = health_notifications(
-            stored, report, now, policy, run_url=alerts.run_url(context.run_id)
-        )
+        decision, _previews = health_notifications(stored, report, now, policy)
         for note in decision.notes:
             context.log.warning(note)
-        for event, alert in zip(decision.events, notices, strict=True):
-            results = alerts.send(alert, context.log)
+        for event in decision.events:
             context.log.info(
-                f"health incident {event.incident_id} {event.event_name}: sent {results}"
+                f"health incident {event.incident_id} {event.event_name}: recorded for "
+                f"kafka_health_incident_sensor (run key {event.run_key})"
             )
-        # Recorded after sending: a run that dies in between notifies again next time
-        # rather than never.
         context.log_event(health_materialization(report, decision.state, decision.events, now))
         inc = decision.incident
         if not decision.events:
@@ -341,7 +348,7 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         metadata = {
             k: v
             for k, v in health_page_metadata(report, decision.state, decision.events, now).items()
-            if k != STATE_METADATA
+            if k not in (STATE_METADATA, EVENTS_METADATA)
         }
         metadata["healthy"] = dg.MetadataValue.bool(report.status == OK)
         metadata["report"] = dg.MetadataValue.md(
@@ -352,7 +359,7 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
 
     @dg.job(
         name="kafka_health_check",
-        description="Health check of the Kafka cluster: brokers, KRaft quorum, offline / under-replicated / under-min-ISR partitions, catalog topics, log directories, disk use and a produce-then-consume canary. Records the topic assets' availability and replication checks and notifies health incidents on change (open, escalate, changed, reminders, resolved).",
+        description="Health check of the Kafka cluster: brokers, KRaft quorum, offline / under-replicated / under-min-ISR partitions, catalog topics, log directories, disk use and a produce-then-consume canary. Records the topic assets' availability and replication checks, and the health incident's events on change (open, escalate, changed, reminders, resolved), which kafka_health_incident_sensor notifies through notify_kafka_health.",
         tags={"ecap_ops/area": "health"},
     )
     def kafka_health_check():
@@ -377,4 +384,22 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         "metadata entry, incident_state, is the incident as the next run reads it back.",
         kinds={"kafka"},
     )
-    return dg.Definitions(jobs=[kafka_health_check], schedules=[schedule], assets=[state_asset])
+    notify = notify_job(
+        "notify_kafka_health",
+        "Notify one health incident event (open, escalate, changed, remind-N, resolve) of the job kafka_health_check. Launched by kafka_health_incident_sensor with a run key per event.",
+        "health",
+    )
+    sensor = build_incident_sensor(
+        "kafka_health_incident_sensor",
+        HEALTH_STATE_KEY,
+        notify,
+        "Every 30 s (ECAP_INCIDENT_SENSOR_INTERVAL): the health incident events that runs of kafka_health_check recorded on "
+        "ecap_ops/kafka_cluster_health since the last tick, each notified by one run of "
+        "notify_kafka_health (run key <incident id>:<event>: never twice).",
+    )
+    return dg.Definitions(
+        jobs=[kafka_health_check, notify],
+        schedules=[schedule],
+        sensors=[sensor],
+        assets=[state_asset],
+    )

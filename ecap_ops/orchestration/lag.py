@@ -15,94 +15,28 @@ from ecap_ops.core.lag import (
     STATUS_ORDER,
     EvalConfig,
     GroupTopicStatus,
-    IncidentEvent,
     describe_lag,
     worst,
 )
 from ecap_ops.errors import ConfigError, EcapOpsError
-from ecap_ops.orchestration.alerts import AlertsResource
+from ecap_ops.orchestration.alerts import (
+    notification_run_config,
+    notification_run_request,
+    notify_job,
+)
 from ecap_ops.orchestration.common import md_table, rounded
 from ecap_ops.orchestration.resources import KafkaResource
 from ecap_ops.orchestration.topics import topic_key
 
-NOTIFY_OP = "send_lag_notification"
 DEFAULT_INTERVAL_S = 30
 
-
-class WorstPartition(dg.Config):
-    """One of the partitions that lag the most."""
-
-    topic: str
-    partition: int
-    status: str
-    lag_msgs: int
-    lag_seconds: float | None = None
-    lag_seconds_kind: str = "unknown"
-    committed: int | None = None
-    end: int = 0
-
-
-class LagNotificationConfig(dg.Config):
-    """One consumer-lag incident event, as the sensor saw it."""
-
-    event: str  # open, escalate, remind-N, resolve
-    kind: str
-    incident_id: str
-    cluster_id: str
-    group: str
-    topic: str
-    status: str
-    severity: str
-    at: float
-    since: float
-    lag_msgs: int
-    lag_seconds: float | None = None
-    lag_seconds_kind: str = "unknown"  # exact, interpolated, at_least, ...: the alert's ~ / >= mark
-    peak_msgs: int = 0
-    peak_seconds: float | None = None
-    reminder: int = 0
-    worst: list[WorstPartition] = []
-
-
-def event_run_config(e: IncidentEvent) -> dict:
-    d = e.to_dict()
-    keep = set(LagNotificationConfig.model_fields)
-    cfg = {k: v for k, v in d.items() if k in keep and k != "worst"}
-    cfg["worst"] = [
-        {k: w.get(k) for k in WorstPartition.model_fields if w.get(k) is not None} for w in e.worst
-    ]
-    return {"ops": {NOTIFY_OP: {"config": cfg}}}
-
-
-@dg.op(
-    name=NOTIFY_OP,
-    description="Send one consumer-lag incident event to the alert sinks (webhook, JSON lines, Dagster log).",
+# One run per incident event, by the one notification path (orchestration/alerts.py).
+notify_consumer_lag = notify_job(
+    "notify_consumer_lag",
+    "Notify one consumer-lag incident event (open, escalate, remind-N, resolve). Launched by consumer_lag_sensor with a run key per event.",
+    "consumer_lag",
 )
-def send_lag_notification(
-    context: dg.OpExecutionContext, config: LagNotificationConfig, alerts: AlertsResource
-) -> dict:
-    """Render the event as an alert with a link to this run, and send it."""
-    from ecap_ops.core.lag_alerts import lag_alert
-
-    alert = lag_alert(config.model_dump(), run_url=alerts.run_url(context.run_id))
-    results = alerts.send(alert, context.log)
-    failed = {k: v for k, v in results.items() if v != "ok"}
-    context.add_output_metadata({"sinks": dg.MetadataValue.json(results), "title": alert.title})
-    if failed:
-        raise dg.Failure(
-            description="alert not delivered to every sink: "
-            + "; ".join(f"{k}: {v}" for k, v in failed.items())
-        )
-    return results
-
-
-@dg.job(
-    name="notify_consumer_lag",
-    description="Notify one consumer-lag incident event (open, escalate, remind-N, resolve). Launched by consumer_lag_sensor with a run key per event.",
-    tags={"ecap_ops/area": "consumer_lag"},
-)
-def notify_consumer_lag() -> None:
-    send_lag_notification()
+event_run_config = notification_run_config
 
 
 # -- the sensor ------------------------------------------------------------------------
@@ -257,14 +191,8 @@ def build_lag_sensor(
                     f"{name}: incident {e.incident_id} ({e.group} on {e.topic}) closed quietly: {e.reason}"
                 )
         runs = [
-            dg.RunRequest(
-                run_key=e.run_key,
-                run_config=event_run_config(e),
-                tags={
-                    "ecap_ops/incident": e.incident_id,
-                    "ecap_ops/lag_event": e.event_name,
-                    "ecap_ops/consumer_group": e.group[:250],
-                },
+            notification_run_request(
+                e, {"ecap_ops/lag_event": e.event_name, "ecap_ops/consumer_group": e.group[:250]}
             )
             for e in ev.notifications
         ]

@@ -1,8 +1,9 @@
 """The health check, called by the CLI's `health-check` and the Dagster job `kafka_health_check`.
 
-The CLI alerts on every unhealthy report it is asked to (`health_alert`, one-shot); the
-scheduled job notifies on change (`health_notifications`: open, escalate, changed, remind,
-resolve), keeping the incident between runs.
+The CLI alerts on every unhealthy report it is asked to (`health_alert`, one-shot: the CLI
+keeps no incident between invocations); the scheduled job judges the incident on change
+(`health_notifications`: open, escalate, changed, remind, resolve, by the one incident
+model) and its events are notified by the one notification path (a Dagster run per event).
 """
 
 import time
@@ -13,16 +14,15 @@ from ecap_ops.catalog.model import Catalog
 from ecap_ops.core.alerts import Alert
 from ecap_ops.core.drift import CatalogDrift, catalog_drift
 from ecap_ops.core.health import (
-    CRIT,
     OK,
-    WARN,
     HealthObservation,
     HealthReport,
     HealthThresholds,
     evaluate,
     render_text,
 )
-from ecap_ops.core.health_incidents import Decision, IncidentPolicy, decide, event_alert, read_state
+from ecap_ops.core.health_incidents import Decision, IncidentPolicy, decide, read_state
+from ecap_ops.core.incidents import alert_severity, to_alert
 from ecap_ops.core.state import CANARY_TOPIC
 from ecap_ops.core.topic_checks import CheckOutcome, topic_check_outcomes
 from ecap_ops.errors import EcapOpsError, KafkaAuthFailed, KafkaUnavailable
@@ -137,11 +137,7 @@ def health_alert(report: HealthReport, run_url: str | None = None) -> Alert | No
         title += f": {head.check} {head.subject}"
     return Alert(
         source="health_check",
-        severity="critical"
-        if report.status == CRIT
-        else "warning"
-        if report.status == WARN
-        else "info",
+        severity=alert_severity("open", report.status),
         title=title,
         text=render_text(report),
         fields=report.alert_fields(),
@@ -158,7 +154,8 @@ def health_notifications(
     run_url: str | None = None,
 ) -> tuple[Decision, list[Alert]]:
     """This run's report against the stored incident state (as read back, any shape): the
-    decision (new state, events, notes) and one alert per event. A state that cannot be read
+    decision (new state, events, notes) and each event's alert as it will read (the
+    notification run renders it again, with its own link). A state that cannot be read
     counts as no open incident, and the decision's notes say so."""
     previous, why = read_state(stored)
     decision = decide(previous, report, now, policy)
@@ -168,4 +165,4 @@ def health_notifications(
             decision.events,
             (f"previous health incident state ignored: {why}", *decision.notes),
         )
-    return decision, [event_alert(e, report, run_url) for e in decision.events]
+    return decision, [to_alert(e, run_url) for e in decision.events]
