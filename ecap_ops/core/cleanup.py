@@ -23,16 +23,60 @@ it. The run's deletion budget takes the longest-idle first.
 Readers without a consumer group (assign mode: `kcat -C`, Spark with manual assignment)
 join no group and commit nothing: Kafka's admin API cannot see them. `INVISIBLE_READERS`
 says so, and every report repeats it.
+
+The observations themselves and their JSON state document are `core/cleanup_history.py`
+(re-exported here).
 """
 
 import fnmatch
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from ecap_ops.catalog.units import format_duration_ms, format_size
+from ecap_ops.core.cleanup_history import (
+    HISTORY_FORMAT,
+    MAX_CLUSTERS,
+    MAX_GROUPS_PER_TOPIC,
+    MAX_NAME,
+    MAX_PARTITIONS,
+    Observation,
+    TopicHistory,
+    history_from_json,
+    history_to_json,
+    iso,
+    merge_history,
+)
 from ecap_ops.core.state import is_internal_topic
+
+__all__ = [
+    "ACTIVE",
+    "CANDIDATE",
+    "DAY_MS",
+    "DEFAULT_PATTERNS",
+    "HISTORY_FORMAT",
+    "IDLE",
+    "INVISIBLE_READERS",
+    "KEPT",
+    "MAX_CLUSTERS",
+    "MAX_GROUPS_PER_TOPIC",
+    "MAX_NAME",
+    "MAX_PARTITIONS",
+    "MIN_LITERAL",
+    "CleanupRules",
+    "Decision",
+    "GroupEvidence",
+    "Observation",
+    "TopicEvidence",
+    "TopicHistory",
+    "decide",
+    "history_from_json",
+    "history_to_json",
+    "iso",
+    "judge",
+    "matching_pattern",
+    "merge_history",
+]
 
 DEFAULT_PATTERNS = ("test-*", "tmp-*", "*-test")
 DAY_MS = 86_400_000
@@ -48,13 +92,6 @@ INVISIBLE_READERS = (
     "partition assignment) join no group and commit nothing, so Kafka's admin API cannot see "
     "them: a topic read only that way looks idle here. Protect such topics by name."
 )
-
-# Bounds of the observation history (see `history_from_json`).
-HISTORY_FORMAT = "ecap-ops/cleanup-observations/v1"
-MAX_CLUSTERS = 8
-MAX_PARTITIONS = 100_000
-MAX_NAME = 255
-MAX_GROUPS_PER_TOPIC = 1_000
 
 
 @dataclass(frozen=True)
@@ -86,32 +123,6 @@ class TopicEvidence:
     # not be read, so nothing can be judged or recorded.
     end_offsets: tuple[int, ...] | None = None
     start_offsets: tuple[int, ...] | None = None
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What one run saw of one topic."""
-
-    at_ms: int
-    end: tuple[int, ...]
-    start: tuple[int, ...]
-    committed: Mapping[str, Mapping[int, int]] = field(default_factory=dict)  # group -> p -> off
-
-
-@dataclass(frozen=True)
-class TopicHistory:
-    """The observations of one topic since its last movement: the first and the latest."""
-
-    topic_id: str | None
-    observations: tuple[Observation, ...]
-
-    @property
-    def since(self) -> Observation:
-        return self.observations[0]
-
-    @property
-    def latest(self) -> Observation:
-        return self.observations[-1]
 
 
 MIN_LITERAL = 2  # characters a pattern must begin or end with, outside wildcards
@@ -191,11 +202,6 @@ def matching_pattern(name: str, patterns: tuple[str, ...]) -> str | None:
         if fnmatch.fnmatchcase(name, p):
             return p
     return None
-
-
-def iso(ms: int) -> str:
-    """UTC time of a millisecond timestamp, to the second."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
 
 
 def _committed_on(t: TopicEvidence) -> dict[str, dict[int, int]]:
@@ -310,10 +316,8 @@ def judge(
     observation since the last movement are kept). Confirmed-idle topics are taken
     longest-idle first up to the budget."""
     history = history or {}
-    window = rules.window_ms
     decisions: list[Decision] = []
     updated: dict[str, TopicHistory] = {}
-    since_of: dict[str, int] = {}
     for t in sorted(topics, key=lambda t: t.name):
         pattern = matching_pattern(t.name, rules.patterns)
         if pattern is None:
@@ -328,121 +332,121 @@ def judge(
             decisions.append(Decision(t.name, pattern, KEPT, False, tuple(keep), ev))
             continue
         cur = Observation(now_ms, tuple(t.end_offsets), tuple(t.start_offsets), _committed_on(t))
-        activity: list[str] = []
-        notes: list[str] = []
-        if prev is None:
-            hist = TopicHistory(t.topic_id, (cur,))
-            notes.append(f"first seen at {iso(now_ms)}")
-        elif prev.topic_id != t.topic_id:
-            hist = TopicHistory(t.topic_id, (cur,))
-            notes.append(
-                f"re-created since {iso(prev.latest.at_ms)} (topic id changed): its history restarts at {iso(now_ms)}"
-            )
-        elif now_ms <= prev.latest.at_ms:
-            hist = TopicHistory(t.topic_id, (cur,))
-            notes.append(
-                f"this run's clock ({iso(now_ms)}) is not after the last observation "
-                f"({iso(prev.latest.at_ms)}): its history restarts"
-            )
-        else:
-            activity = _movement(cur, prev)
-            hist = (
-                TopicHistory(t.topic_id, (cur,))
-                if activity
-                else TopicHistory(t.topic_id, (prev.since, cur))
-            )
-        members = _members(t)
-        if members:
-            activity += members
-            hist = TopicHistory(t.topic_id, (cur,))
+        hist, activity, notes = _observe(t, cur, prev)
         updated[t.name] = hist
-        since = hist.since.at_ms
-        span = now_ms - since
-        confirm_at = since + window
-        ev.update(
-            {
-                "unchanged_since_ms": since,
-                "unchanged_since": iso(since),
-                "unchanged_for": format_duration_ms(span),
-                "idle_window": format_duration_ms(window),
-                "confirm_after_ms": confirm_at,
-                "confirm_after": iso(confirm_at),
-            }
+        decisions.append(
+            _decide_one(t.name, pattern, rules, now_ms, hist, keep, activity, notes, ev)
         )
-        if keep:
-            decisions.append(
-                Decision(t.name, pattern, KEPT, False, tuple(keep + activity + notes), ev)
-            )
-        elif activity:
-            decisions.append(
-                Decision(
-                    t.name,
-                    pattern,
-                    ACTIVE,
-                    False,
-                    tuple(
-                        activity + [f"the idle window restarts: confirm after {iso(confirm_at)}"]
-                    ),
-                    ev,
-                )
-            )
-        elif len(hist.observations) < 2 or span < window:
-            what = (
-                notes[0]
-                if notes
-                else f"end offsets unchanged since {iso(since)} ({format_duration_ms(span)})"
-            )
-            decisions.append(
-                Decision(
-                    t.name,
-                    pattern,
-                    CANDIDATE,
-                    False,
-                    (
-                        f"matches {pattern!r}",
-                        f"{what}; not yet idle for the window of {format_duration_ms(window)}: "
-                        f"confirm after {iso(confirm_at)}",
-                    ),
-                    ev,
-                )
-            )
-        else:
-            since_of[t.name] = since
-            decisions.append(
-                Decision(
-                    t.name,
-                    pattern,
-                    IDLE,
-                    False,
-                    (
-                        f"matches {pattern!r}",
-                        f"confirmed idle: end offsets unchanged from {iso(since)} to {iso(now_ms)} "
-                        f"({format_duration_ms(span)}, window {format_duration_ms(window)})",
-                        "no group member on it and no committed offset moved in that time",
-                    ),
-                    ev,
-                )
-            )
-    order = sorted(since_of, key=lambda n: (since_of[n], n))
-    chosen = set(order[: rules.max_deletions])
+    return _within_budget(decisions, rules.max_deletions), updated
+
+
+def _observe(
+    t: TopicEvidence, cur: Observation, prev: TopicHistory | None
+) -> tuple[TopicHistory, list[str], list[str]]:
+    """The topic's history with this run's observation, the activity it shows (the window
+    restarts) and notes on why the history restarts without activity."""
+    now_ms = cur.at_ms
+    activity: list[str] = []
+    notes: list[str] = []
+    if prev is None:
+        hist = TopicHistory(t.topic_id, (cur,))
+        notes.append(f"first seen at {iso(now_ms)}")
+    elif prev.topic_id != t.topic_id:
+        hist = TopicHistory(t.topic_id, (cur,))
+        notes.append(
+            f"re-created since {iso(prev.latest.at_ms)} (topic id changed): its history restarts at {iso(now_ms)}"
+        )
+    elif now_ms <= prev.latest.at_ms:
+        hist = TopicHistory(t.topic_id, (cur,))
+        notes.append(
+            f"this run's clock ({iso(now_ms)}) is not after the last observation "
+            f"({iso(prev.latest.at_ms)}): its history restarts"
+        )
+    else:
+        activity = _movement(cur, prev)
+        hist = (
+            TopicHistory(t.topic_id, (cur,))
+            if activity
+            else TopicHistory(t.topic_id, (prev.since, cur))
+        )
+    members = _members(t)
+    if members:
+        activity += members
+        hist = TopicHistory(t.topic_id, (cur,))
+    return hist, activity, notes
+
+
+def _decide_one(
+    topic: str,
+    pattern: str,
+    rules: CleanupRules,
+    now_ms: int,
+    hist: TopicHistory,
+    keep: list[str],
+    activity: list[str],
+    notes: list[str],
+    ev: dict,
+) -> Decision:
+    """The decision on one fully observed topic: kept by a rule, active, a candidate still
+    inside its idle window, or confirmed idle (`ev` gains the window's times)."""
+    window = rules.window_ms
+    since = hist.since.at_ms
+    span = now_ms - since
+    confirm_at = since + window
+    ev.update(
+        {
+            "unchanged_since_ms": since,
+            "unchanged_since": iso(since),
+            "unchanged_for": format_duration_ms(span),
+            "idle_window": format_duration_ms(window),
+            "confirm_after_ms": confirm_at,
+            "confirm_after": iso(confirm_at),
+        }
+    )
+    if keep:
+        return Decision(topic, pattern, KEPT, False, tuple(keep + activity + notes), ev)
+    if activity:
+        restarts = f"the idle window restarts: confirm after {iso(confirm_at)}"
+        return Decision(topic, pattern, ACTIVE, False, tuple(activity + [restarts]), ev)
+    if len(hist.observations) < 2 or span < window:
+        what = (
+            notes[0]
+            if notes
+            else f"end offsets unchanged since {iso(since)} ({format_duration_ms(span)})"
+        )
+        reasons = (
+            f"matches {pattern!r}",
+            f"{what}; not yet idle for the window of {format_duration_ms(window)}: "
+            f"confirm after {iso(confirm_at)}",
+        )
+        return Decision(topic, pattern, CANDIDATE, False, reasons, ev)
+    reasons = (
+        f"matches {pattern!r}",
+        f"confirmed idle: end offsets unchanged from {iso(since)} to {iso(now_ms)} "
+        f"({format_duration_ms(span)}, window {format_duration_ms(window)})",
+        "no group member on it and no committed offset moved in that time",
+    )
+    return Decision(topic, pattern, IDLE, False, reasons, ev)
+
+
+def _within_budget(decisions: list[Decision], max_deletions: int) -> list[Decision]:
+    """Confirmed-idle topics marked for deletion, longest-idle first, up to the budget; the
+    rest say they are over it."""
+    idle = [d for d in decisions if d.status == IDLE]
+    order = sorted(idle, key=lambda d: (d.evidence["unchanged_since_ms"], d.topic))
+    chosen = {d.topic for d in order[:max_deletions]}
     out = []
     for d in decisions:
         if d.status == IDLE and d.topic in chosen:
             out.append(Decision(d.topic, d.matched_pattern, IDLE, True, d.reasons, d.evidence))
         elif d.status == IDLE:
+            over = f"over this run's budget of {max_deletions} deletion(s)"
             out.append(
-                Decision(
-                    d.topic,
-                    d.matched_pattern,
-                    IDLE,
-                    False,
-                    d.reasons + (f"over this run's budget of {rules.max_deletions} deletion(s)",),
-                    d.evidence,
-                )
+                Decision(d.topic, d.matched_pattern, IDLE, False, d.reasons + (over,), d.evidence)
             )
         else:
             out.append(d)
-    return out, updated
+    return out
 
 
 def decide(
@@ -453,141 +457,3 @@ def decide(
 ) -> list[Decision]:
     """The decisions of `judge`, without the updated history."""
     return judge(topics, rules, now_ms, history)[0]
-
-
-def merge_history(
-    previous: Mapping[str, TopicHistory],
-    updated: Mapping[str, TopicHistory],
-    present: set[str],
-) -> dict[str, TopicHistory]:
-    """The history to keep: this run's observations, earlier ones of topics this run did not
-    judge (other patterns), and nothing of topics that no longer exist."""
-    out = {n: h for n, h in previous.items() if n in present}
-    out.update({n: h for n, h in updated.items() if n in present})
-    return out
-
-
-# -- the history as JSON ---------------------------------------------------------------
-
-
-def _obs_to_json(o: Observation) -> dict:
-    return {
-        "at_ms": o.at_ms,
-        "end": list(o.end),
-        "start": list(o.start),
-        "committed": {
-            g: {str(p): off for p, off in sorted(offs.items())}
-            for g, offs in sorted(o.committed.items())
-        },
-    }
-
-
-def history_to_json(clusters: Mapping[str, Mapping[str, TopicHistory]], now_ms: int) -> dict:
-    """The state document for every cluster's history; `clusters` maps cluster id -> history.
-    Keeps at most MAX_CLUSTERS clusters (the most recently updated: callers put the current
-    one last)."""
-    keep = list(clusters.items())[-MAX_CLUSTERS:]
-    return {
-        "format": HISTORY_FORMAT,
-        "written_ms": now_ms,
-        "clusters": {
-            cid: {
-                "topics": {
-                    name: {
-                        "topic_id": h.topic_id,
-                        "observations": [_obs_to_json(o) for o in h.observations],
-                    }
-                    for name, h in sorted(hist.items())
-                }
-            }
-            for cid, hist in keep
-        },
-    }
-
-
-def _int(v, where: str, minimum: int = 0) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum or v > 2**63 - 1:
-        raise ValueError(f"{where}: expected a whole number >= {minimum}, got {str(v)[:20]!r}")
-    return v
-
-
-def _str(v, where: str, limit: int = MAX_NAME) -> str:
-    if not isinstance(v, str) or not v or len(v) > limit:
-        raise ValueError(f"{where}: expected a non-empty name of at most {limit} characters")
-    return v
-
-
-def _offsets(v, where: str) -> tuple[int, ...]:
-    if not isinstance(v, list) or len(v) > MAX_PARTITIONS:
-        raise ValueError(f"{where}: expected a list of at most {MAX_PARTITIONS} offsets")
-    return tuple(_int(x, f"{where}[{i}]") for i, x in enumerate(v))
-
-
-def _obs_from_json(v, where: str) -> Observation:
-    if not isinstance(v, dict):
-        raise ValueError(f"{where}: expected an object")
-    end = _offsets(v.get("end"), f"{where}.end")
-    start = _offsets(v.get("start"), f"{where}.start")
-    if len(end) != len(start):
-        raise ValueError(f"{where}: end and start offsets differ in length")
-    committed_raw = v.get("committed", {})
-    if not isinstance(committed_raw, dict) or len(committed_raw) > MAX_GROUPS_PER_TOPIC:
-        raise ValueError(
-            f"{where}.committed: expected an object of at most {MAX_GROUPS_PER_TOPIC} groups"
-        )
-    committed: dict[str, dict[int, int]] = {}
-    for g, offs in committed_raw.items():
-        gw = f"{where}.committed[{str(g)[:40]!r}]"
-        _str(g, gw)
-        if not isinstance(offs, dict) or len(offs) > MAX_PARTITIONS:
-            raise ValueError(f"{gw}: expected an object partition -> offset")
-        parts: dict[int, int] = {}
-        for p, off in offs.items():
-            if not isinstance(p, str) or not p.isdigit() or len(p) > 6:
-                raise ValueError(f"{gw}: partition {str(p)[:20]!r} is not a partition number")
-            parts[int(p)] = _int(off, f"{gw}[{p}]")
-        committed[g] = parts
-    return Observation(_int(v.get("at_ms"), f"{where}.at_ms"), end, start, committed)
-
-
-def history_from_json(doc) -> dict[str, dict[str, TopicHistory]]:
-    """Cluster id -> topic -> history, from a state document. Anything unexpected raises
-    ValueError naming where: the caller then starts a fresh history (which only delays
-    deletions, never causes one)."""
-    if not isinstance(doc, dict):
-        raise ValueError("expected a JSON object")
-    if doc.get("format") != HISTORY_FORMAT:
-        raise ValueError(
-            f"format: expected {HISTORY_FORMAT!r}, got {str(doc.get('format'))[:60]!r}"
-        )
-    clusters = doc.get("clusters")
-    if not isinstance(clusters, dict) or len(clusters) > MAX_CLUSTERS:
-        raise ValueError(f"clusters: expected an object of at most {MAX_CLUSTERS} clusters")
-    out: dict[str, dict[str, TopicHistory]] = {}
-    for cid, body in clusters.items():
-        cw = f"clusters[{str(cid)[:40]!r}]"
-        _str(cid, cw)
-        if not isinstance(body, dict) or not isinstance(body.get("topics"), dict):
-            raise ValueError(f"{cw}.topics: expected an object")
-        hist: dict[str, TopicHistory] = {}
-        for name, h in body["topics"].items():
-            tw = f"{cw}.topics[{str(name)[:60]!r}]"
-            _str(name, tw, 249)
-            if not isinstance(h, dict):
-                raise ValueError(f"{tw}: expected an object")
-            tid = h.get("topic_id")
-            if tid is not None:
-                _str(tid, f"{tw}.topic_id", 64)
-            obs = h.get("observations")
-            if not isinstance(obs, list) or not 1 <= len(obs) <= 2:
-                raise ValueError(f"{tw}.observations: expected 1 or 2 observations")
-            parsed = tuple(_obs_from_json(o, f"{tw}.observations[{i}]") for i, o in enumerate(obs))
-            if len(parsed) == 2 and (
-                parsed[0].at_ms > parsed[1].at_ms or len(parsed[0].end) != len(parsed[1].end)
-            ):
-                raise ValueError(
-                    f"{tw}.observations: out of order, or with different partition counts"
-                )
-            hist[name] = TopicHistory(tid, parsed)
-        out[cid] = hist
-    return out
