@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 HEALTH_SCHEDULE = "kafka_health_check_schedule"
 LAG_SENSOR = "consumer_lag_sensor"
+HEALTH_INCIDENT_SENSOR = "kafka_health_incident_sensor"
 EVERY_MINUTE = "* * * * *"
 SENSOR_INTERVAL_S = "5"
 
@@ -45,6 +46,7 @@ def daemon_setup(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory)
             "ECAP_SCHEDULES_DEFAULT": "running",
             "ECAP_SENSORS_DEFAULT": "running",
             "ECAP_LAG_SENSOR_INTERVAL": SENSOR_INTERVAL_S,
+            "ECAP_INCIDENT_SENSOR_INTERVAL": SENSOR_INTERVAL_S,
             "ECAP_HEALTH_CRON": EVERY_MINUTE,
         },
     )
@@ -168,6 +170,28 @@ def test_health_schedule_tick_launches_a_successful_run(daemon_setup: dict):
     outputs = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_OUTPUT)
     metadata = [e.dagster_event.step_output_data.metadata for e in outputs]
     assert metadata and metadata[0]["status"].value in ("OK", "WARN", "CRIT"), metadata
+
+    # The health incident sensor ticks after the run (it notifies the run's incident
+    # events, if any, through notify_kafka_health) and none of its ticks failed.
+    from dagster._core.scheduler.instigation import TickStatus
+
+    ended = instance.get_run_record_by_id(run.run_id).end_time or 0.0
+
+    def incident_ticks():
+        proc.ensure_alive()
+        ticks = _ticks(instance, HEALTH_INCIDENT_SENSOR)
+        return ticks if any(t.timestamp > ended for t in ticks) else None
+
+    ticks = wait_for(
+        f"a {HEALTH_INCIDENT_SENSOR} tick after the health run",
+        incident_ticks,
+        60,
+        interval=2,
+        on_timeout=proc.log_tail,
+    )
+    assert not [t for t in ticks if t.status == TickStatus.FAILURE], [
+        t.error for t in ticks if t.status == TickStatus.FAILURE
+    ]
 
 
 def test_lag_sensor_ticks_record_lag_observations(daemon_setup: dict):
