@@ -65,17 +65,12 @@ def _idle_duration(ctx, param, value):
     """--idle: a duration such as 7d, 12h or 2s (the catalog's units)."""
     if value is None:
         return None
-    from ecap_ops.catalog.units import parse_duration_ms
+    from ecap_ops.services.cleanup import idle_window_ms
 
     try:
-        ms = parse_duration_ms(value)
+        return idle_window_ms(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)[:200]) from None
-    if ms < 0:
-        raise click.BadParameter(
-            "an infinite idle window would never confirm a topic idle; give a duration such as 7d"
-        )
-    return ms
 
 
 @main.command("cleanup-test-topics")
@@ -152,7 +147,7 @@ def cleanup_test_topics_cmd(
     """
     from pathlib import Path
 
-    from ecap_ops.core.cleanup import DEFAULT_PATTERNS, INVISIBLE_READERS, CleanupRules
+    from ecap_ops.core.cleanup import DEFAULT_PATTERNS, CleanupRules
     from ecap_ops.services.cleanup import cleanup_test_topics, protected_from_env
 
     if idle_days is not None and idle_ms is not None:
@@ -179,65 +174,58 @@ def cleanup_test_topics_cmd(
     if output == "json":
         emit_json(result.to_dict())
     else:
-        rows = []
-        for d in result.decisions:
-            action = {
-                "kept": "keep",
-                "active": "keep (active)",
-                "candidate": "candidate",
-                "idle": "DELETE" if d.delete else "idle (over budget)",
-            }.get(d.status, d.status)
-            if d.topic in result.deleted:
-                action = "DELETED"
-            elif d.topic in result.skipped:
-                action = "kept at last check"
-            elif d.topic in result.failed:
-                action = "FAILED"
-            ev = d.evidence
-            rows.append(
-                [
-                    d.topic,
-                    action,
-                    ev.get("unchanged_for") or "-",
-                    ev.get("newest_record_timestamp") or "-",
-                    ev.get("size") or "-",
-                    len(ev.get("groups") or []),
-                    "; ".join(d.reasons),
-                ]
-            )
-        click.echo(
-            render_table(
-                [
-                    "TOPIC",
-                    "ACTION",
-                    "UNCHANGED FOR",
-                    "NEWEST RECORD TS (producer-set)",
-                    "SIZE",
-                    "GROUPS",
-                    "REASONS",
-                ],
-                rows,
-            )
-            if rows
-            else "No topic matches the patterns."
-        )
-        for topic, why in sorted(result.skipped.items()):
-            click.echo(f"kept {topic}: {why}")
-        for topic, why in sorted(result.failed.items()):
-            click.echo(f"FAILED {topic}: {why}", err=True)
-        click.echo(
-            "Idle means: end offsets unchanged across this job's observations spanning the "
-            "window (history in " + str(result.state_file) + "); record timestamps are set by "
-            "producers and shown only."
-        )
-        click.echo("Note: " + INVISIBLE_READERS)
-        if result.dry_run:
-            click.echo(
-                f"Dry run: {len(result.to_delete)} topic(s) would be deleted; --execute deletes them."
-            )
-        else:
-            click.echo(
-                f"Deleted {len(result.deleted)} topic(s); snapshots in {', '.join(sorted(set(str(Path(p).parent) for p in result.snapshots.values()))) or '-'}."
-            )
+        _print_cleanup(result)
     if not result.ok:
         sys.exit(1)
+
+
+def _print_cleanup(result) -> None:
+    """The cleanup's decisions as a table, then what was kept, what failed and what it means."""
+    from pathlib import Path
+
+    from ecap_ops.core.cleanup import INVISIBLE_READERS
+
+    rows = []
+    for d in result.decisions:
+        action = result.action(d)
+        ev = d.evidence
+        rows.append(
+            [
+                d.topic,
+                action.upper() if action in ("delete", "deleted") else action,
+                ev.get("unchanged_for") or "-",
+                ev.get("newest_record_timestamp") or "-",
+                ev.get("size") or "-",
+                len(ev.get("groups") or []),
+                "; ".join(d.reasons),
+            ]
+        )
+    headers = [
+        "TOPIC",
+        "ACTION",
+        "UNCHANGED FOR",
+        "NEWEST RECORD TS (producer-set)",
+        "SIZE",
+        "GROUPS",
+        "REASONS",
+    ]
+    click.echo(render_table(headers, rows) if rows else "No topic matches the patterns.")
+    for topic, why in sorted(result.skipped.items()):
+        click.echo(f"kept {topic}: {why}")
+    for topic, why in sorted(result.failed.items()):
+        click.echo(f"FAILED {topic}: {why}", err=True)
+    click.echo(
+        "Idle means: end offsets unchanged across this job's observations spanning the "
+        "window (history in " + str(result.state_file) + "); record timestamps are set by "
+        "producers and shown only."
+    )
+    click.echo("Note: " + INVISIBLE_READERS)
+    if result.dry_run:
+        click.echo(
+            f"Dry run: {len(result.to_delete)} topic(s) would be deleted; --execute deletes them."
+        )
+    else:
+        dirs = sorted(set(str(Path(p).parent) for p in result.snapshots.values()))
+        click.echo(
+            f"Deleted {len(result.deleted)} topic(s); snapshots in {', '.join(dirs) or '-'}."
+        )

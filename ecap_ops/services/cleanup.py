@@ -8,63 +8,75 @@ observation history is one small JSON file shared by the CLI and the Dagster job
 atomically with mode 0600, holding per topic only the first and the latest observation since
 it last moved, and nothing of topics that no longer exist. A file that cannot be read is
 reported and replaced by a fresh history: that only delays deletions, it never causes one.
+Reading, writing and locking that file is `services/cleanup_state.py` (re-exported here).
 
 Dry runs record observations too (the daily job builds the history even while it deletes
 nothing). Only with `execute` are confirmed-idle topics deleted, all in `_delete_confirmed`:
 a last look at their offsets and topic ids, a snapshot of each, then the delete.
 """
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
-import stat
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecap_ops.catalog.model import Catalog
+from ecap_ops.catalog.units import parse_duration_ms
 from ecap_ops.core.cleanup import (
+    ACTIVE,
+    CANDIDATE,
+    IDLE,
     INVISIBLE_READERS,
+    KEPT,
     CleanupRules,
     Decision,
     GroupEvidence,
     TopicEvidence,
-    TopicHistory,
-    history_from_json,
     history_to_json,
     judge,
     matching_pattern,
     merge_history,
 )
-from ecap_ops.core.integrity import loads_bounded
 from ecap_ops.core.state import CANARY_TOPIC, is_internal_topic
 from ecap_ops.errors import ConfigError, EcapOpsError
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.activity import log_dirs, record_timestamps, topic_sizes
-from ecap_ops.services.groups import group_summaries
+from ecap_ops.services.cleanup_state import (  # re-exported: callers import them from here
+    LOCK_WAIT_S,
+    MAX_STATE_BYTES,
+    STATE_FILE,
+    _history_lock,
+    load_history,
+    save_history,
+    state_path,
+)
+from ecap_ops.services.groups import GroupSummary, group_summaries
 from ecap_ops.settings import snapshot_dir as settings_snapshot_dir
-from ecap_ops.settings import state_dir
+
+__all__ = [
+    "LOCK_WAIT_S",
+    "MAX_STATE_BYTES",
+    "STATE_FILE",
+    "CleanupResult",
+    "cleanup_test_topics",
+    "gather_evidence",
+    "idle_window_ms",
+    "load_history",
+    "protected_from_env",
+    "save_history",
+    "snapshot_dir",
+    "state_path",
+    "write_snapshot",
+]
 
 log = logging.getLogger(__name__)
-
-STATE_FILE = "cleanup-observations.json"
-MAX_STATE_BYTES = 32 * 1024 * 1024
-LOCK_WAIT_S = 60.0
 
 
 def snapshot_dir() -> Path:
     """Where cleanup's evidence records go: <the snapshot directory>/cleanup."""
     return settings_snapshot_dir() / "cleanup"
-
-
-def state_path(env: dict[str, str] | None = None) -> Path:
-    """The observation history: <ECAP_STATE_DIR, else DAGSTER_HOME/state or
-    ~/.ecap-ops/state>/cleanup-observations.json."""
-    return state_dir(env) / STATE_FILE
 
 
 def protected_from_env() -> frozenset[str]:
@@ -73,105 +85,18 @@ def protected_from_env() -> frozenset[str]:
     return frozenset(n.strip() for n in raw.split(",") if n.strip())
 
 
-# -- the observation history on disk -----------------------------------------------------
+_ACTIONS = {KEPT: "keep", ACTIVE: "keep (active)", CANDIDATE: "candidate"}
 
 
-def _fresh(path: Path, why: str) -> str:
-    return (
-        f"the cleanup observation history {path} could not be used ({why}); starting a fresh "
-        "history: every matching topic is a candidate again, and none is deleted until this "
-        "job has observed it idle for the whole window"
-    )
-
-
-def load_history(path: Path) -> tuple[dict[str, dict[str, TopicHistory]], str | None]:
-    """Cluster id -> topic -> history, and a warning when the file was unusable (then the
-    history is empty). Never raises: a broken or hostile file only restarts the history."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        return {}, None
-    except OSError as exc:
-        return {}, _fresh(path, f"cannot open it: {exc.strerror or exc}")
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return {}, _fresh(path, "not a regular file")
-        chunks, size = [], 0
-        while size <= MAX_STATE_BYTES:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        data = b"".join(chunks)
-    except OSError as exc:
-        return {}, _fresh(path, f"cannot read it: {exc.strerror or exc}")
-    finally:
-        os.close(fd)
-    try:
-        doc = loads_bounded(data, str(path), ConfigError, MAX_STATE_BYTES)
-        return history_from_json(doc), None
-    except EcapOpsError as exc:
-        return {}, _fresh(path, str(exc).removeprefix(f"{path}: "))
-    except (ValueError, TypeError, RecursionError) as exc:
-        return {}, _fresh(path, str(exc)[:300])
-
-
-def save_history(path: Path, doc: dict) -> None:
-    """Atomically replace the file (mode 0600, in a 0700 directory if it creates one)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, separators=(",", ":"), sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
-@contextlib.contextmanager
-def _history_lock(path: Path, warnings: list[str], wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
-    """One cleanup at a time per history file (CLI and Dagster job alike), waiting at most
-    `wait_s`. Without a writable state directory the run goes on unlocked, and says so."""
-    lock = path.with_name(path.name + ".lock")
-    try:
-        lock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-    except OSError as exc:
-        warnings.append(
-            f"cannot create the lock {lock} ({exc.strerror or exc}): this run is not protected "
-            "from another cleanup running at the same time"
+def idle_window_ms(text: str) -> int:
+    """An idle window given as a duration (7d, 12h, 30m, 2s: the catalog's units), for the
+    CLI's --idle and the job's `idle`; ValueError saying why it is not one."""
+    ms = parse_duration_ms(text)
+    if ms < 0:
+        raise ValueError(
+            "an infinite idle window would never confirm a topic idle; give a duration such as 7d"
         )
-        yield
-        return
-    try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise ConfigError(
-                        f"another test-topic cleanup holds {lock} (waited {wait_s:g} s); "
-                        "run again when it has finished"
-                    ) from None
-                time.sleep(0.2)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+    return ms
 
 
 @dataclass
@@ -194,6 +119,20 @@ class CleanupResult:
     @property
     def to_delete(self) -> list[Decision]:
         return [d for d in self.decisions if d.delete]
+
+    def action(self, d: Decision) -> str:
+        """What this run does or did with the topic of `d`, for the CLI's table and the
+        Dagster job's alike: keep, keep (active), candidate, delete, idle (over budget),
+        deleted, kept at last check (it moved after its evidence was read) or FAILED."""
+        if d.topic in self.deleted:
+            return "deleted"
+        if d.topic in self.skipped:
+            return "kept at last check"
+        if d.topic in self.failed:
+            return "FAILED"
+        if d.status == IDLE:
+            return "delete" if d.delete else "idle (over budget)"
+        return _ACTIONS.get(d.status, d.status)
 
     def to_dict(self) -> dict:
         return {
@@ -259,21 +198,6 @@ def gather_evidence(
             and [p["partition_index"] for p in parts] == list(range(len(parts)))
             and all(isinstance(o, int) and o >= 0 for o in s_off + e_off)
         )
-        groups = []
-        for s in summaries:
-            info = s.info
-            committed = {p: o for (t, p), o in (info.committed if info else {}).items() if t == n}
-            members = (
-                sum(1 for m in (info.members or ()) if n in m.assignment or n in m.subscription)
-                if info
-                else 0
-            )
-            if committed or members:
-                lag = next((t.lag for t in s.topics if t.topic == n), None)
-                described = info is not None and info.members is not None
-                groups.append(
-                    GroupEvidence(s.group_id, s.state, members, committed, lag, described)
-                )
         spec = catalog.get(n)
         tid = meta[n].get("topic_id")
         evidence.append(
@@ -289,13 +213,31 @@ def gather_evidence(
                 records=sum(e - s for s, e in zip(s_off, e_off, strict=True)) if complete else None,
                 newest_record_ms=max((t for t in newest if t is not None), default=None),
                 offline_partitions=offline,
-                groups=tuple(groups),
+                groups=_groups_on(n, summaries),
                 topic_id=str(tid) if tid else None,
                 end_offsets=tuple(e_off) if complete else None,
                 start_offsets=tuple(s_off) if complete else None,
             )
         )
     return evidence, {n: meta[n] for n in names}, set(meta)
+
+
+def _groups_on(topic: str, summaries: list[GroupSummary]) -> tuple[GroupEvidence, ...]:
+    """The groups with a committed offset or a member on `topic`."""
+    groups = []
+    for s in summaries:
+        info = s.info
+        committed = {p: o for (t, p), o in (info.committed if info else {}).items() if t == topic}
+        members = (
+            sum(1 for m in (info.members or ()) if topic in m.assignment or topic in m.subscription)
+            if info
+            else 0
+        )
+        if committed or members:
+            lag = next((t.lag for t in s.topics if t.topic == topic), None)
+            described = info is not None and info.members is not None
+            groups.append(GroupEvidence(s.group_id, s.state, members, committed, lag, described))
+    return tuple(groups)
 
 
 def write_snapshot(
