@@ -7,7 +7,6 @@ instance; the database password, read from the environment, must not show in wha
 instance prints.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -18,8 +17,10 @@ import dagster as dg
 import pytest
 
 from ecap_ops.core.health import CRIT
+from ecap_ops.core.incidents import to_alert
 from ecap_ops_tests.helpers import health_job, prod_catalog_named
 from ecap_ops_tests.postgres import local_postgres
+from ecap_ops_tests.test_health import incident_events
 
 pytestmark = pytest.mark.kafka
 
@@ -71,18 +72,21 @@ def test_deployment_instance_stores_runs_and_the_health_incident_in_postgres(
             assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
             result = job.execute_in_process(run_config=run_config, instance=instance)
             assert result.success
-            return result.output_for_node("kafka_health_report")
+            return result
 
+    events = []
     for _ in range(2):
-        out = run_once()
+        result = run_once()
+        out = result.output_for_node("kafka_health_report")
         assert out["status"] == CRIT, out["findings"]
+        events.append(incident_events(result))
 
     # Opened once: the second run read the incident back from PostgreSQL.
-    alerts = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    assert [a["fields"]["event"] for a in alerts] == ["open"], alerts
+    alerts = [[to_alert(e) for e in run] for run in events]
+    assert [[a.fields["event"] for a in run] for run in alerts] == [["open"], []], alerts
     with dg.DagsterInstance.from_config(str(deployment_home)) as instance:
         state, why = health.read_incident_state(instance)
-        assert why is None and state["incident"]["id"] == alerts[0]["key"]
+        assert why is None and state["incident"]["id"] == alerts[0][0].key
         runs = instance.get_runs(dg.RunsFilter(job_name="kafka_health_check"))
         assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * 2
         # The deployment's run queue and launcher come from the same file.

@@ -61,11 +61,13 @@ def check_brokers(obs: HealthObservation, th: HealthThresholds) -> Checked:
     else:
         named = {r for t in cluster.topics.values() for p in t.partitions for r in p.replicas}
         missing = sorted((named - set(live)) | set(obs.fenced_brokers))
+        items: tuple[str, ...] = ()
         if missing:
             sev, text = (
                 WARN,
                 f"broker(s) {_ids(missing)} hold replicas but are not registered (stopped or fenced); live: {_ids(live)}",
             )
+            items = tuple(f"broker {b}" for b in missing)
         elif is_prod(obs.env) and len(live) < 3:
             sev, text = (
                 WARN,
@@ -73,7 +75,7 @@ def check_brokers(obs: HealthObservation, th: HealthThresholds) -> Checked:
             )
         else:
             sev, text = OK, f"{len(live)} broker(s) registered: {_ids(live)}"
-        found = [Finding("brokers", sev, "cluster", text)]
+        found = [Finding("brokers", sev, "cluster", text, items=items)]
     if cluster.controller_id is None:
         found.append(Finding("brokers", WARN, "cluster", "the cluster reports no controller"))
     return Checked(found, {"brokers": len(live)})
@@ -169,7 +171,7 @@ def single_replica_findings(cluster: ClusterState, env: str) -> list[Finding]:
         return []
     shown = ", ".join(rf1[:10]) + (f" and {len(rf1) - 10} more" if len(rf1) > 10 else "")
     text = f"{len(rf1)} topic(s) with a single replica lose data with one disk: {shown}"
-    return [Finding("partitions", WARN, "replication 1", text)]
+    return [Finding("partitions", WARN, "replication 1", text, items=tuple(rf1))]
 
 
 def check_partitions(obs: HealthObservation, th: HealthThresholds) -> Checked:
@@ -193,10 +195,14 @@ def check_catalog(obs: HealthObservation, th: HealthThresholds) -> Checked:
     found = []
     if obs.catalog_missing:
         text = f"catalog topic(s) missing: {', '.join(obs.catalog_missing)} (run `ecap-ops create-topics`)"
-        found.append(Finding("catalog", missing_topic_severity(obs.env), "catalog", text))
+        missing = tuple(f"missing {t}" for t in obs.catalog_missing)
+        found.append(
+            Finding("catalog", missing_topic_severity(obs.env), "catalog", text, items=missing)
+        )
     if obs.catalog_drift:
         text = "differs from the catalog: " + "; ".join(obs.catalog_drift)
-        found.append(Finding("catalog", DRIFT_SEVERITY, "catalog", text))
+        drift = tuple(f"drift {d}" for d in obs.catalog_drift)
+        found.append(Finding("catalog", DRIFT_SEVERITY, "catalog", text, items=drift))
     if not found:
         found.append(Finding("catalog", OK, "catalog", "every catalog topic exists and matches"))
     return Checked(found, {})
