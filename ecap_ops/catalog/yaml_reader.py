@@ -159,16 +159,15 @@ class _CatalogYaml(yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
         finally:
             self._depth -= 1
 
+    def _start(self, kind: type) -> Any:
+        """An empty node of `kind` (SequenceNode, MappingNode) from its start event."""
+        start = self._parser.get_event()
+        resolved = self.resolve(kind, None, start.implicit)
+        return kind(resolved, [], start.start_mark, None, flow_style=start.flow_style)
+
     def _sequence(self) -> yaml.SequenceNode:
         p = self._parser
-        start = p.get_event()
-        node = yaml.SequenceNode(
-            self.resolve(yaml.SequenceNode, None, start.implicit),
-            [],
-            start.start_mark,
-            None,
-            flow_style=start.flow_style,
-        )
+        node = self._start(yaml.SequenceNode)
         index = 0
         while not p.check_event(yaml.SequenceEndEvent):
             self._path.append(index)
@@ -180,14 +179,7 @@ class _CatalogYaml(yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
 
     def _mapping(self) -> yaml.MappingNode:
         p = self._parser
-        start = p.get_event()
-        node = yaml.MappingNode(
-            self.resolve(yaml.MappingNode, None, start.implicit),
-            [],
-            start.start_mark,
-            None,
-            flow_style=start.flow_style,
-        )
+        node = self._start(yaml.MappingNode)
         seen: dict[str, int] = {}
         while not p.check_event(yaml.MappingEndEvent):
             key = self._node()
