@@ -206,9 +206,7 @@ def gather_evidence(
                 internal=is_internal_topic(n, meta[n].get("is_internal")),
                 in_catalog=spec is not None and spec.name == n,
                 partitions=len(parts),
-                replication_factor=max(
-                    (len(p.get("replica_nodes") or []) for p in parts), default=0
-                ),
+                replication_factor=_replication_factor(parts),
                 bytes_on_disk=sizes.get(n, 0),
                 records=sum(e - s for s, e in zip(s_off, e_off, strict=True)) if complete else None,
                 newest_record_ms=max((t for t in newest if t is not None), default=None),
@@ -220,6 +218,11 @@ def gather_evidence(
             )
         )
     return evidence, {n: meta[n] for n in names}, set(meta)
+
+
+def _replication_factor(partitions: list[dict]) -> int:
+    """A topic's replication factor as its widest replica list says (0 with no partition)."""
+    return max((len(p.get("replica_nodes") or []) for p in partitions), default=0)
 
 
 def _groups_on(topic: str, summaries: list[GroupSummary]) -> tuple[GroupEvidence, ...]:
@@ -267,9 +270,7 @@ def write_snapshot(
             }
             for p in sorted(topic_meta["partitions"], key=lambda p: p["partition_index"])
         ],
-        "replication_factor": max(
-            (len(p.get("replica_nodes") or []) for p in topic_meta["partitions"]), default=0
-        ),
+        "replication_factor": _replication_factor(topic_meta["partitions"]),
         "overrides": overrides,
         "groups": decision.evidence.get("groups", []),
         "evidence": decision.evidence,
