@@ -54,21 +54,19 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
     def cleanup_idle_test_topics(
         context: dg.OpExecutionContext, config: CleanupTestTopicsConfig, kafka: KafkaResource
     ):
-        from ecap_ops.catalog.units import parse_duration_ms
         from ecap_ops.core.cleanup import INVISIBLE_READERS, CleanupRules
-        from ecap_ops.services.cleanup import cleanup_test_topics, protected_from_env
+        from ecap_ops.services.cleanup import (
+            cleanup_test_topics,
+            idle_window_ms,
+            protected_from_env,
+        )
 
         idle_ms = None
         if config.idle is not None:
             try:
-                idle_ms = parse_duration_ms(config.idle)
+                idle_ms = idle_window_ms(config.idle)
             except ValueError as exc:
                 raise dg.Failure(description=f"config idle: {str(exc)[:200]}") from None
-            if idle_ms < 0:
-                raise dg.Failure(
-                    description="config idle: an infinite idle window would never confirm a topic idle; "
-                    "give a duration such as 7d"
-                )
         rules = CleanupRules(
             patterns=tuple(config.patterns),
             idle_days=config.idle_days,
@@ -83,18 +81,7 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
             context.log.warning(w)
         rows = []
         for d in result.decisions:
-            action = {
-                "kept": "keep",
-                "active": "keep (active)",
-                "candidate": "candidate",
-                "idle": "delete" if d.delete else "idle (over budget)",
-            }.get(d.status, d.status)
-            if d.topic in result.deleted:
-                action = "deleted"
-            elif d.topic in result.skipped:
-                action = "kept at last check"
-            elif d.topic in result.failed:
-                action = "FAILED"
+            action = result.action(d)
             ev = d.evidence
             groups = (
                 ", ".join(
