@@ -116,7 +116,7 @@ def test_snapshot_delete_dry_run_restore_and_verify(kafka_settings, tmp_path, un
         gw.require(gw.delete_topics(catalog.names()), "deleting")
         assert gw.call("deleting the group", lambda a: a.delete_groups([group]))[group] == "OK"
         deadline = time.monotonic() + 30
-        while gw.describe_topics(catalog.names()) and time.monotonic() < deadline:
+        while gw.topics(catalog.names()) and time.monotonic() < deadline:
             time.sleep(0.3)
         before = sorted(gw.list_topic_names())
 
@@ -185,7 +185,7 @@ def test_partition_conflict_is_reported_and_left_alone(kafka_settings, tmp_path,
         snap = dr.take_snapshot(gw, catalog, output=tmp_path / "s.json").snapshot
         gw.require(gw.delete_topics([unique_name]), "deleting")
         deadline = time.monotonic() + 30
-        while gw.describe_topics([unique_name]) and time.monotonic() < deadline:
+        while gw.topics([unique_name]) and time.monotonic() < deadline:
             time.sleep(0.3)
         gw.require(
             gw.create_topics(
@@ -220,7 +220,7 @@ def test_damaged_snapshots_are_refused_and_change_nothing(
         good = dr.take_snapshot(gw, catalog, output=tmp_path / "good.json")
         gw.require(gw.delete_topics([unique_name]), "deleting")
         deadline = time.monotonic() + 30
-        while gw.describe_topics([unique_name]) and time.monotonic() < deadline:
+        while gw.topics([unique_name]) and time.monotonic() < deadline:
             time.sleep(0.3)
         before = gw.list_topic_names()
     text = good.path.read_text()

@@ -11,6 +11,10 @@ CANARY_TOPIC = "ecap-ops-canary"
 # Kafka reserves names starting with "__" for its own topics (__consumer_offsets,
 # __transaction_state, __share_group_state, __cluster_metadata, ...).
 INTERNAL_PREFIX = "__"
+# Where a config's value comes from when a topic-level override sets it (Kafka's name for
+# the source); DEFAULT_CONFIG is Kafka's own default.
+TOPIC_OVERRIDE_SOURCE = "DYNAMIC_TOPIC_CONFIG"
+DEFAULT_SOURCE = "DEFAULT_CONFIG"
 
 
 def is_internal_topic(name: str, flagged: bool | None = False) -> bool:
@@ -62,6 +66,27 @@ class TopicState:
 
     def effective(self, key: str) -> str | None:
         return self.overrides.get(key, self.defaults.get(key))
+
+
+@dataclass(frozen=True)
+class ConfigValue:
+    """One config of a topic as the broker reports it: its value (None when the broker
+    hides it, e.g. a sensitive one) and where it comes from (Kafka's name for the source:
+    DYNAMIC_TOPIC_CONFIG, DYNAMIC_BROKER_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG, ...;
+    None if the broker did not say)."""
+
+    value: str | None
+    source: str | None = None
+
+    @property
+    def is_default(self) -> bool:
+        """Kafka's own default (or a source the broker did not name): nothing set it."""
+        return self.source in (DEFAULT_SOURCE, None)
+
+    @property
+    def is_override(self) -> bool:
+        """Set on the topic itself (a topic-level override)."""
+        return self.source == TOPIC_OVERRIDE_SOURCE
 
 
 @dataclass(frozen=True)

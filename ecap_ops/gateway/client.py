@@ -10,11 +10,14 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from ecap_ops.core.state import (
+    TOPIC_OVERRIDE_SOURCE,
     BrokerInfo,
     ClusterState,
+    ConfigValue,
     PartitionState,
     TopicState,
     is_internal_topic,
@@ -25,7 +28,6 @@ from ecap_ops.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
-TOPIC_OVERRIDE_SOURCE = "DYNAMIC_TOPIC_CONFIG"
 _UNIT_MS = {".ms": 1, ".minutes": 60_000, ".hours": 3_600_000}
 
 
@@ -46,6 +48,32 @@ def _fallback_value(key: str, synonyms: list[dict]) -> str | None:
                     return value
         return value
     return None
+
+
+def _topic_state(name: str, meta: dict) -> TopicState:
+    """kafka-python's metadata of one topic as the core's `TopicState` (no configs, no
+    offsets): the one place its partition keys are read."""
+    partitions = tuple(
+        sorted(
+            (
+                PartitionState(
+                    partition=p["partition_index"],
+                    leader=p["leader_id"] if p.get("leader_id", -1) >= 0 else None,
+                    replicas=tuple(p.get("replica_nodes") or ()),
+                    isr=tuple(p.get("isr_nodes") or ()),
+                    offline_replicas=tuple(p.get("offline_replicas") or ()),
+                )
+                for p in meta["partitions"]
+            ),
+            key=lambda p: p.partition,
+        )
+    )
+    return TopicState(
+        name=name,
+        partitions=partitions,
+        internal=is_internal_topic(name, meta.get("is_internal")),
+        topic_id=str(meta.get("topic_id")) if meta.get("topic_id") else None,
+    )
 
 
 class KafkaGateway:
@@ -133,8 +161,9 @@ class KafkaGateway:
             if include_internal or not is_internal_topic(t["name"], t.get("is_internal"))
         )
 
-    def describe_topics(self, names: Iterable[str] | None = None) -> dict[str, dict]:
-        """Metadata of topics (all when `names` is None) in one request; missing ones are left out."""
+    def _describe_topics(self, names: Iterable[str] | None = None) -> dict[str, dict]:
+        """kafka-python's metadata of topics (all when `names` is None) in one request;
+        missing ones are left out. Gateway-internal: outside the gateway, `topics`."""
         names = None if names is None else sorted(set(names))
         if names == []:
             return {}
@@ -145,6 +174,14 @@ class KafkaGateway:
                 continue  # UNKNOWN_TOPIC_OR_PARTITION for a topic that does not exist
             out[t["name"]] = t
         return out
+
+    def topics(self, names: Iterable[str] | None = None) -> dict[str, TopicState]:
+        """The topics that exist (all when `names` is None) with their partitions, leaders,
+        replicas, ISR, id and whether they are internal; one Metadata request. Without
+        overrides or offsets (`read_cluster_state` adds those)."""
+        return {
+            name: _topic_state(name, meta) for name, meta in self._describe_topics(names).items()
+        }
 
     def topic_overrides(
         self, names: Iterable[str]
@@ -177,8 +214,9 @@ class KafkaGateway:
             out[name] = (overrides, defaults)
         return out
 
-    def all_topic_configs(self, names: Iterable[str]) -> dict[str, dict[str, dict]]:
-        """Every config of each topic with its source (for describe-topic and audits)."""
+    def all_topic_configs(self, names: Iterable[str]) -> dict[str, dict[str, ConfigValue]]:
+        """Every config of each topic with its source (for describe-topic and audits); one
+        DescribeConfigs request whatever the number of topics."""
         from kafka.admin import ConfigResource, ConfigResourceType
 
         names = sorted(set(names))
@@ -188,7 +226,15 @@ class KafkaGateway:
         raw = self.call(
             "reading topic configs", lambda a: a.describe_configs(resources, config_filter="all")
         )
-        return {n: e for n, e in (raw.get("topic") or {}).items() if isinstance(e, dict)}
+        return {
+            n: {
+                key: ConfigValue(e.get("value"), e.get("config_source"))
+                for key, e in entries.items()
+                if isinstance(e, dict)
+            }
+            for n, entries in (raw.get("topic") or {}).items()
+            if isinstance(entries, dict)
+        }
 
     def offsets(
         self,
@@ -238,53 +284,30 @@ class KafkaGateway:
         partitions, overrides and whether they hold data. A fixed number of requests,
         whatever the number of topics."""
         cluster_id, controller, brokers = self.brokers()
-        all_meta = self.describe_topics(None)
-        wanted = set(all_meta) if names is None else set(names) & set(all_meta)
+        all_topics = self.topics(None)
+        wanted = set(all_topics) if names is None else set(names) & set(all_topics)
         overrides = self.topic_overrides(wanted)
         ranges: dict[tuple[str, int], tuple[int, int]] = {}
         if with_data and wanted:
             parts = [
-                (n, p["partition_index"])
+                (n, p.partition)
                 for n in wanted
-                for p in all_meta[n]["partitions"]
-                if p.get("leader_id", -1) >= 0
+                for p in all_topics[n].partitions
+                if p.leader is not None
             ]
             ranges = self.offset_ranges(parts)
         topics = {}
-        for name, meta in all_meta.items():
-            partitions = tuple(
-                sorted(
-                    (
-                        PartitionState(
-                            partition=p["partition_index"],
-                            leader=p["leader_id"] if p.get("leader_id", -1) >= 0 else None,
-                            replicas=tuple(p.get("replica_nodes") or ()),
-                            isr=tuple(p.get("isr_nodes") or ()),
-                            offline_replicas=tuple(p.get("offline_replicas") or ()),
-                        )
-                        for p in meta["partitions"]
-                    ),
-                    key=lambda p: p.partition,
-                )
-            )
+        for name, topic in all_topics.items():
             ov, defaults = overrides.get(name, ({}, {}))
             has_data = None
             if name in wanted and with_data:
-                spans = [ranges.get((name, p.partition)) for p in partitions]
+                spans = [ranges.get((name, p.partition)) for p in topic.partitions]
                 has_data = (
                     any(s and s[1] > s[0] for s in spans)
                     if all(spans)
                     else (True if any(s and s[1] > s[0] for s in spans) else None)
                 )
-            topics[name] = TopicState(
-                name=name,
-                partitions=partitions,
-                overrides=ov,
-                defaults=defaults,
-                internal=is_internal_topic(name, meta.get("is_internal")),
-                topic_id=str(meta.get("topic_id")) if meta.get("topic_id") else None,
-                has_data=has_data,
-            )
+            topics[name] = replace(topic, overrides=ov, defaults=defaults, has_data=has_data)
         return ClusterState(
             cluster_id=cluster_id, controller_id=controller, brokers=brokers, topics=topics
         )

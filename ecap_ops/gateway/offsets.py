@@ -16,7 +16,7 @@ def partition_offsets(
     left out."""
     partitions = list(partitions)
     tx = set(transactional)
-    live = set(gw.describe_topics({t for t, _ in partitions}))
+    live = set(gw.topics({t for t, _ in partitions}))
     tps = sorted({tp for tp in partitions if tp[0] in live})
     if not tps:
         return {}

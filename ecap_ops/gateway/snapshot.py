@@ -36,13 +36,13 @@ class SnapshotInputs:
 
 def read_topics(gw: KafkaGateway) -> tuple[list[dict], bool, list[str]]:
     """Every non-internal topic with partitions, replica assignment, overrides and id."""
-    meta = gw.describe_topics(None)
-    names = sorted(n for n, m in meta.items() if not is_internal_topic(n, m.get("is_internal")))
+    live = gw.topics(None)
+    names = sorted(n for n, t in live.items() if not is_internal_topic(n, t.internal))
     overrides = gw.topic_overrides(names)
     topics, missing = [], []
     for name in names:
-        parts = sorted(meta[name]["partitions"], key=lambda p: p["partition_index"])
-        assignment = [list(p.get("replica_nodes") or ()) for p in parts]
+        parts = live[name].partitions
+        assignment = [list(p.replicas) for p in parts]
         ov = overrides.get(name)
         if ov is None:
             missing.append(name)
@@ -53,7 +53,7 @@ def read_topics(gw: KafkaGateway) -> tuple[list[dict], bool, list[str]]:
                 max((len(a) for a in assignment), default=0),
                 assignment,
                 None if ov is None else ov[0],
-                str(meta[name]["topic_id"]) if meta[name].get("topic_id") else None,
+                live[name].topic_id,
             )
         )
     notes = (

@@ -39,7 +39,7 @@ from ecap_ops.core.cleanup import (
     matching_pattern,
     merge_history,
 )
-from ecap_ops.core.state import CANARY_TOPIC, is_internal_topic
+from ecap_ops.core.state import CANARY_TOPIC, TopicState, is_internal_topic
 from ecap_ops.errors import ConfigError, EcapOpsError
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.activity import log_dirs, record_timestamps, topic_sizes
@@ -155,22 +155,17 @@ class CleanupResult:
 
 def gather_evidence(
     gw: KafkaGateway, catalog: Catalog, rules: CleanupRules, brokers=None
-) -> tuple[list[TopicEvidence], dict[str, dict], set[str]]:
+) -> tuple[list[TopicEvidence], dict[str, TopicState], set[str]]:
     """Evidence for every topic matching a pattern: per-partition offsets, topic id, size,
     groups (and the newest record timestamp, for the report only). Also returns each such
-    topic's raw metadata, for its snapshot, and the names of every topic that exists."""
+    topic's metadata, for its snapshot, and the names of every topic that exists."""
     if brokers is None:
         _cid, _controller, brokers = gw.brokers()
-    meta = gw.describe_topics(None)
+    meta = gw.topics(None)
     names = sorted(n for n in meta if matching_pattern(n, rules.patterns))
     if not names:
         return [], {}, set(meta)
-    led = [
-        (n, p["partition_index"])
-        for n in names
-        for p in meta[n]["partitions"]
-        if p.get("leader_id", -1) >= 0
-    ]
+    led = [(n, p.partition) for n in names for p in meta[n].partitions if p.leader is not None]
     starts = gw.offsets(led, "earliest")
     ends = gw.offsets(led, "latest")
     stamps = record_timestamps(gw, led)
@@ -178,7 +173,7 @@ def gather_evidence(
         log_dirs(
             gw,
             [b.node_id for b in brokers],
-            {n: [p["partition_index"] for p in meta[n]["partitions"]] for n in names},
+            {n: [p.partition for p in meta[n].partitions] for n in names},
         )
     )
     # The same lag as `lag` and `consumer-groups`: transactional topics end at their last
@@ -188,41 +183,35 @@ def gather_evidence(
     )
     evidence = []
     for n in names:
-        parts = sorted(meta[n]["partitions"], key=lambda p: p["partition_index"])
-        offline = sum(1 for p in parts if p.get("leader_id", -1) < 0)
-        newest = [stamps.get((n, p["partition_index"]), (None, None))[1] for p in parts]
-        s_off = [starts.get((n, p["partition_index"])) for p in parts]
-        e_off = [ends.get((n, p["partition_index"])) for p in parts]
+        parts = meta[n].partitions
+        offline = sum(1 for p in parts if p.leader is None)
+        newest = [stamps.get((n, p.partition), (None, None))[1] for p in parts]
+        s_off = [starts.get((n, p.partition)) for p in parts]
+        e_off = [ends.get((n, p.partition)) for p in parts]
         complete = (
             not offline
-            and [p["partition_index"] for p in parts] == list(range(len(parts)))
+            and [p.partition for p in parts] == list(range(len(parts)))
             and all(isinstance(o, int) and o >= 0 for o in s_off + e_off)
         )
         spec = catalog.get(n)
-        tid = meta[n].get("topic_id")
         evidence.append(
             TopicEvidence(
                 name=n,
-                internal=is_internal_topic(n, meta[n].get("is_internal")),
+                internal=is_internal_topic(n, meta[n].internal),
                 in_catalog=spec is not None and spec.name == n,
                 partitions=len(parts),
-                replication_factor=_replication_factor(parts),
+                replication_factor=meta[n].replication_factor,
                 bytes_on_disk=sizes.get(n, 0),
                 records=sum(e - s for s, e in zip(s_off, e_off, strict=True)) if complete else None,
                 newest_record_ms=max((t for t in newest if t is not None), default=None),
                 offline_partitions=offline,
                 groups=_groups_on(n, summaries),
-                topic_id=str(tid) if tid else None,
+                topic_id=meta[n].topic_id,
                 end_offsets=tuple(e_off) if complete else None,
                 start_offsets=tuple(s_off) if complete else None,
             )
         )
     return evidence, {n: meta[n] for n in names}, set(meta)
-
-
-def _replication_factor(partitions: list[dict]) -> int:
-    """A topic's replication factor as its widest replica list says (0 with no partition)."""
-    return max((len(p.get("replica_nodes") or []) for p in partitions), default=0)
 
 
 def _groups_on(topic: str, summaries: list[GroupSummary]) -> tuple[GroupEvidence, ...]:
@@ -246,31 +235,32 @@ def _groups_on(topic: str, summaries: list[GroupSummary]) -> tuple[GroupEvidence
 def write_snapshot(
     directory: Path,
     cluster_id: str,
-    topic_meta: dict,
+    topic: TopicState,
     overrides: dict[str, str],
     ranges: dict,
     decision: Decision,
 ) -> Path:
-    """One JSON file per topic, written atomically and synced before the topic is deleted."""
-    name = topic_meta["name"]
+    """One JSON file per topic, written atomically and synced before the topic is deleted.
+    An offline partition's leader is recorded as -1, as Kafka reports it."""
+    name = topic.name
     doc = {
         "format": "ecap-ops/cleanup-snapshot/v1",
         "taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cluster_id": cluster_id,
         "topic": name,
-        "topic_id": str(topic_meta.get("topic_id")) if topic_meta.get("topic_id") else None,
+        "topic_id": topic.topic_id,
         "partitions": [
             {
-                "partition": p["partition_index"],
-                "leader": p.get("leader_id"),
-                "replicas": list(p.get("replica_nodes") or []),
-                "isr": list(p.get("isr_nodes") or []),
-                "start_offset": ranges.get((name, p["partition_index"]), (None, None))[0],
-                "end_offset": ranges.get((name, p["partition_index"]), (None, None))[1],
+                "partition": p.partition,
+                "leader": p.leader if p.leader is not None else -1,
+                "replicas": list(p.replicas),
+                "isr": list(p.isr),
+                "start_offset": ranges.get((name, p.partition), (None, None))[0],
+                "end_offset": ranges.get((name, p.partition), (None, None))[1],
             }
-            for p in sorted(topic_meta["partitions"], key=lambda p: p["partition_index"])
+            for p in topic.partitions
         ],
-        "replication_factor": _replication_factor(topic_meta["partitions"]),
+        "replication_factor": topic.replication_factor,
         "overrides": overrides,
         "groups": decision.evidence.get("groups", []),
         "evidence": decision.evidence,
@@ -291,7 +281,7 @@ def _delete_confirmed(
     gw: KafkaGateway,
     catalog: Catalog,
     decisions: list[Decision],
-    metas: dict[str, dict],
+    metas: dict[str, TopicState],
     cluster_id: str,
     directory: Path,
     result: CleanupResult,
@@ -307,10 +297,8 @@ def _delete_confirmed(
     if not chosen:
         return
     names = [d.topic for d in chosen]
-    now_meta = gw.describe_topics(names)
-    parts = [
-        (n, p["partition_index"]) for n in names if n in now_meta for p in now_meta[n]["partitions"]
-    ]
+    now_meta = gw.topics(names)
+    parts = [(n, p.partition) for n in names if n in now_meta for p in now_meta[n].partitions]
     ends_now = gw.offsets(parts, "latest")
     overrides = gw.topic_overrides([n for n in names if n in now_meta])
     go = []
@@ -319,14 +307,13 @@ def _delete_confirmed(
         if cur is None:
             result.skipped[d.topic] = "no longer exists"
             continue
-        tid = str(cur.get("topic_id")) if cur.get("topic_id") else None
-        if tid != d.evidence.get("topic_id"):
+        if cur.topic_id != d.evidence.get("topic_id"):
             result.skipped[d.topic] = (
                 "re-created since the evidence was read (topic id changed); kept"
             )
             continue
         seen = d.evidence.get("end_offsets") or []
-        now = [ends_now.get((d.topic, i)) for i in range(len(cur["partitions"]))]
+        now = [ends_now.get((d.topic, i)) for i in range(cur.partition_count)]
         if now != seen:
             result.skipped[d.topic] = (
                 f"end offsets changed since the evidence was read ({sum(seen)} -> "

@@ -35,7 +35,7 @@ def ensure_canary_topic(gw: KafkaGateway, live_brokers: int) -> None:
     from ecap_ops.core.changes import make_canary_plan
     from ecap_ops.services.write import execute_plan, wait_for_leaders
 
-    if CANARY_TOPIC in gw.describe_topics([CANARY_TOPIC]):
+    if CANARY_TOPIC in gw.topics([CANARY_TOPIC]):
         return
     cluster_id, _controller, brokers = gw.brokers()
     result = execute_plan(gw, make_canary_plan(cluster_id, len(brokers)), "health-check canary")

@@ -217,8 +217,7 @@ def test_produce(
     if key is not None:
         check_text(key, "--key")
     message = parse_message(text)
-    meta = gw.describe_topics([topic]).get(topic)
-    if meta is None:
+    if topic not in gw.topics([topic]):
         raise MessageInvalid(f"topic {topic!r} does not exist on the cluster; nothing was produced")
     spec = catalog.get(topic)
     spec = spec if spec is not None and spec.name == topic else None
@@ -229,11 +228,9 @@ def test_produce(
         source = spec.partition_key
     else:
         source = "none"
-    configs = gw.all_topic_configs([topic]).get(topic, {})
+    limit = gw.all_topic_configs([topic]).get(topic, {}).get("max.message.bytes")
     try:
-        max_bytes = int(
-            (configs.get("max.message.bytes") or {}).get("value") or KAFKA_DEFAULT_MAX_MESSAGE_BYTES
-        )
+        max_bytes = int((limit.value if limit else None) or KAFKA_DEFAULT_MAX_MESSAGE_BYTES)
     except ValueError:
         max_bytes = KAFKA_DEFAULT_MAX_MESSAGE_BYTES
     value = text.strip(" \t\r\n").encode("utf-8")

@@ -12,7 +12,7 @@ from ecap_ops.core.retention import (
     TopicObservation,
     audit,
 )
-from ecap_ops.core.state import CANARY_TOPIC, is_internal_topic
+from ecap_ops.core.state import CANARY_TOPIC, ConfigValue, TopicState, is_internal_topic
 from ecap_ops.errors import EcapOpsError
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.activity import broker_config, log_dirs, record_timestamps, topic_sizes
@@ -65,33 +65,28 @@ def _disk_totals(dirs) -> tuple[int | None, int | None]:
     return free, total
 
 
-def _topic_observation(name: str, meta: dict, cfg: dict, ranges, stamps, size) -> TopicObservation:
+def _topic_observation(
+    topic: TopicState, cfg: dict[str, ConfigValue], ranges, stamps, size
+) -> TopicObservation:
     """One topic's observation from its metadata, configs, offsets and record times."""
-    effective = {
-        k: str(e.get("value"))
-        for k, e in cfg.items()
-        if k in READ_KEYS and e.get("value") is not None
-    }
-    overrides = frozenset(
-        k for k, e in cfg.items() if e.get("config_source") == "DYNAMIC_TOPIC_CONFIG"
-    )
-    pids = [p["partition_index"] for p in meta["partitions"]]
+    name = topic.name
+    effective = {k: str(c.value) for k, c in cfg.items() if k in READ_KEYS and c.value is not None}
+    overrides = frozenset(k for k, c in cfg.items() if c.is_override)
+    pids = [p.partition for p in topic.partitions]
     spans = [ranges.get((name, p)) for p in pids]
     olds = [stamps.get((name, p), (None, None))[0] for p in pids]
     news = [stamps.get((name, p), (None, None))[1] for p in pids]
     return TopicObservation(
         name=name,
         partitions=len(pids),
-        replication_factor=max(
-            (len(p.get("replica_nodes") or []) for p in meta["partitions"]), default=0
-        ),
+        replication_factor=topic.replication_factor,
         configs=effective,
         overrides=overrides,
         bytes_on_disk=size,
         records=sum(e - s for s, e in spans) if spans and all(spans) else None,
         oldest_ms=min((o for o in olds if o is not None), default=None),
         newest_ms=max((o for o in news if o is not None), default=None),
-        internal=is_internal_topic(name, meta.get("is_internal")),
+        internal=is_internal_topic(name, topic.internal),
     )
 
 
@@ -102,20 +97,13 @@ def observe_topics(gw: KafkaGateway, include_internal: bool = False) -> AuditInp
     four ListOffsets per partition leader."""
     _cluster_id, _controller, brokers = gw.brokers()
     live = [b.node_id for b in brokers]
-    meta = gw.describe_topics(None)
+    meta = gw.topics(None)
     names = sorted(
-        n
-        for n, m in meta.items()
-        if include_internal or not is_internal_topic(n, m.get("is_internal"))
+        n for n, t in meta.items() if include_internal or not is_internal_topic(n, t.internal)
     )
     configs = gw.all_topic_configs(names)
-    parts = {n: [p["partition_index"] for p in meta[n]["partitions"]] for n in names}
-    led = [
-        (n, p["partition_index"])
-        for n in names
-        for p in meta[n]["partitions"]
-        if p.get("leader_id", -1) >= 0
-    ]
+    parts = {n: [p.partition for p in meta[n].partitions] for n in names}
+    led = [(n, p.partition) for n in names for p in meta[n].partitions if p.leader is not None]
     dirs = log_dirs(gw, live, parts)
     sizes = topic_sizes(dirs)
     ranges = gw.offset_ranges(led)
@@ -123,9 +111,9 @@ def observe_topics(gw: KafkaGateway, include_internal: bool = False) -> AuditInp
     failed_brokers = {b.broker for b in dirs if b.error}
     out = []
     for n in names:
-        hosts = {r for p in meta[n]["partitions"] for r in p.get("replica_nodes") or []}
+        hosts = {r for p in meta[n].partitions for r in p.replicas}
         size = None if hosts & failed_brokers else sizes.get(n, 0)
-        out.append(_topic_observation(n, meta[n], configs.get(n, {}), ranges, stamps, size))
+        out.append(_topic_observation(meta[n], configs.get(n, {}), ranges, stamps, size))
     free, total = _disk_totals(dirs)
     return AuditInputs(out, free, total, retention_check_interval_ms(gw, live))
 

@@ -22,9 +22,7 @@ def describe_topic(gateway: KafkaGateway, catalog: Catalog, name: str) -> dict:
     )
     configs = gateway.all_topic_configs([name]).get(name, {})
     non_default = {
-        k: {"value": v.get("value"), "source": v.get("config_source")}
-        for k, v in configs.items()
-        if v.get("config_source") not in ("DEFAULT_CONFIG", None)
+        k: {"value": c.value, "source": c.source} for k, c in configs.items() if not c.is_default
     }
     partitions = []
     for p in topic.partitions:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ecap_ops.core.changes import batches, order, phase_of, verification_problems
 from ecap_ops.core.plan import Action, ActionKind, Plan
+from ecap_ops.core.state import TopicState
 from ecap_ops.errors import EcapOpsError, KafkaRequestFailed, PlanRefused
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.services.write_evidence import (
@@ -223,7 +224,7 @@ def wait_gone(gw: KafkaGateway, names: list[str], timeout_s: float = 30.0) -> li
     remaining = list(names)
     while remaining and time.monotonic() < deadline:
         try:
-            remaining = sorted(gw.describe_topics(remaining))
+            remaining = sorted(gw.topics(remaining))
         except EcapOpsError as exc:
             log.warning("could not see whether the deleted topics are gone: %s", exc)
             return remaining
@@ -240,22 +241,22 @@ def wait_for_leaders(gw: KafkaGateway, names: list[str], timeout_s: float | None
         return
     timeout_s = timeout_s if timeout_s is not None else 15.0 + len(names) / 100
     deadline = time.monotonic() + timeout_s
-    meta: dict = {}
+    meta: dict[str, TopicState] = {}
     while time.monotonic() < deadline:
         try:
-            meta = gw.describe_topics(names)
+            meta = gw.topics(names)
         except EcapOpsError as exc:
             log.warning("could not wait for the new topics' leaders: %s", exc)
             return
         if len(meta) == len(names) and all(
-            p.get("leader_id", -1) >= 0 for t in meta.values() for p in t["partitions"]
+            p.leader is not None for t in meta.values() for p in t.partitions
         ):
             break
         time.sleep(0.2)
     else:
         log.warning("new topics had no leader for every partition after %.0f s", timeout_s)
         return
-    parts = [(n, p["partition_index"]) for n, t in meta.items() for p in t["partitions"]]
+    parts = [(n, p.partition) for n, t in meta.items() for p in t.partitions]
     remaining_ms = max(1000, int((deadline - time.monotonic()) * 1000))
     try:
         gw.offsets(parts, "latest", timeout_ms=remaining_ms)

@@ -1,0 +1,176 @@
+"""The typed Kafka edge for topics and configs: `KafkaGateway.topics` returns the core's
+`TopicState`, `KafkaGateway.all_topic_configs` the core's `ConfigValue`, and kafka-python's
+metadata and config dicts are read nowhere outside gateway/.
+
+The pure half needs no broker; the rest runs against the session's local Kafka."""
+
+import re
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from ecap_ops.core.state import ConfigValue, is_internal_topic
+from ecap_ops.gateway import KafkaGateway
+from ecap_ops.gateway.client import _topic_state
+from ecap_ops_tests.helpers import kafka_tool
+
+PACKAGE = Path(__file__).resolve().parent.parent / "ecap_ops"
+GATEWAY = PACKAGE / "gateway"
+
+# kafka-python's keys for topic metadata and configs. Read as strings (`p["leader_id"]`,
+# `e.get("config_source")`), so a quoted key is what a leak looks like; our own attributes
+# of the same name (a quorum's `.leader_id`) are not quoted.
+KAFKA_KEYS = (
+    "partition_index",
+    "leader_id",
+    "replica_nodes",
+    "isr_nodes",
+    "is_internal",
+    "config_source",
+)
+QUOTED_KEY = re.compile("[\"'](" + "|".join(KAFKA_KEYS) + ")[\"']")
+# The raw readers themselves: kafka-python's admin calls and the gateway's private one.
+RAW_READER = re.compile(r"\b_?describe_(topics|configs)\s*\(")
+
+
+def _leaks(pattern: re.Pattern, files) -> list[str]:
+    found = []
+    for path in files:
+        for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if pattern.search(line):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{no}: {line.strip()[:120]}")
+    return found
+
+
+def _outside_gateway() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if GATEWAY not in p.parents)
+
+
+# -- nothing outside the gateway reads kafka-python's dicts -------------------------------
+def test_the_scanner_sees_the_keys_where_they_are_read():
+    """The checks below can fail: inside the gateway, where the dicts are translated, the
+    same patterns find them."""
+    inside = sorted(GATEWAY.rglob("*.py"))
+    leaks = "\n".join(_leaks(QUOTED_KEY, inside))
+    for key in KAFKA_KEYS:
+        assert f'"{key}"' in leaks, key
+    assert _leaks(RAW_READER, inside)
+    assert len(_outside_gateway()) > 50  # the walk covers the package
+
+
+def test_no_kafka_python_topic_or_config_key_outside_the_gateway():
+    leaks = _leaks(QUOTED_KEY, _outside_gateway())
+    assert not leaks, (
+        "kafka-python's metadata/config keys read outside gateway/ (use KafkaGateway.topics "
+        "-> TopicState, .all_topic_configs -> ConfigValue):\n" + "\n".join(leaks)
+    )
+
+
+def test_no_raw_topic_or_config_reader_outside_the_gateway():
+    leaks = _leaks(RAW_READER, _outside_gateway())
+    assert not leaks, "raw describe_topics/describe_configs outside gateway/:\n" + "\n".join(leaks)
+
+
+def test_the_raw_reader_is_private():
+    assert not hasattr(KafkaGateway, "describe_topics")
+    assert hasattr(KafkaGateway, "_describe_topics") and hasattr(KafkaGateway, "topics")
+
+
+# -- the translation, over any metadata a broker could send -------------------------------
+raw_partitions = st.lists(
+    st.fixed_dictionaries(
+        {
+            "partition_index": st.integers(0, 10_000),
+            "leader_id": st.integers(-5, 20),
+            "replica_nodes": st.one_of(st.none(), st.lists(st.integers(0, 20), max_size=5)),
+            "isr_nodes": st.one_of(st.none(), st.lists(st.integers(0, 20), max_size=5)),
+        },
+        optional={"offline_replicas": st.lists(st.integers(0, 20), max_size=3)},
+    ),
+    max_size=12,
+    unique_by=lambda p: p["partition_index"],
+)
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(
+    name=st.text(min_size=1, max_size=40),
+    partitions=raw_partitions,
+    internal=st.one_of(st.none(), st.booleans()),
+    topic_id=st.one_of(st.none(), st.just(""), st.uuids()),
+)
+def test_metadata_becomes_the_cores_topic_state(name, partitions, internal, topic_id):
+    meta = {"name": name, "partitions": partitions, "topic_id": topic_id}
+    if internal is not None:
+        meta["is_internal"] = internal
+    t = _topic_state(name, meta)
+    assert t.name == name
+    assert [p.partition for p in t.partitions] == sorted(p["partition_index"] for p in partitions)
+    by_id = {p["partition_index"]: p for p in partitions}
+    for p in t.partitions:
+        raw = by_id[p.partition]
+        assert p.leader == (raw["leader_id"] if raw["leader_id"] >= 0 else None)
+        assert p.replicas == tuple(raw["replica_nodes"] or ())
+        assert p.isr == tuple(raw["isr_nodes"] or ())
+        assert p.offline_replicas == tuple(raw.get("offline_replicas") or ())
+    assert t.replication_factor == max(
+        (len(p["replica_nodes"] or []) for p in partitions), default=0
+    )
+    assert t.internal == is_internal_topic(name, internal)
+    assert t.topic_id == (str(topic_id) if topic_id else None)
+    assert t.overrides == {} and t.defaults == {} and t.has_data is None
+
+
+@given(
+    value=st.one_of(st.none(), st.text(max_size=20)),
+    source=st.one_of(st.none(), st.sampled_from(["DEFAULT_CONFIG", "DYNAMIC_TOPIC_CONFIG"])),
+)
+def test_a_configs_source(value, source):
+    c = ConfigValue(value, source)
+    assert c.is_default == (source in (None, "DEFAULT_CONFIG"))
+    assert c.is_override == (source == "DYNAMIC_TOPIC_CONFIG")
+    assert not (c.is_default and c.is_override)
+
+
+# -- against a broker -----------------------------------------------------------------
+def _create(kafka_cluster, name: str, partitions: int, *configs: str) -> None:
+    args = ["--create", "--topic", name, "--partitions", str(partitions)]
+    for c in configs:
+        args += ["--config", c]
+    made = kafka_tool(kafka_cluster, "kafka-topics", *args)
+    assert made.returncode == 0, made.stderr
+
+
+def test_topics_and_configs_are_typed_and_take_one_request_each(
+    kafka_cluster, kafka_settings, unique_name
+):
+    a, b = f"{unique_name}-a", f"{unique_name}-b"
+    _create(kafka_cluster, a, 3, "retention.ms=3600000")
+    _create(kafka_cluster, b, 1)
+    with KafkaGateway(kafka_settings) as gw:
+        gw.brokers()  # open the connection first: bootstrapping sends its own metadata
+        before = dict(gw.requests)
+        topics = gw.topics([a, b, f"{unique_name}-missing"])
+        assert gw.requests["Metadata"] - before.get("Metadata", 0) == 1
+        assert sorted(topics) == [a, b]  # the missing one is left out
+        state = gw.read_cluster_state([a, b], with_data=False)
+        for n in (a, b):
+            assert topics[n].partitions == state.topics[n].partitions
+            assert topics[n].topic_id == state.topics[n].topic_id and topics[n].topic_id
+            assert not topics[n].internal
+        assert [p.partition for p in topics[a].partitions] == [0, 1, 2]
+        assert all(p.leader is not None and p.isr for p in topics[a].partitions)
+        assert gw.topics([]) == {}
+
+        before = gw.requests["DescribeConfigs"]
+        configs = gw.all_topic_configs([a, b])
+        assert gw.requests["DescribeConfigs"] - before == 1
+        assert configs[a]["retention.ms"] == ConfigValue("3600000", "DYNAMIC_TOPIC_CONFIG")
+        assert configs[a]["retention.ms"].is_override
+        assert not configs[b]["retention.ms"].is_override
+        assert all(isinstance(c, ConfigValue) for cs in configs.values() for c in cs.values())
+        assert gw.all_topic_configs([]) == {}
+        every = gw.topics(None)
+        assert {a, b} <= set(every)
