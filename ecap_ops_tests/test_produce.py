@@ -434,7 +434,9 @@ def test_any_text_is_produced_or_refused_clearly(plain_topic, kafka_bootstrap, k
 def test_any_bytes_on_stdin_are_produced_or_refused_clearly(
     plain_topic, kafka_bootstrap, kafka_settings
 ):
-    texts = _json_texts().map(lambda t: t.encode("utf-8", "surrogateescape"))
+    # "surrogatepass": a lone surrogate in the text becomes the bytes Python would write for
+    # it, which are not valid UTF-8 (a hostile input the command must refuse).
+    texts = _json_texts().map(lambda t: t.encode("utf-8", "surrogatepass"))
 
     with KafkaGateway(kafka_settings) as gw:
 
