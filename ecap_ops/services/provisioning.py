@@ -14,9 +14,9 @@ from ecap_ops.core.saved_plan import (
     serialize_plan,
 )
 from ecap_ops.core.state import ClusterState
-from ecap_ops.errors import PlanRefused, PlanStale
+from ecap_ops.errors import PlanStale
 from ecap_ops.gateway import KafkaGateway
-from ecap_ops.services.write import WriteResult, execute_plan, validate_plan
+from ecap_ops.services.write import WriteResult, execute_plan
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +87,4 @@ def apply_topics(
                 + "\n".join(f"  - {d}" for d in diff)
                 + "\nRun `ecap-ops plan --out FILE` again and review it."
             )
-    if dry_run:
-        result = WriteResult(plan=plan, purpose=purpose)
-        if plan.blocked:
-            raise PlanRefused(
-                "the plan has refused changes:\n"
-                + "\n".join(f"  - {r.message}" for r in plan.refusals)
-            )
-        problems = validate_plan(gateway, plan) if plan.actions else []
-        if problems:
-            raise PlanRefused(
-                "the brokers would reject the plan:\n" + "\n".join(f"  - {p}" for p in problems)
-            )
-        return result
-    return execute_plan(gateway, plan, purpose)
+    return execute_plan(gateway, plan, purpose, dry_run=dry_run)

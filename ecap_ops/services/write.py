@@ -308,6 +308,7 @@ def execute_plan(
     purpose: str,
     snapshot_directory: Path | None = None,
     validated: bool = False,
+    dry_run: bool = False,
 ) -> WriteResult:
     """Carry out a plan on the one write path (see the module's docstring). A refused plan
     or one the brokers reject in validation raises PlanRefused and changes nothing."""
@@ -329,6 +330,9 @@ def execute_plan(
                 "the brokers rejected the plan in validation, so nothing was applied:\n"
                 + "\n".join(f"  - {p}" for p in problems)
             )
+    if dry_run:  # refused and validated exactly as a real run is; nothing changed
+        result.seconds = time.monotonic() - started
+        return result
     if needs_snapshot(plan):
         try:
             result.snapshot_path = str(
