@@ -67,9 +67,22 @@ def broker() -> None:
     show_default=True,
     help="Seconds to wait for every node to answer.",
 )
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="SASL_SSL with SCRAM-SHA-512 over TLS (a CA made for this cluster), Kafka's "
+    "StandardAuthorizer with allow.everyone.if.no.acl.found=false, and a super user "
+    "`admin` for ecap-ops whose password is kept in a private file. Chosen when the data "
+    "dir is first formatted.",
+)
 @guarded
 def start(
-    port: int | None, data_dir: Path | None, nodes: str | None, heap: str, timeout: int
+    port: int | None,
+    data_dir: Path | None,
+    nodes: str | None,
+    heap: str,
+    timeout: int,
+    secure: bool,
 ) -> None:
     """Start the local cluster (fetching Kafka's jars on first use) and wait until it answers."""
     from ecap_ops.localkafka import KAFKA_VERSION, LocalCluster, fetch_jars
@@ -78,12 +91,22 @@ def start(
     data_dir = data_dir or _default_data_dir()
     if (data_dir / STATE_FILE).is_file():
         cluster = LocalCluster.load(data_dir)
+        if secure and not (cluster.security and cluster.security.authorizer):
+            raise LocalKafkaError(
+                f"{data_dir} holds a cluster formatted without --secure; SCRAM users and the "
+                "authorizer are chosen at format time. Use another --data-dir (or stop it and "
+                "remove this one)"
+            )
         cluster.nodes = int(nodes) if nodes else cluster.nodes  # a mismatch is refused by start()
         cluster.port = port or 0  # 0 keeps the recorded ports
         cluster.heap = heap
     else:
         cluster = LocalCluster(
-            data_dir, nodes=int(nodes or 1), port=9092 if port is None else port, heap=heap
+            data_dir,
+            nodes=int(nodes or 1),
+            port=9092 if port is None else port,
+            heap=heap,
+            security=_secure_listener() if secure else None,
         )
     if not _jars_cached():
         click.echo(f"fetching Apache Kafka {KAFKA_VERSION} jars (first run only)...", err=True)
@@ -97,7 +120,39 @@ def start(
         f"cluster id {cluster.cluster_id}"
     )
     click.echo(f"bootstrap servers: {cluster.bootstrap_servers}")
-    click.echo(f"export KAFKA_BOOTSTRAP_SERVERS={cluster.bootstrap_servers}")
+    for line in export_lines(cluster):
+        click.echo(line)
+
+
+def _secure_listener():
+    """A fresh secured listener: user `admin` (super user) with a random password."""
+    import secrets
+
+    from ecap_ops.localkafka.security import SecureListener
+
+    return SecureListener(users={"admin": secrets.token_urlsafe(24)}, tls=True, authorizer=True)
+
+
+def export_lines(cluster) -> list[str]:
+    """The `export` lines a user pastes to reach this cluster. The password is never
+    printed: it is read from the cluster's private password file by the shell."""
+    from ecap_ops.localkafka.security import write_password_file
+
+    lines = [f"export KAFKA_BOOTSTRAP_SERVERS={cluster.bootstrap_servers}"]
+    sec = cluster.security
+    if sec is None:
+        return lines
+    settings = cluster.client_settings()
+    password_file = write_password_file(cluster.data_dir, sec.cluster_user)
+    lines += [
+        f"export KAFKA_SECURITY_PROTOCOL={settings.security_protocol}",
+        f"export KAFKA_SASL_MECHANISM={settings.sasl_mechanism}",
+        f"export KAFKA_SASL_USERNAME={sec.cluster_user}",
+        f'export KAFKA_SASL_PASSWORD="$(cat {password_file})"',
+    ]
+    if settings.ssl_cafile:
+        lines.append(f"export KAFKA_SSL_CAFILE={settings.ssl_cafile}")
+    return lines
 
 
 @broker.command()

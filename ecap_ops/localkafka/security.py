@@ -30,6 +30,15 @@ CA_FILE = "ca.pem"
 SERVER_PEM = "server.pem"
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 LISTENER_NAME = "CLIENT"
+AUTHORIZER_CLASS = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+AUTHORIZER_PROPERTIES = {
+    "authorizer.class.name": AUTHORIZER_CLASS,
+    "allow.everyone.if.no.acl.found": "false",
+}
+# The controller listener stays PLAINTEXT on loopback: brokers reach the controller as
+# User:ANONYMOUS there, so that principal must be a super user for the cluster to form.
+# Clients of the SASL listener are always authenticated and can never be ANONYMOUS.
+CONTROLLER_PRINCIPAL = "User:ANONYMOUS"
 # Names and passwords go into `--add-scram 'MECH=[name=..,password=..]'` and into a JAAS
 # string in server.properties; keep them to characters none of those formats treats specially.
 _SAFE = re.compile(r"[A-Za-z0-9_.@:+/!#$%&*?^~-]+")
@@ -43,6 +52,9 @@ class SecureListener:
     users: Mapping[str, str] = field(repr=False)
     tls: bool = True
     mechanism: str = "SCRAM-SHA-512"
+    # Kafka's StandardAuthorizer with allow.everyone.if.no.acl.found=false: only the first
+    # user (a super user) may do anything until ACLs say otherwise.
+    authorizer: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -65,7 +77,10 @@ class SecureListener:
         object.__setattr__(self, "mechanism", self.mechanism.upper())
 
     def __repr__(self) -> str:
-        return f"SecureListener(users={sorted(self.users)}, tls={self.tls}, mechanism={self.mechanism!r})"
+        return (
+            f"SecureListener(users={sorted(self.users)}, tls={self.tls}, "
+            f"mechanism={self.mechanism!r}, authorizer={self.authorizer})"
+        )
 
     @property
     def protocol(self) -> str:
@@ -84,7 +99,13 @@ class SecureListener:
         folder = security_dir(data_dir)
         path = folder / LISTENER_FILE
         body = json.dumps(
-            {"users": self.users, "tls": self.tls, "mechanism": self.mechanism}, indent=2
+            {
+                "users": self.users,
+                "tls": self.tls,
+                "mechanism": self.mechanism,
+                "authorizer": self.authorizer,
+            },
+            indent=2,
         )
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -103,7 +124,12 @@ class SecureListener:
             return None
         except (OSError, ValueError) as exc:
             raise LocalKafkaError(f"{path} is unreadable ({exc}); remove the data dir") from None
-        return cls(users=raw["users"], tls=bool(raw["tls"]), mechanism=raw["mechanism"])
+        return cls(
+            users=raw["users"],
+            tls=bool(raw["tls"]),
+            mechanism=raw["mechanism"],
+            authorizer=bool(raw.get("authorizer", False)),
+        )
 
     def ensure_certificates(self, data_dir: Path, host: str) -> None:
         """Make the CA and the server certificate once (kept across restarts)."""
@@ -138,6 +164,9 @@ class SecureListener:
             "sasl.mechanism.inter.broker.protocol": self.mechanism,
             f"listener.name.{LISTENER_NAME.lower()}.{self.mechanism.lower()}.sasl.jaas.config": jaas,
         }
+        if self.authorizer:
+            props.update(AUTHORIZER_PROPERTIES)
+            props["super.users"] = f"User:{user};{CONTROLLER_PRINCIPAL}"
         if self.tls:
             folder = Path(data_dir) / SECURITY_DIR
             props.update(
@@ -169,6 +198,22 @@ class SecureListener:
         }
         values.update(overrides)
         return KafkaSettings(**values)
+
+
+def write_password_file(data_dir: Path, user: str) -> Path:
+    """`data_dir/security/<user>.password` (0600) holding the user's password, for
+    `export KAFKA_SASL_PASSWORD="$(cat FILE)"`: the password is never printed."""
+    listener = SecureListener.load(data_dir)
+    if listener is None or user not in listener.users:
+        raise LocalKafkaError(f"no SCRAM user {user!r} recorded in {data_dir}")
+    path = security_dir(data_dir) / f"{user}.password"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, listener.users[user].encode())
+    finally:
+        os.close(fd)
+    return path
 
 
 def security_dir(data_dir: Path) -> Path:
