@@ -36,7 +36,7 @@ from ecap_ops.orchestration.alerts import (
     events_metadata,
     notify_job,
 )
-from ecap_ops.orchestration.common import as_failure, md_table, rounded
+from ecap_ops.orchestration.common import as_failure, md_table
 from ecap_ops.orchestration.resources import KafkaResource
 
 
@@ -139,10 +139,41 @@ def _age(seconds: float) -> str:
     return format_seconds(max(0.0, seconds))
 
 
-def health_page_metadata(report, state: dict, events, now: float) -> dict:
+# The numbers the health asset's page plots over time (Overview > Metadata > Plots), with
+# the decimals people read them at (0: a count). Partition and quorum figures are left out
+# when the cluster could not be read: a gap in the plot, never a made-up zero.
+PLOTTED_HEALTH_METRICS = (
+    ("canary_latency_ms", 1),
+    ("disk_used_max_percent", 1),
+    ("under_replicated_partitions", 0),
+    ("under_min_isr_partitions", 0),
+    ("offline_partitions", 0),
+    ("brokers", 0),
+    ("canary_lost", 0),
+    ("quorum_max_lag", 0),
+)
+
+
+def _plotted(value, decimals: int) -> dg.MetadataValue | None:
+    """A figure for the plots: a count as an int, a measurement rounded for people, or
+    None (left out) when it is not known."""
+    from ecap_ops.core.numbers import round_for_people, whole
+
+    if decimals <= 0:
+        n = whole(value)
+        return None if n is None else dg.MetadataValue.int(n)
+    v = round_for_people(value, decimals)
+    return None if v is None else dg.MetadataValue.float(v)
+
+
+def health_page_metadata(
+    report, state: dict, events, now: float, seconds: float | None = None
+) -> dict:
     """What a person reads on the health asset, in reading order: the verdict, the open
     incident and its age, the findings table (worst first, with since when), the numbers
-    the UI plots over time; the incident state for the next run last."""
+    the UI plots over time (findings by severity, partitions out of sync, brokers up,
+    canary, disk, how long the check took: `seconds`); the incident state for the next
+    run last."""
     from ecap_ops.core.health import CRIT, OK, WARN, worst_first
     from ecap_ops.core.health_incidents import finding_since
 
@@ -210,23 +241,22 @@ def health_page_metadata(report, state: dict, events, now: float) -> dict:
             if inc
             else "none"
         ),
-        "incident_open_minutes": rounded((now - float(inc["opened"])) / 60 if inc else 0, 1),
+        "incident_open_minutes": _plotted((now - float(inc["opened"])) / 60 if inc else 0, 1),
         "problems": dg.MetadataValue.int(len(problems)),
         "crit_findings": dg.MetadataValue.int(counts[CRIT]),
         "warn_findings": dg.MetadataValue.int(counts[WARN]),
+        "ok_findings": dg.MetadataValue.int(counts[OK]),
     }
-    for key, digits in (
-        ("canary_latency_ms", 1),
-        ("disk_used_max_percent", 1),
-        ("under_replicated_partitions", 0),
-        ("under_min_isr_partitions", 0),
-        ("offline_partitions", 0),
-        ("brokers", 0),
-        ("canary_lost", 0),
-        ("quorum_max_lag", 0),
-    ):
-        if m.get(key) is not None:
-            meta[key] = rounded(m[key], digits)
+    metrics = dict(m)
+    if report.cluster_id is None and metrics.get("brokers") is None:
+        metrics["brokers"] = 0  # no broker answered: none is up, as far as we can tell
+    for key, digits in PLOTTED_HEALTH_METRICS:
+        shown = _plotted(metrics.get(key), digits)
+        if shown is not None:
+            meta[key] = shown
+    shown = _plotted(seconds, 1)
+    if shown is not None:
+        meta["check_seconds"] = shown
     meta["cluster_id"] = dg.MetadataValue.text(report.cluster_id or "unreachable")
     meta["incident_events"] = dg.MetadataValue.text(
         ", ".join(e.event_name for e in events) or "none"
@@ -262,12 +292,14 @@ def state_observation(state: dict, events) -> dg.AssetObservation:
     )
 
 
-def health_materialization(report, state: dict, events, now: float) -> dg.AssetMaterialization:
+def health_materialization(
+    report, state: dict, events, now: float, seconds: float | None = None
+) -> dg.AssetMaterialization:
     """This run's health, as people read it on the asset page (and the state, last)."""
     return dg.AssetMaterialization(
         asset_key=HEALTH_STATE_KEY,
         description=f"{report.status}: {_headline(report)}",
-        metadata=health_page_metadata(report, state, events, now),
+        metadata=health_page_metadata(report, state, events, now, seconds),
         tags={VERDICT_TAG: report.status},
     )
 
@@ -297,6 +329,7 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
             disk_crit_fraction=config.disk_crit_percent / 100,
             canary_warn_ms=config.canary_warn_ms,
         )
+        started = time.monotonic()
         with as_failure("health check"), kafka.gateway() as gw:
             check = check_health(
                 gw,
@@ -305,6 +338,7 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
                 canary_timeout_s=config.canary_timeout_seconds,
                 thresholds=thresholds,
             )
+        took = time.monotonic() - started
         report = check.report
         checks = [check_evaluation(o, catalog) for o in judge_topic_checks(check, catalog)]
         # The verdict on the run, so the runs list shows WARN and CRIT runs as such.
@@ -337,7 +371,9 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
                 f"health incident {event.incident_id} {event.event_name}: recorded for "
                 f"kafka_health_incident_sensor (run key {event.run_key})"
             )
-        context.log_event(health_materialization(report, decision.state, decision.events, now))
+        context.log_event(
+            health_materialization(report, decision.state, decision.events, now, took)
+        )
         inc = decision.incident
         if not decision.events:
             context.log.info(
@@ -347,7 +383,9 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
             )
         metadata = {
             k: v
-            for k, v in health_page_metadata(report, decision.state, decision.events, now).items()
+            for k, v in health_page_metadata(
+                report, decision.state, decision.events, now, took
+            ).items()
             if k not in (STATE_METADATA, EVENTS_METADATA)
         }
         metadata["healthy"] = dg.MetadataValue.bool(report.status == OK)
@@ -380,7 +418,8 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         description="The Kafka cluster's health, recorded by every run of the job kafka_health_check "
         "(every 5 minutes): the verdict (OK, WARN or CRIT, also the run tag ecap/health), the findings "
         "with since when each problem has been seen, the open health incident and its age, and numbers "
-        "plotted over time (findings by severity, canary latency, partitions out of sync). The last "
+        "plotted over time (Metadata > Plots: findings by severity, brokers up, offline, under-replicated "
+        "and under-min-ISR partitions, canary latency, disk use, how long the check took). The last "
         "metadata entry, incident_state, is the incident as the next run reads it back.",
         kinds={"kafka"},
     )

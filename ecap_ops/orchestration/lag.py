@@ -2,11 +2,13 @@
 
 Every tick the sensor measures every consumer group (one batched wave of requests, bounded
 by a time budget), judges it against the window of earlier ticks kept in its cursor,
-records lag observations on the topic assets, and requests one run of
+records lag observations on the topic assets (numbers the asset pages plot: when they
+moved, else every 5 minutes; see `topic_lag_figures`), and requests one run of
 `notify_consumer_lag` per incident event, keyed so that a retried tick never notifies twice.
 """
 
 import os
+import time
 
 import dagster as dg
 
@@ -18,13 +20,14 @@ from ecap_ops.core.lag import (
     describe_lag,
     worst,
 )
+from ecap_ops.core.numbers import round_for_people
 from ecap_ops.errors import ConfigError, EcapOpsError
 from ecap_ops.orchestration.alerts import (
     notification_run_config,
     notification_run_request,
     notify_job,
 )
-from ecap_ops.orchestration.common import md_table, rounded
+from ecap_ops.orchestration.common import md_table
 from ecap_ops.orchestration.resources import KafkaResource
 from ecap_ops.orchestration.topics import topic_key
 
@@ -66,47 +69,172 @@ def default_sensor_status() -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if raw == "running" else dg.DefaultSensorStatus.STOPPED
 
 
+# -- lag history on the topic assets (the UI plots it) ------------------------------------
+#
+# Each tick may record one observation per catalog topic, on `kafka/<topic>`, whose numeric
+# metadata the asset page plots over time (Overview > Metadata > Plots; the asset graph's
+# sidebar, "Metadata plots"). The UI plots a topic's last 100 events, so the sensor records
+# a topic only when what a person would see moved, and otherwise once per
+# OBSERVE_EVERY_SECONDS: 100 points then span hours of a steady topic rather than the last
+# 50 minutes of 30-second ticks, and the event log grows by at most one row per topic per
+# tick (12 an hour for a steady topic at the defaults).
+
+# A steady topic is recorded this often (10 ticks at the 30 s default).
+OBSERVE_EVERY_SECONDS = 300.0
+# A figure "moved" when it changes by at least this fraction, or from or to zero.
+MOVED_FRACTION = 0.10
+# Numeric figures whose change is judged by MOVED_FRACTION; counts and text must be equal.
+PLOTTED_AMOUNTS = ("consumer_lag_msgs_total", "consumer_lag_msgs_max", "consumer_lag_seconds_max")
+PLOTTED_EXACT = (
+    "consumer_groups",
+    "consumer_groups_not_ok",
+    "consumer_lag_status",
+    "consumer_lag_seconds_kind",
+)
+
+
+def topic_lag_figures(rows: list[GroupTopicStatus]) -> dict[str, int | float | str]:
+    """One topic's lag over its consumer groups (`rows`), as the numbers people plot:
+    groups, groups not OK (status a warning or critical), total and worst lag in
+    messages, the worst lag in seconds (0.1 s; left out when no group's is known and
+    messages are waiting) with its kind, and the worst status. No rows: zeros."""
+    if not rows:
+        return {
+            "consumer_groups": 0,
+            "consumer_groups_not_ok": 0,
+            "consumer_lag_msgs_total": 0,
+            "consumer_lag_msgs_max": 0,
+            "consumer_lag_seconds_max": 0.0,
+            "consumer_lag_seconds_kind": "none",
+            "consumer_lag_status": "NO_GROUPS",
+        }
+    known = [s for s in rows if s.lag_seconds is not None]
+    figures: dict[str, int | float | str] = {
+        "consumer_groups": len(rows),
+        "consumer_groups_not_ok": sum(1 for s in rows if s.severity not in ("ok", "info")),
+        "consumer_lag_msgs_total": sum(s.lag_msgs for s in rows),
+        "consumer_lag_msgs_max": max(s.lag_msgs for s in rows),
+    }
+    if known:
+        top = max(known, key=lambda s: s.lag_seconds)
+        seconds = round_for_people(top.lag_seconds)
+        if seconds is not None:
+            figures["consumer_lag_seconds_max"] = seconds
+            figures["consumer_lag_seconds_kind"] = top.lag_seconds_kind or "unknown"
+    if "consumer_lag_seconds_max" not in figures:
+        if figures["consumer_lag_msgs_total"] == 0:
+            figures["consumer_lag_seconds_max"] = 0.0
+            figures["consumer_lag_seconds_kind"] = "caught_up"
+        else:
+            figures["consumer_lag_seconds_kind"] = "unknown"
+    figures["consumer_lag_status"] = worst(s.status for s in rows)
+    return figures
+
+
+def _moved(before: object, now: object) -> bool:
+    if not isinstance(before, (int, float)) or not isinstance(now, (int, float)):
+        return before != now
+    if before == now:
+        return False
+    if before == 0 or now == 0:
+        return True
+    return abs(now - before) >= MOVED_FRACTION * max(abs(before), abs(now))
+
+
+def worth_recording(
+    figures: dict,
+    previous: dict | None,
+    previous_at: float | None,
+    now: float,
+    every_s: float = OBSERVE_EVERY_SECONDS,
+) -> bool:
+    """Record a topic's figures this tick? Yes when nothing was recorded before, the last
+    record is `every_s` old, a count or text differs (groups, groups not OK, status, kind
+    of seconds), or an amount (messages, seconds) moved by MOVED_FRACTION or from/to zero."""
+    if previous is None or previous_at is None or now - previous_at >= every_s:
+        return True
+    if any(figures.get(k) != previous.get(k) for k in PLOTTED_EXACT):
+        return True
+    return any(_moved(previous.get(k), figures.get(k)) for k in PLOTTED_AMOUNTS)
+
+
+def _figure_metadata(figures: dict) -> dict:
+    meta: dict = {}
+    for key, value in figures.items():
+        if isinstance(value, str):
+            meta[key] = dg.MetadataValue.text(value)
+        elif isinstance(value, int):
+            meta[key] = dg.MetadataValue.int(value)
+        else:
+            meta[key] = dg.MetadataValue.float(value)
+    return meta
+
+
 def _topic_observations(
-    catalog: Catalog, statuses: tuple[GroupTopicStatus, ...]
+    catalog: Catalog,
+    statuses: tuple[GroupTopicStatus, ...],
+    previous: dict[str, tuple[dict, float]] | None = None,
+    now: float | None = None,
+    every_s: float = OBSERVE_EVERY_SECONDS,
+    complete: bool = True,
 ) -> list[dg.AssetObservation]:
-    """Per catalog topic: lag over all its groups (numbers the UI plots over time)."""
+    """Per catalog topic: lag over all its groups, when `worth_recording` (against
+    `previous`: topic -> (its last recorded figures, when)). A topic no group consumes
+    is recorded (as zeros) only when its last record had groups and the measurement was
+    `complete`, so that its plot drops to zero instead of stopping at the last lag."""
+    now = time.time() if now is None else now
+    previous = previous or {}
     out = []
     for spec in catalog.topics:
         rows = [s for s in statuses if s.topic == spec.name]
-        if not rows:
+        before, before_at = previous.get(spec.name, (None, None))
+        if not rows and not (complete and before and before.get("consumer_groups")):
+            continue
+        figures = topic_lag_figures(rows)
+        if not worth_recording(figures, before, before_at, now, every_s):
             continue
         rows.sort(key=lambda s: (STATUS_ORDER.index(s.status), -s.lag_msgs))
-        known = [s.lag_seconds for s in rows if s.lag_seconds is not None]
-        out.append(
-            dg.AssetObservation(
-                asset_key=topic_key(spec),
-                metadata={
-                    "consumer_groups": dg.MetadataValue.int(len(rows)),
-                    "consumer_lag_msgs_max": dg.MetadataValue.int(max(s.lag_msgs for s in rows)),
-                    "consumer_lag_msgs_total": dg.MetadataValue.int(sum(s.lag_msgs for s in rows)),
-                    "consumer_lag_seconds_max": rounded(max(known) if known else 0.0, 1),
-                    "consumer_lag_status": dg.MetadataValue.text(worst(s.status for s in rows)),
-                    "consumer_groups_not_ok": dg.MetadataValue.int(
-                        sum(1 for s in rows if s.severity not in ("ok", "info"))
-                    ),
-                    "consumer_lag": dg.MetadataValue.md(
-                        md_table(
-                            ["group", "status", "lag", "state", "members"],
-                            [
-                                [
-                                    s.group,
-                                    s.status,
-                                    describe_lag(s.lag_msgs, s.lag_seconds, s.lag_seconds_kind),
-                                    s.state,
-                                    s.members,
-                                ]
-                                for s in rows[:20]
-                            ],
-                        )
-                    ),
-                },
+        meta = _figure_metadata(figures)
+        meta["consumer_lag"] = dg.MetadataValue.md(
+            md_table(
+                ["group", "status", "lag", "state", "members"],
+                [
+                    [
+                        s.group,
+                        s.status,
+                        describe_lag(s.lag_msgs, s.lag_seconds, s.lag_seconds_kind),
+                        s.state,
+                        s.members,
+                    ]
+                    for s in rows[:20]
+                ],
             )
+            if rows
+            else "no consumer group has offsets on this topic"
         )
+        out.append(dg.AssetObservation(asset_key=topic_key(spec), metadata=meta))
+    return out
+
+
+def recorded_lag_figures(
+    instance: dg.DagsterInstance, catalog: Catalog
+) -> dict[str, tuple[dict, float]]:
+    """Each catalog topic's last recorded lag figures and when (epoch seconds), read back
+    from the instance (one query per topic). A topic whose record cannot be read is left
+    out: it is recorded again, which is the safe side."""
+    out: dict[str, tuple[dict, float]] = {}
+    for spec in catalog.topics:
+        try:
+            records = instance.fetch_observations(topic_key(spec), limit=3).records
+        except Exception:  # storage trouble costs one extra observation, nothing more
+            continue
+        for record in records:
+            event = record.asset_observation
+            if event is None or "consumer_lag_msgs_total" not in event.metadata:
+                continue
+            values = {k: v.value for k, v in event.metadata.items() if k != "consumer_lag"}
+            out[spec.name] = (values, record.timestamp)
+            break
     return out
 
 
@@ -118,6 +246,7 @@ def build_lag_sensor(
     exclude: tuple[str, ...] | None = None,
     budget_s: float | None = None,
     interval_s: int | None = None,
+    observe_every_s: float = OBSERVE_EVERY_SECONDS,
     default_status: dg.DefaultSensorStatus | None = None,
     cursor_max_bytes: int | None = None,
     job: dg.JobDefinition = notify_consumer_lag,
@@ -204,7 +333,23 @@ def build_lag_sensor(
             + f"; {len(bad)} not OK"
         )
         context.log.info(f"{name}: {summary}")
-        observations = _topic_observations(catalog, ev.statuses)
+        try:
+            previous = recorded_lag_figures(context.instance, catalog)
+        except Exception:  # no instance (a unit test's context): record every topic
+            previous = {}
+        observations = _topic_observations(
+            catalog,
+            ev.statuses,
+            previous,
+            now=obs.at,
+            every_s=observe_every_s,
+            complete=not obs.partial,
+        )
+        if observations:
+            context.log.info(
+                f"{name}: lag recorded on {len(observations)} topic asset(s): "
+                + ", ".join(o.asset_key.path[-1] for o in observations[:10])
+            )
         if runs:
             return dg.SensorResult(run_requests=runs, cursor=cursor, asset_events=observations)
         return dg.SensorResult(
