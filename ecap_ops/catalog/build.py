@@ -23,7 +23,18 @@ INT16_MAX = 2**15 - 1
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 
-TOP_KEYS = {"version", "environments", "lag_defaults", "topics"}
+TOP_KEYS = {
+    "version",
+    "environments",
+    "lag_defaults",
+    "topics",
+    # declared access (catalog/access.py)
+    "principals",
+    "acls",
+    "users",
+    "quotas",
+    "access",
+}
 ENV_KEYS = {"replication_factor", "min_insync_replicas", "name_prefix"}
 TOPIC_KEYS = {
     "purpose",

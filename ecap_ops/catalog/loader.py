@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ecap_ops.catalog.access import AccessSpec, build_access
 from ecap_ops.catalog.build import (
     MAX_ENVIRONMENTS,
     MAX_TOPIC_NAME,
@@ -111,6 +112,7 @@ def parse_catalog(
     if others:
         check_environments(errors, topics_raw, others)
 
+    access = build_access(errors, data, topics, env, resolved_envs)
     if errors.items:
         raise CatalogInvalid(errors.items, source)
     return Catalog(
@@ -119,8 +121,9 @@ def parse_catalog(
         name_prefix=resolved_envs[env]["name_prefix"],
         topics=tuple(topics),
         lag_defaults=defaults,
-        digest=_digest(topics),
+        digest=_digest(topics, access),
         environments=tuple(sorted(resolved_envs)),
+        access=access,
     )
 
 
@@ -152,11 +155,13 @@ def _read_document(errors: Errors, text: str, source: str) -> dict[str, Any]:
     return data
 
 
-def _digest(topics: list[TopicSpec]) -> str:
-    digest_src = json.dumps(
-        [[t.name, t.partitions, t.replication_factor, sorted(t.configs.items())] for t in topics],
-        sort_keys=True,
-    )
+def _digest(topics: list[TopicSpec], access: AccessSpec) -> str:
+    doc: list = [
+        [t.name, t.partitions, t.replication_factor, sorted(t.configs.items())] for t in topics
+    ]
+    if access.declared:  # a catalog without access keeps the digest it always had
+        doc = [doc, access.to_digest()]
+    digest_src = json.dumps(doc, sort_keys=True)
     return hashlib.sha256(digest_src.encode()).hexdigest()
 
 

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from ecap_ops.catalog.access import AccessSpec
+
 
 @dataclass(frozen=True)
 class LagThresholds:
@@ -71,6 +73,8 @@ class Catalog:
     lag_defaults: LagThresholds
     digest: str  # SHA-256 of the resolved catalog, recorded in snapshots and metadata
     environments: tuple[str, ...] = field(default=("dev", "prod"))
+    # Declared ACLs, SCRAM users and quotas (catalog/access.py); empty when not declared.
+    access: AccessSpec = field(default_factory=AccessSpec)
 
     def names(self) -> list[str]:
         return [t.name for t in self.topics]
@@ -97,4 +101,5 @@ class Catalog:
             self.lag_defaults,
             self.digest,
             self.environments,
+            self.access,
         )
