@@ -118,8 +118,13 @@ class TopicWindow:
     def from_wire(cls, d: dict) -> "TopicWindow":
         inc = d.get("inc")
         lag = [None if x is None else [_num(x[0]), _opt_num(x[1])] for x in d.get("lag") or []]
+        raw = d.get("raw") or []
+        # One set test for the whole list (thousands of these in a 1,000-group window); an
+        # unhashable entry raises TypeError, which the caller reports as a bad cursor.
+        if type(raw) is not list or not _STATUSES.issuperset(raw):
+            raise ValueError("raw statuses: expected a list of known statuses")
         return cls(
-            [_status(s) for s in d.get("raw") or []],
+            list(raw),
             lag,
             Incident.from_wire(inc) if inc else None,
             int(d.get("clean") or 0),
@@ -249,6 +254,7 @@ class Window:
 
 
 _INT = (int,)
+_STATUSES = frozenset(STATUS_ORDER)
 _NUMBER = (int, float)
 
 
