@@ -16,7 +16,10 @@ def test_listing_and_description_from_kafka_python():
     assert listing == GroupListing("g", "Stable", "classic", "consumer")
     assert listing.is_consumer_group and describable(listing)
     share = listing_from({"group_id": "s", "protocol_type": "share", "group_type": "share"})
-    assert not share.is_consumer_group and not describable(share) and share.state == "Unknown"
+    # Share groups consume too: listed, described (ShareGroupDescribe) and measured.
+    assert share.is_consumer_group and describable(share) and share.state == "Unknown"
+    connect = listing_from({"group_id": "w", "protocol_type": "connect", "group_type": "classic"})
+    assert not connect.is_consumer_group and describable(connect)
     d = description_from(
         "g",
         {

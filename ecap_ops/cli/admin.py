@@ -119,11 +119,13 @@ def reset_topics(cli: CliContext, yes):
 @pass_cli
 @guarded
 def consumer_groups_cmd(cli: CliContext, output):
-    """Consumer groups: state, members, and lag per topic.
+    """Consumer groups of every type (classic, consumer, share, streams): state, members, and
+    lag per topic. A group whose lag could not be read is shown with the reason.
 
     Lag is the one formula `ecap-ops lag` and the lag sensor use: end offset (last stable
     offset on transactional topics) minus the committed offset, or minus the log start when
-    retention deleted records the group never read (those are counted as lost)."""
+    retention deleted records the group never read (those are counted as lost). A share
+    group commits no offsets: its lag counts from its share-partition start offset."""
     from ecap_ops.services.groups import group_summaries
 
     catalog = cli.catalog()
@@ -136,18 +138,22 @@ def consumer_groups_cmd(cli: CliContext, output):
     rows = []
     for g in groups:
         members = "-" if g.members is None else g.members
+        head = [g.group_id, g.group_type, g.state, members]
         if not g.topics:
-            rows.append([g.group_id, g.state, members, "-", "-", "-"])
+            rows.append([*head, "-", "-", "-"])
         for t in g.topics:
-            rows.append([g.group_id, g.state, members, t.topic, t.partitions, fmt_int(t.lag)])
+            rows.append([*head, t.topic, t.partitions, fmt_int(t.lag)])
     click.echo(
         render_table(
-            ["GROUP", "STATE", "MEMBERS", "TOPIC", "PARTITIONS", "LAG (msgs)"],
+            ["GROUP", "TYPE", "STATE", "MEMBERS", "TOPIC", "PARTITIONS", "LAG (msgs)"],
             rows,
-            right=(2, 4, 5),
+            right=(3, 5, 6),
         )
     )
     click.echo(f"{len(groups)} group(s)")
+    for g in groups:
+        if g.error:
+            click.echo(f"group {g.group_id} ({g.group_type}): {g.error}")
     for g in groups:
         for t in g.topics:
             if t.lost:

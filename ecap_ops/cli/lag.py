@@ -106,9 +106,9 @@ def _write_json(x: Any, depth: int, out: list[str]) -> None:
 LAG_HEADERS = ("GROUP", "TOPIC", "STATUS", "LAG MSGS", "LAG TIME", "STATE", "MEMBERS", "WORST")
 
 
-def lag_table(statuses) -> str:
+def lag_table(statuses, types: dict[str, str] | None = None) -> str:
     """The aligned table people paste into an incident channel: a row per group and topic,
-    by group, worst status first."""
+    by group, worst status first. With `types` (group -> group type), a last TYPE column."""
     from ecap_ops.core.lag import format_seconds_short, status_rank, worst_first
     from ecap_ops.core.lag_measures import SECONDS_MARK as _MARK
 
@@ -129,9 +129,11 @@ def lag_table(statuses) -> str:
                 f"p{worst.partition} {fmt_int(worst.lag_msgs)}"
                 if worst is not None and worst.lag_msgs
                 else "-",
+                *((types.get(s.group, "?"),) if types is not None else ()),
             )
         )
-    return render_table(LAG_HEADERS, rows, right=(3, 4, 6))
+    headers = LAG_HEADERS if types is None else (*LAG_HEADERS, "TYPE")
+    return render_table(headers, rows, right=(3, 4, 6))
 
 
 @main.command("lag")
@@ -224,6 +226,7 @@ def _show(tick, statuses, output: str, watch: bool, groups, ticks: int) -> None:
     if output == "json":
         data = tick.to_dict()
         data.pop("events", None)
+        data["groups"] = group_rows(tick.measurement)
         if not watch:
             data["statuses"] = [s.to_dict() for s in statuses]
         data["ticks"] = ticks
@@ -235,16 +238,53 @@ def _show(tick, statuses, output: str, watch: bool, groups, ticks: int) -> None:
             f"\n{time.strftime('%H:%M:%S')}  cluster {obs.cluster_id}  ({tick.measurement.seconds:.2f} s)"
         )
     if statuses:
-        click.echo(lag_table(statuses))
+        types = {g: x.group_type for g, x in tick.measurement.groups.items()}
+        click.echo(lag_table(statuses, types))
     else:
         click.echo(
             "no consumer group with committed offsets"
             + (" matching " + ", ".join(groups) if groups else "")
         )
+    for line in groups_without_lag(tick.measurement, statuses):
+        click.echo(line)
     for note in tick.evaluation.notes:
         click.secho(f"note: {note}", fg="yellow", err=True)
     if statuses and (not watch or ticks == 1):
         click.secho(f"note: {one_look_note()}", fg="yellow", err=True)
+
+
+def group_rows(measurement) -> list[dict]:
+    """Every group in scope with its type and state, and whether its lag was read (the
+    reason when not): no group is left out because its lag could not be read."""
+    measured = measurement.observation.groups
+    return [
+        {
+            "group": g,
+            "type": x.group_type,
+            "state": measured[g].state if g in measured else x.state,
+            "members": measured[g].members if g in measured else None,
+            "lag_read": g in measured,
+            "reason": measurement.unmeasured.get(g),
+        }
+        for g, x in sorted(measurement.groups.items())
+    ]
+
+
+def groups_without_lag(measurement, statuses) -> list[str]:
+    """A line for each group in scope that has no row in the table: its type and state, and
+    why it has no lag (not read, with the reason; or nothing committed yet)."""
+    shown = {s.group for s in statuses}
+    lines = []
+    for row in group_rows(measurement):
+        if row["group"] in shown:
+            continue
+        why = (
+            f"lag not read: {row['reason']}"
+            if not row["lag_read"]
+            else "no committed offsets (or share-partition start offsets) yet"
+        )
+        lines.append(f"group {row['group']} ({row['type']}, {row['state']}): {why}")
+    return lines
 
 
 def _tick_functions():

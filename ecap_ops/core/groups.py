@@ -7,10 +7,15 @@ from dataclasses import dataclass, field
 
 TP = tuple[str, int]
 
-# Groups whose committed offsets we judge: classic consumer groups (protocol type
-# "consumer", or "" for groups that only commit offsets) and Kafka 4's consumer groups.
-# Share groups hold no consumer offsets; Kafka Streams groups list as protocol "streams".
+# Groups whose lag we measure: classic groups of the consumer protocol (protocol type
+# "consumer", or "" for groups that only commit offsets), and every group of Kafka 4's own
+# types: KIP-848 consumer groups, KIP-1071 streams groups (both commit offsets) and KIP-932
+# share groups (their position is the share-partition start offset, not a committed offset).
+# Classic groups of other protocols (Kafka Connect workers, ...) consume nothing.
 CONSUMER_PROTOCOL_TYPES = ("consumer", "")
+CONSUMING_GROUP_TYPES = ("consumer", "share", "streams")
+# Group types and the request that describes each (one per coordinator per type).
+GROUP_TYPES = ("classic", "consumer", "share", "streams")
 
 
 @dataclass(frozen=True)
@@ -24,7 +29,12 @@ class GroupListing:
 
     @property
     def is_consumer_group(self) -> bool:
-        return self.protocol_type in CONSUMER_PROTOCOL_TYPES
+        """Whether the group consumes records, so it has a lag: classic consumer-protocol
+        groups and every consumer, share and streams group."""
+        return (
+            self.protocol_type in CONSUMER_PROTOCOL_TYPES
+            or self.group_type in CONSUMING_GROUP_TYPES
+        )
 
 
 @dataclass(frozen=True)
@@ -39,9 +49,9 @@ class GroupMember:
 
 @dataclass(frozen=True)
 class GroupDescription:
-    """One group as its coordinator describes it. `members` is None when it could not be
-    described (e.g. a KIP-848 group, which DescribeGroups does not describe); `error` says
-    why."""
+    """One group as its coordinator describes it (DescribeGroups for classic groups,
+    ConsumerGroupDescribe, ShareGroupDescribe or StreamsGroupDescribe for the others).
+    `members` is None when it could not be described; `error` says why."""
 
     group_id: str
     state: str
@@ -65,16 +75,28 @@ class ConsumerGroup:
 
     group_id: str
     state: str
-    group_type: str  # classic or consumer (Kafka 4's new protocol)
+    group_type: str  # classic, consumer (KIP-848), share (KIP-932), streams (KIP-1071)
     protocol_type: str
     members: tuple[GroupMember, ...] | None  # None: the broker did not describe them
-    # (topic, partition) -> committed offset
+    # (topic, partition) -> committed offset (never a share group's: it commits none)
     committed: dict[TP, int] = field(default_factory=dict)
     error: str | None = None
+    # A share group's position: (topic, partition) -> share-partition start offset (SPSO)
+    share_start: dict[TP, int] = field(default_factory=dict)
+
+    @property
+    def is_share_group(self) -> bool:
+        return self.group_type == "share"
+
+    @property
+    def positions(self) -> dict[TP, int]:
+        """Where the group stands on each partition, as lag counts from it: the committed
+        offsets, or a share group's share-partition start offsets."""
+        return self.share_start if self.is_share_group else self.committed
 
     def topics(self) -> set[str]:
         """Topics the group has committed offsets on or whose partitions its members hold."""
-        names = {t for t, _ in self.committed}
+        names = {t for t, _ in self.positions}
         for m in self.members or ():
             names |= set(m.assignment) | set(m.subscription)
         return names
@@ -97,16 +119,20 @@ def combine(
     group_id: str,
 ) -> ConsumerGroup:
     """One group from what each reader found about it (any of them may be missing).
+    `committed`: the group's positions (a share group's are its share-partition start
+    offsets, kept apart from committed offsets).
 
     The state is the coordinator's (described) when there is one, else the listing's."""
     described = description is not None and description.error is None
     state = (description.state if described else "") or (listing.state if listing else "")
+    share = listing is not None and listing.group_type == "share"
     return ConsumerGroup(
         group_id=group_id,
         state=state or "Unknown",
         group_type=(listing.group_type if listing else "") or "classic",
         protocol_type=listing.protocol_type if listing else "",
         members=description.members if described else None,
-        committed=dict(committed or {}),
+        committed={} if share else dict(committed or {}),
         error=description.error if description is not None else None,
+        share_start=dict(committed or {}) if share else {},
     )

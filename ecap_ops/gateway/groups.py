@@ -1,21 +1,30 @@
 """The one reader of consumer groups: listed (type, state, protocol), described (members and
-their assignments) and their committed offsets, as the core's types (`ecap_ops.core.groups`).
+their assignments) and their positions (committed offsets, or a share group's share-partition
+start offsets), as the core's types (`ecap_ops.core.groups`).
 
-A read sends a fixed number of requests whatever the number of groups: one ListGroups per
-broker, one batched FindCoordinator, then per group coordinator one DescribeGroups (classic
-groups; Kafka 4's consumer groups are not described by it) and one OffsetFetch (v8: all of
-its groups in one request), sent to every coordinator at once on the admin client's network
-thread. The lag tick runs the same waves inside its own measurement (`gateway/lag.py`);
-`consumer-groups`, cleanup, snapshots and restore call `read_groups`.
+Every group type is read: classic groups, KIP-848 consumer groups, KIP-932 share groups and
+KIP-1071 streams groups. A read sends a fixed number of requests whatever the number of
+groups: one ListGroups per broker, one batched FindCoordinator, then per group coordinator
+one request of each kind its groups need, all groups of that kind in it:
+  - describe: DescribeGroups (classic), ConsumerGroupDescribe (consumer),
+    ShareGroupDescribe (share), StreamsGroupDescribe (streams);
+  - positions: OffsetFetch v8 (classic, consumer and streams groups: all commit offsets),
+    DescribeShareGroupOffsets (share groups);
+sent to every coordinator at once on the admin client's network thread (the requests
+kafka-python lacks are in `gateway/group_protocols.py`). The lag tick runs the same waves
+inside its own measurement (`gateway/lag.py`); `consumer-groups`, cleanup, snapshots and
+restore call `read_groups`. A group that could not be read is noted with the reason
+(`Waiter.failed`), never dropped silently.
 """
 
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ecap_ops.core.groups import (
+    GROUP_TYPES,
     TP,
     ConsumerGroup,
     GroupDescription,
@@ -24,6 +33,7 @@ from ecap_ops.core.groups import (
     combine,
 )
 from ecap_ops.errors import KafkaRequestFailed
+from ecap_ops.gateway import group_protocols
 from ecap_ops.gateway.client import KafkaGateway
 
 log = logging.getLogger(__name__)
@@ -48,6 +58,14 @@ class Waiter:
         self.mgr = admin._manager
         self.deadline = time.monotonic() + budget_s
         self.problems: list[str] = []
+        # Why a group could not be read (its coordinator failed, or it answered an error).
+        self.failed: dict[str, str] = {}
+        # What the last listing found (the lag tick shows every listed group).
+        self.listed: dict[str, GroupListing] = {}
+
+    def fail(self, group_ids: Iterable[str], reason: str) -> None:
+        for g in group_ids:
+            self.failed.setdefault(g, reason[:300])
 
     def left_ms(self) -> int:
         return max(1, int((self.deadline - time.monotonic()) * 1000))
@@ -118,16 +136,19 @@ def offset_fetch_request(group_ids: list[str]):
     )
 
 
-def committed_from(response, problems: list[str]) -> dict[str, dict[TP, int]]:
+def committed_from(
+    response, problems: list[str], failed: dict[str, str] | None = None
+) -> dict[str, dict[TP, int]]:
     """Committed offsets per group in an OffsetFetch answer (groups that failed are noted)."""
     from kafka import errors as kerr
 
     out: dict[str, dict[TP, int]] = {}
     for g in response.groups:
         if g.error_code:
-            problems.append(
-                f"committed offsets of group {g.group_id}: {kerr.for_code(g.error_code).__name__}"
-            )
+            reason = kerr.for_code(g.error_code).__name__
+            problems.append(f"committed offsets of group {g.group_id}: {reason}")
+            if failed is not None:
+                failed[g.group_id] = f"its committed offsets could not be read: {reason}"
             continue
         offs: dict[TP, int] = {}
         for t in g.topics:
@@ -160,16 +181,31 @@ async def listings(w: Waiter, sent: dict) -> tuple[dict[str, GroupListing], bool
             # A group coordinated by two brokers during a move appears twice; keep one.
             listing = listing_from(g.to_dict())
             out[listing.group_id] = listing
+    w.listed = out
     return out, complete
 
 
+def group_kind(listing: GroupListing | None) -> str | None:
+    """Which describe request a group takes: classic (DescribeGroups, also for groups not
+    listed), consumer, share or streams; None for a type this version does not know."""
+    kind = (listing.group_type if listing is not None else "") or "classic"
+    return kind if kind in GROUP_TYPES else None
+
+
 async def describe_and_fetch(
-    w: Waiter, group_ids: list[str], describe: Iterable[str], offsets: bool = True
+    w: Waiter,
+    group_ids: list[str],
+    describe: Iterable[str],
+    offsets: bool = True,
+    types: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, GroupDescription], dict[str, dict[TP, int]]]:
-    """Descriptions (of the groups in `describe`) and committed offsets (of all, when
-    `offsets`): one batched FindCoordinator, then per coordinator one request of each kind,
-    to every coordinator at once."""
+    """Descriptions (of the groups in `describe`) and positions (of all, when `offsets`):
+    committed offsets, or a share group's share-partition start offsets. `types`: each
+    group's type (classic when not given). One batched FindCoordinator, then per coordinator
+    one request of each kind its groups need, to every coordinator at once. A group that
+    could not be read is left out of the answer and its reason put in `w.failed`."""
     described_ids = set(describe)
+    types = types or {}
     if not group_ids or not (offsets or described_ids):
         return {}, {}
     coords = await w.wait(
@@ -183,35 +219,80 @@ async def describe_and_fetch(
     lost = [g for g in group_ids if g not in {x for gs in by_coord.values() for x in gs}]
     if lost and coords is not None:
         w.problems.append(f"no coordinator found for {len(lost)} group(s): {', '.join(lost[:5])}")
-    f_fetch = (
-        {n: w.send(offset_fetch_request(gs), n) for n, gs in by_coord.items()} if offsets else {}
+    w.fail(
+        lost, "its coordinator could not be found" + (f" ({w.problems[-1]})" if w.problems else "")
     )
-    f_desc = {}
+    sent: list[tuple[str, str, int, list[str], object]] = []  # (what, kind, node, groups, future)
     for n, gs in by_coord.items():
-        wanted = [g for g in gs if g in described_ids]
-        if wanted:
-            f_desc[n] = w.send(w.admin._describe_groups_request(wanted), n)
-    committed: dict[str, dict[TP, int]] = {}
-    for n, f in f_fetch.items():
-        resp = await w.wait(f, f"committed offsets from coordinator {n}")
-        if resp is not None:
-            committed.update(committed_from(resp, w.problems))
+        kinds: dict[str, list[str]] = defaultdict(list)
+        for g in gs:
+            kinds[types.get(g) or "classic"].append(g)
+        for kind, ids in sorted(kinds.items()):
+            if offsets:
+                if kind == "share":
+                    req = group_protocols.share_offsets_request(ids)
+                    sent.append(("share offsets", kind, n, ids, w.send(req, n)))
+                else:
+                    sent.append(("offsets", kind, n, ids, None))
+            wanted = [g for g in ids if g in described_ids]
+            if not wanted or kind not in GROUP_TYPES:
+                continue
+            if kind == "classic":
+                req = w.admin._describe_groups_request(wanted)
+            else:
+                req = group_protocols.describe_request(kind, wanted)
+            sent.append(("describe", kind, n, wanted, w.send(req, n)))
+    # The groups of one coordinator that commit offsets share one OffsetFetch.
+    fetch: dict[int, list[str]] = defaultdict(list)
+    for what, _kind, n, ids, _f in sent:
+        if what == "offsets":
+            fetch[n] += ids
+    sent = [x for x in sent if x[0] != "offsets"]
+    sent += [
+        ("offsets", "", n, ids, w.send(offset_fetch_request(ids), n)) for n, ids in fetch.items()
+    ]
+    positions: dict[str, dict[TP, int]] = {}
     descriptions: dict[str, GroupDescription] = {}
-    for n, f in f_desc.items():
-        resp = await w.wait(f, f"describing groups on coordinator {n}")
+    for what, kind, n, ids, f in sent:
+        doing = {
+            "offsets": f"committed offsets from coordinator {n}",
+            "share offsets": f"share-group offsets from coordinator {n}",
+            "describe": f"describing {kind} groups on coordinator {n}",
+        }[what]
+        before = len(w.problems)
+        resp = await w.wait(f, doing)
         if resp is None:
+            w.fail(ids, w.problems[-1] if len(w.problems) > before else doing + " failed")
             continue
         try:
-            raw = w.admin._describe_groups_process_response(resp)
-            descriptions.update({g: description_from(g, d) for g, d in raw.items()})
-        except Exception as exc:  # an undecodable member must not lose the others
-            w.problems.append(f"describing groups on coordinator {n}: {type(exc).__name__}: {exc}")
-    return descriptions, committed
+            if what == "offsets":
+                positions.update(committed_from(resp, w.problems, w.failed))
+            elif what == "share offsets":
+                positions.update(group_protocols.share_starts_from(resp, w.problems, w.failed))
+            elif kind == "classic":
+                raw = w.admin._describe_groups_process_response(resp)
+                descriptions.update({g: description_from(g, d) for g, d in raw.items()})
+            else:
+                descriptions.update(group_protocols.descriptions_from(kind, resp))
+        except Exception as exc:  # an undecodable answer must not lose the others
+            note = f"{doing}: {type(exc).__name__}: {exc}"[:300]
+            w.problems.append(note)
+            w.fail(ids, note)
+    for g, d in descriptions.items():
+        if d.error:
+            w.fail([g], f"it could not be described: {d.error}")
+    return descriptions, positions
 
 
 def describable(listing: GroupListing | None) -> bool:
-    """Whether DescribeGroups describes a group: classic groups (and groups not listed)."""
-    return listing is None or listing.group_type in ("classic", "")
+    """Whether a group can be described: every group type Kafka 4.4 has (and groups not
+    listed, taken for classic groups)."""
+    return group_kind(listing) is not None
+
+
+def group_types(listed: Mapping[str, GroupListing]) -> dict[str, str]:
+    """Each listed group's type, as `describe_and_fetch` takes them."""
+    return {g: x.group_type or "classic" for g, x in listed.items()}
 
 
 # -- reading groups from the other commands -------------------------------------------------
@@ -219,19 +300,34 @@ def describable(listing: GroupListing | None) -> bool:
 
 @dataclass
 class GroupsRead:
-    """What one read of the groups found. Groups missing from `committed` or `descriptions`
-    could not be read (see `problems`)."""
+    """What one read of the groups found. Groups missing from `committed` (or, for share
+    groups, `share_starts`) or `descriptions` could not be read: `failed` says why."""
 
     listings: dict[str, GroupListing]
     descriptions: dict[str, GroupDescription] = field(default_factory=dict)
+    # Committed offsets of the groups that commit them (never a share group's).
     committed: dict[str, dict[TP, int]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # Share groups' share-partition start offsets.
+    share_starts: dict[str, dict[TP, int]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def add_positions(self, positions: dict[str, dict[TP, int]]) -> None:
+        """Positions from `describe_and_fetch`, each into its place by the group's type."""
+        for g, offs in positions.items():
+            listing = self.listings.get(g)
+            share = listing is not None and listing.group_type == "share"
+            (self.share_starts if share else self.committed)[g] = offs
+
+    def positions(self, group_id: str) -> dict[TP, int] | None:
+        found = self.committed.get(group_id)
+        return self.share_starts.get(group_id) if found is None else found
 
     def group(self, group_id: str) -> ConsumerGroup:
         return combine(
             self.listings.get(group_id),
             self.descriptions.get(group_id),
-            self.committed.get(group_id),
+            self.positions(group_id),
             group_id,
         )
 
@@ -243,7 +339,7 @@ class GroupsRead:
         return [
             g
             for g, x in sorted(self.listings.items())
-            if (offsets and g not in self.committed)
+            if (offsets and self.positions(g) is None)
             or (describe and describable(x) and g not in self.descriptions)
         ]
 
@@ -273,8 +369,9 @@ async def _first_read(
         if (ids is None or g in ids) and (x.is_consumer_group or not consumer_only)
     }
     wanted = [g for g, x in chosen.items() if describable(x)] if describe else []
-    desc, committed = await describe_and_fetch(w, sorted(chosen), wanted, offsets)
-    return chosen, desc, committed
+    types = group_types(chosen)
+    desc, positions = await describe_and_fetch(w, sorted(chosen), wanted, offsets, types)
+    return chosen, desc, positions
 
 
 def read_groups(
@@ -307,19 +404,26 @@ def read_groups(
             + "; ".join(w.problems)[:500]
             + ". Check that every broker is up, then try again."
         )
-    result = GroupsRead(chosen, desc, committed, w.problems)
+    result = GroupsRead(chosen, desc, problems=w.problems, failed=dict(w.failed))
+    result.add_positions(committed)
     while True:
         todo = result.unread(describe, offsets)
         retriable = any(any(r in p for r in RETRIABLE) for p in result.problems)
         if not todo or not retriable or time.monotonic() >= deadline:
+            result.failed = {g: r for g, r in result.failed.items() if g in todo}
+            for g in todo:
+                result.failed.setdefault(g, "; ".join(result.problems)[:300] or "not read")
             return result
         time.sleep(0.5)
         w = Waiter(gw.admin, budget)
         again = [g for g in todo if describe and describable(chosen[g])]
         desc, committed = gw.call(
             "reading consumer groups",
-            lambda a, w=w, t=todo, d=again: a._manager.run(describe_and_fetch, w, t, d, offsets),
+            lambda a, w=w, t=todo, d=again: a._manager.run(
+                describe_and_fetch, w, t, d, offsets, group_types(chosen)
+            ),
         )
         result.descriptions.update(desc)
-        result.committed.update(committed)
+        result.add_positions(committed)
         result.problems = w.problems
+        result.failed = {**result.failed, **w.failed}

@@ -1,9 +1,10 @@
 """Measuring consumer lag in one tick: groups, committed offsets, end/start offsets.
 
 A tick sends a fixed number of requests whatever the number of groups: one Metadata, one
-ListGroups per broker, one batched FindCoordinator, then per group coordinator one
-OffsetFetch (v8: all of its groups in one request) and one DescribeGroups (the group reader
-of `gateway/groups.py`, the one every command uses), and per
+ListGroups per broker, one batched FindCoordinator, then per group coordinator one request
+per kind its groups need (OffsetFetch v8 for the groups that commit offsets,
+DescribeShareGroupOffsets for share groups, and the describe request of each group type:
+the group reader of `gateway/groups.py`, the one every command uses), and per
 partition leader one ListOffsets per kind (latest, last stable for transactional topics,
 earliest, and the SLA probe at `now - crit_seconds`). Requests of one wave go to all
 brokers at once on the client's network thread. Every wait is bounded by the tick's time
@@ -25,6 +26,7 @@ from ecap_ops.gateway.groups import (
     Waiter,
     describable,
     describe_and_fetch,
+    group_types,
     listings,
     send_list_groups,
 )
@@ -53,6 +55,9 @@ class Measurement:
     observation: Observation
     seconds: float
     requests: dict[str, int] = field(default_factory=dict)
+    # Every group in scope as listed (type and state), and why a group's lag was not read.
+    groups: dict[str, GroupListing] = field(default_factory=dict)
+    unmeasured: dict[str, str] = field(default_factory=dict)
 
 
 # The waiter of one tick (kept under its old name for callers that import it).
@@ -80,7 +85,7 @@ def observe_group(g: ConsumerGroup) -> GroupObservation:
         group=g.group_id,
         state=g.state,
         members=g.member_count,
-        committed=g.committed,
+        committed=g.positions,
         assigned=g.assigned,
         member_ids=tuple(sorted(m.member_id for m in g.members or ())),
     )
@@ -89,10 +94,11 @@ def observe_group(g: ConsumerGroup) -> GroupObservation:
 async def _groups(
     tick: Waiter, listed: dict[str, GroupListing], selected: list[str]
 ) -> dict[str, GroupObservation]:
-    """Wave 2 and 3 (`gateway.groups`): the selected groups' descriptions and committed
-    offsets. Groups whose offsets could not be read are left out (the tick is partial)."""
+    """Wave 2 and 3 (`gateway.groups`): the selected groups' descriptions and positions
+    (committed offsets; a share group's share-partition start offsets). Groups whose
+    positions could not be read are left out (the tick is partial; `tick.failed` says why)."""
     described = [g for g in selected if describable(listed.get(g))]
-    desc, committed = await describe_and_fetch(tick, selected, described)
+    desc, committed = await describe_and_fetch(tick, selected, described, types=group_types(listed))
     return {
         g: observe_group(combine(listed.get(g), desc.get(g), committed[g], g))
         for g in selected
@@ -256,4 +262,14 @@ def measure_lag(
     )
     after = gateway.requests
     requests = {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0)}
-    return Measurement(obs, time.monotonic() - started, requests)
+    in_scope = {
+        g: x
+        for g, x in tick.listed.items()
+        if x.is_consumer_group and (scope or LagScope()).selects(g)
+    }
+    unmeasured = {
+        g: tick.failed.get(g, "not measured within the tick's time budget")
+        for g in in_scope
+        if g not in obs.groups
+    }
+    return Measurement(obs, time.monotonic() - started, requests, in_scope, unmeasured)

@@ -8,16 +8,21 @@ offset or the log start when retention deleted records it never read; records de
 unread are counted as `lost`. Groups come from the one group reader (`gateway.groups`),
 offsets from one ListOffsets per partition leader and kind. Lag over time and in seconds is
 the lag area's work (`services/lag.py`).
+
+Every group type is shown (classic, consumer, share, streams). A share group commits no
+offsets: its lag counts from its share-partition start offset (see docs/consumer-lag.md).
+A group whose positions could not be read is shown with the reason, never left out.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ecap_ops.core.groups import ConsumerGroup
 from ecap_ops.core.lag_measures import partition_lag
 from ecap_ops.core.lag_model import TP, PartitionOffsets
 from ecap_ops.gateway import KafkaGateway
-from ecap_ops.gateway.activity import GroupInfo, consumer_groups
+from ecap_ops.gateway.activity import GroupInfo
+from ecap_ops.gateway.groups import read_groups
 from ecap_ops.gateway.offsets import partition_offsets
 
 __all__ = ["GroupInfo", "GroupSummary", "TopicLag", "group_summaries", "summarize"]
@@ -54,6 +59,9 @@ class GroupSummary:
             "type": self.group_type,
             "members": self.members,
             "error": self.error,
+            "lag_from": "share-partition start offset"
+            if self.group_type == "share"
+            else "committed offset",
             "total_lag": self.total_lag,
             "topics": [
                 {
@@ -72,7 +80,7 @@ def summarize(g: ConsumerGroup, offsets: dict[TP, PartitionOffsets]) -> GroupSum
     """One group's lag per topic at one moment, from its committed offsets and the
     partitions' offsets (a partition whose offsets are unknown makes its topic's lag unknown)."""
     per_topic: dict[str, list[tuple[int, int] | None]] = {}
-    for (topic, p), committed in g.committed.items():
+    for (topic, p), committed in g.positions.items():
         po = offsets.get((topic, p))
         count = None if po is None else partition_lag(committed, po.start, po.end)
         per_topic.setdefault(topic, []).append(None if count is None else count[1:])
@@ -101,9 +109,17 @@ def group_summaries(
     groups: list[ConsumerGroup] | None = None,
     transactional: Iterable[str] = (),
 ) -> list[GroupSummary]:
-    """Every consumer group with its lag per topic. `transactional`: topics whose end is
-    their last stable offset (the catalog's transactional topics), as the lag tick reads."""
-    groups = consumer_groups(gw) if groups is None else groups
-    parts = sorted({tp for g in groups for tp in g.committed})
+    """Every consumer group (every type) with its lag per topic. `transactional`: topics
+    whose end is their last stable offset (the catalog's transactional topics), as the lag
+    tick reads. A group whose positions could not be read comes with `error` saying why."""
+    if groups is None:
+        read = read_groups(gw, consumer_only=True)
+        groups = []
+        for gid in sorted(read.listings):
+            g = read.group(gid)
+            if gid in read.failed:
+                g = replace(g, error=f"lag not read: {read.failed[gid]}"[:300])
+            groups.append(g)
+    parts = sorted({tp for g in groups for tp in g.positions})
     offsets = partition_offsets(gw, parts, transactional) if parts else {}
     return [summarize(g, offsets) for g in groups]
