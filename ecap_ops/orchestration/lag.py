@@ -81,9 +81,12 @@ def default_sensor_status() -> dg.DefaultSensorStatus:
 
 # A steady topic is recorded this often (10 ticks at the 30 s default).
 OBSERVE_EVERY_SECONDS = 300.0
-# A figure "moved" when it changes by at least this fraction, or from or to zero.
+# An amount "moved" when it changed by at least this fraction of its last recorded value
+# (so any change from zero) ...
 MOVED_FRACTION = 0.10
-# Numeric figures whose change is judged by MOVED_FRACTION; counts and text must be equal.
+# ... and by at least this much (a lag of a fraction of a second is noise, not news).
+MOVED_AT_LEAST = {"consumer_lag_seconds_max": 1.0}
+# The amounts judged so; the counts and texts after them must be equal to stay unrecorded.
 PLOTTED_AMOUNTS = ("consumer_lag_msgs_total", "consumer_lag_msgs_max", "consumer_lag_seconds_max")
 PLOTTED_EXACT = (
     "consumer_groups",
@@ -131,14 +134,11 @@ def topic_lag_figures(rows: list[GroupTopicStatus]) -> dict[str, int | float | s
     return figures
 
 
-def _moved(before: object, now: object) -> bool:
+def _moved(key: str, before: object, now: object) -> bool:
     if not isinstance(before, (int, float)) or not isinstance(now, (int, float)):
         return before != now
-    if before == now:
-        return False
-    if before == 0 or now == 0:
-        return True
-    return abs(now - before) >= MOVED_FRACTION * max(abs(before), abs(now))
+    step = abs(now - before)
+    return step >= max(MOVED_FRACTION * abs(before), MOVED_AT_LEAST.get(key, 0)) and step > 0
 
 
 def worth_recording(
@@ -150,12 +150,13 @@ def worth_recording(
 ) -> bool:
     """Record a topic's figures this tick? Yes when nothing was recorded before, the last
     record is `every_s` old, a count or text differs (groups, groups not OK, status, kind
-    of seconds), or an amount (messages, seconds) moved by MOVED_FRACTION or from/to zero."""
+    of seconds), or an amount (messages, seconds) moved by MOVED_FRACTION of its recorded
+    value (at least MOVED_AT_LEAST: 1 s for seconds, 1 message)."""
     if previous is None or previous_at is None or now - previous_at >= every_s:
         return True
     if any(figures.get(k) != previous.get(k) for k in PLOTTED_EXACT):
         return True
-    return any(_moved(previous.get(k), figures.get(k)) for k in PLOTTED_AMOUNTS)
+    return any(_moved(k, previous.get(k), figures.get(k)) for k in PLOTTED_AMOUNTS)
 
 
 def _figure_metadata(figures: dict) -> dict:
