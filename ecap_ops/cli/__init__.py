@@ -22,6 +22,7 @@ COMMANDS = {
     "retention-audit": "audits",
     "cleanup-test-topics": "audits",
     "lag": "lag",
+    "exporter": "exporter",
     "snapshot": "dr",
     "restore": "dr",
     "snapshot-diff": "dr",
