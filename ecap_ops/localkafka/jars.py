@@ -222,3 +222,43 @@ def java_command(
         main_class,
         *args,
     ]
+
+
+def fetch_streams_jar(quiet: bool = True) -> Path:
+    """Kafka Streams' jar at the broker's version (`org.apache.kafka:kafka-streams`), fetched
+    with Maven once into `<cache>/kafka/<version>/streams/`; return its path. Its other
+    runtime needs (kafka-clients, slf4j, log4j) are already in `lib_dir()`; a stateless
+    topology needs nothing more (RocksDB is loaded only for persistent state stores)."""
+    home = kafka_home()
+    folder = home / "streams"
+    jar = folder / f"kafka-streams-{KAFKA_VERSION}.jar"
+    if jar.is_file():
+        return jar
+    mvn = find_executable("mvn")
+    with file_lock(home / ".fetch-streams.lock", LOCK_TIMEOUT_S):
+        if jar.is_file():
+            return jar
+        tmp = Path(tempfile.mkdtemp(prefix="streams.tmp-", dir=home))
+        try:
+            cmd = [
+                mvn,
+                "-B",
+                "-Dstyle.color=never",
+                "dependency:copy",
+                f"-Dartifact=org.apache.kafka:kafka-streams:{KAFKA_VERSION}",
+                f"-DoutputDirectory={tmp}",
+            ]
+            if quiet:
+                cmd.insert(1, "-q")
+            rc, tail = _run_maven(cmd, quiet)
+            fetched = tmp / jar.name
+            if rc != 0 or not fetched.is_file():
+                raise LocalKafkaError(
+                    f"Maven could not fetch kafka-streams {KAFKA_VERSION} (exit {rc}); "
+                    f"check network access to Maven Central. Last lines of its output:\n{tail}"
+                )
+            folder.mkdir(parents=True, exist_ok=True)
+            os.replace(fetched, jar)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return jar
