@@ -311,3 +311,41 @@ def test_requests_stay_one_per_coordinator_per_kind(kafka_settings, unique_name,
     assert all(g in m.observation.groups for g in mine) and not m.unmeasured
     per_kind = {k: v for k, v in m.requests.items() if k not in ("ListOffsets",)}
     assert all(v == 1 for v in per_kind.values()), per_kind
+
+
+def test_a_group_whose_lag_was_not_read_is_shown_with_the_reason():
+    """No broker: `lag` lists every group in scope; one without a row says why."""
+    from ecap_ops.cli.lag import group_rows, groups_without_lag
+    from ecap_ops.core.groups import GroupListing
+    from ecap_ops.core.lag_model import GroupObservation, Observation
+    from ecap_ops.gateway.lag import Measurement
+
+    listed = {
+        "ok": GroupListing("ok", "Stable", "consumer", "consumer"),
+        "sh": GroupListing("sh", "Stable", "share", "share"),
+        "new": GroupListing("new", "Empty", "streams", "streams"),
+    }
+    obs = Observation(
+        "c",
+        0.0,
+        {},
+        frozenset(),
+        {
+            "ok": GroupObservation("ok", "Stable", 1, {("t", 0): 1}),
+            "new": GroupObservation("new", "Empty", 0),
+        },
+        frozenset(listed),
+    )
+    m = Measurement(obs, 0.1, {}, listed, {"sh": "GroupAuthorizationFailedError"})
+
+    class Row:
+        group = "ok"
+
+    lines = groups_without_lag(m, [Row()])
+    assert lines == [
+        "group new (streams, Empty): no committed offsets (or share-partition start offsets) yet",
+        "group sh (share, Stable): lag not read: GroupAuthorizationFailedError",
+    ]
+    rows = {r["group"]: r for r in group_rows(m)}
+    assert rows["sh"]["lag_read"] is False and rows["sh"]["type"] == "share"
+    assert rows["ok"]["lag_read"] is True and rows["ok"]["reason"] is None
