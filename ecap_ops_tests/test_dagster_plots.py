@@ -10,6 +10,7 @@ real instance; the UI test opens a topic's plots in Chromium and keeps the scree
 
 import math
 import time
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -496,3 +497,160 @@ def test_every_plotted_label_is_documented():
     labels |= {"crit_findings", "warn_findings", "ok_findings", "check_seconds"}
     missing = sorted(label for label in labels if f"`{label}`" not in docs)
     assert not missing, f"plotted but not documented in docs/: {missing}"
+
+
+# -- the plots in the web UI, in Chromium ------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def _chromium():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    for exe in (CHROMIUM, CHROMEDRIVER):
+        assert Path(exe).exists(), f"{exe} is missing: bash scripts/install-system-deps.sh"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1600,2000",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+def _open_plots(browser, url: str, labels: tuple[str, ...], shot: Path) -> str:
+    """Open an asset page, switch its metadata from Table to Plots, wait until every label
+    is drawn as a plot (its heading and a chart canvas), keep a screenshot and the DOM."""
+    from selenium.webdriver.common.by import By
+
+    from ecap_ops_tests.e2e_helpers import wait_for
+
+    browser.get(url)
+    plots_button = "//button[normalize-space(.)='Plots']"
+
+    def table_then_plots():
+        buttons = [b for b in browser.find_elements(By.XPATH, plots_button) if b.is_displayed()]
+        if not buttons or labels[0] not in browser.find_element(By.TAG_NAME, "body").text:
+            return False
+        buttons[0].click()
+        return True
+
+    try:
+        wait_for(f"the metadata table of {url}", table_then_plots, 90, interval=1)
+
+        def drawn():
+            # Each plot is its label's heading above a chart.js canvas, in one box.
+            found = browser.execute_script(
+                """
+                const labels = arguments[0];
+                const plotted = new Set();
+                for (const canvas of document.querySelectorAll('canvas')) {
+                  let box = canvas.parentElement;
+                  for (let up = 0; box && up < 6; up++, box = box.parentElement) {
+                    const hit = labels.find(l => Array.from(box.querySelectorAll('*')).some(
+                      e => e.childElementCount === 0 && e.textContent.trim() === l));
+                    if (hit) { plotted.add(hit); break; }
+                  }
+                }
+                return Array.from(plotted);
+                """,
+                list(labels),
+            )
+            return set(labels) <= set(found)
+
+        wait_for(f"plots of {', '.join(labels)} on {url}", drawn, 60, interval=1)
+        time.sleep(1)  # let the charts finish their entry animation for the screenshot
+    finally:
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(shot))
+        shot.with_suffix(".html").write_text(browser.page_source)
+    return browser.page_source
+
+
+@pytest.mark.slow
+@pytest.mark.kafka
+def test_a_topics_lag_plot_in_the_dagster_ui(kafka_bootstrap, tmp_path, unique_name):
+    """A temp DAGSTER_HOME holding the sensor's lag points (ticked through Dagster's own
+    sensor machinery against a scripted group) and two health runs; `dagster dev` on a free
+    loopback port; Chromium opens the topic's and the health asset's plots. Screenshots:
+    artifacts/screenshots/plots-topic-lag.png and plots-health.png (with the DOM beside)."""
+    from ecap_ops_tests.e2e_helpers import (
+        SCREENSHOTS,
+        DagsterDev,
+        dagster_env,
+        isolated_catalog,
+        prepare_home,
+    )
+
+    home = prepare_home(tmp_path / "home")
+    catalog_path, env_name, _prefix = isolated_catalog(home)
+    catalog = load_catalog(catalog_path, env=env_name)
+    group = unique_name + "-dashboard"
+    script = LagScript(kafka_bootstrap, catalog, group, age_s=300)
+    script.commit(0)
+    lags = []
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        ticks = SensorTicks(kafka_bootstrap, catalog, group, instance, observe_every_s=0)
+        for n in (20, 30, 40, 10, 60):
+            script.produce(n)
+            ticks.tick()
+            lags.append(script.produced)
+            time.sleep(1.5)
+        key = dg.AssetKey(["kafka", script.topic])
+        recorded = [
+            e.metadata["consumer_lag_msgs_total"].value for e in _lag_observations(instance, key)
+        ]
+        assert recorded[::-1] == lags
+        defs = _health_defs(catalog, KafkaResource(bootstrap_servers=kafka_bootstrap))
+        for _ in range(2):
+            assert (
+                defs.resolve_job_def("kafka_health_check")
+                .execute_in_process(
+                    instance=instance,
+                    run_config={
+                        "ops": {"kafka_health_report": {"config": {"canary_timeout_seconds": 10}}}
+                    },
+                )
+                .success
+            )
+
+    env = dagster_env(
+        home, kafka_bootstrap, {"ECAP_CATALOG": str(catalog_path), "ECAP_ENV": env_name}
+    )
+    dev = DagsterDev(home, env).start()
+    browser = None
+    try:
+        dev.wait_ready(timeout=240)
+        browser = _chromium()
+        # Dismiss Dagster's one-time "join the community" dialog before any page opens.
+        browser.get(f"{dev.url}/server_info")
+        browser.execute_script("window.localStorage.setItem('communityNux', JSON.stringify('1'))")
+        topic_labels = ("consumer_lag_msgs_total", "consumer_groups", "consumer_lag_msgs_max")
+        dom = _open_plots(
+            browser,
+            f"{dev.url}/assets/kafka/{script.topic}",
+            topic_labels,
+            SCREENSHOTS / "plots-topic-lag.png",
+        )
+        assert "Asset plots are automatically generated" not in dom  # not the empty state
+        health_labels = ("warn_findings", "check_seconds", "brokers")
+        _open_plots(
+            browser,
+            f"{dev.url}/assets/ecap_ops/kafka_cluster_health",
+            health_labels,
+            SCREENSHOTS / "plots-health.png",
+        )
+    finally:
+        if browser is not None:
+            browser.quit()
+        dev.stop()
+    shot = SCREENSHOTS / "plots-topic-lag.png"
+    assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
