@@ -28,6 +28,7 @@ COMMANDS = {
     "snapshot-diff": "dr",
     "snapshot-verify": "dr",
     "dr-drill": "dr",
+    "access": "access",
 }
 main.lazy_commands = {name: f"ecap_ops.cli.{module}" for name, module in COMMANDS.items()}
 

@@ -11,7 +11,15 @@ from collections.abc import Iterable, Iterator
 
 from ecap_ops.catalog.kafka_configs import canonical_value
 from ecap_ops.catalog.model import Catalog
-from ecap_ops.core.plan import Action, ActionKind, Plan, Refusal, fingerprint, make_plan
+from ecap_ops.core.plan import (
+    ACCESS_KINDS,
+    Action,
+    ActionKind,
+    Plan,
+    Refusal,
+    fingerprint,
+    make_plan,
+)
 from ecap_ops.core.state import CANARY_TOPIC, ClusterState, is_internal_topic
 
 # KRaft refuses one request that needs more than 10,000 metadata records ("Unable to
@@ -22,13 +30,18 @@ RECORD_BUDGET = 9_000
 # The order actions run in. New topics, config changes and partition additions first
 # (none removes anything); then deletions that a re-creation follows, each deleted only
 # after its re-creation passed the brokers' validation; plain deletions; offsets last,
-# once the topics they point into exist.
+# once the topics they point into exist. Access: users, then the bindings and quotas
+# that grant (after the topics they name exist); bindings that take rights away last.
 PHASES = (
     "create",
     "alter_configs",
     "add_partitions",
+    "upsert_users",
+    "create_acls",
+    "alter_quotas",
     "recreate",
     "delete",
+    "delete_acls",
     "write_offsets",
 )
 
@@ -42,6 +55,10 @@ def phase_of(action: Action) -> str:
         ActionKind.ADD_PARTITIONS: "add_partitions",
         ActionKind.DELETE_TOPIC: "delete",
         ActionKind.WRITE_OFFSETS: "write_offsets",
+        ActionKind.UPSERT_USER: "upsert_users",
+        ActionKind.CREATE_ACLS: "create_acls",
+        ActionKind.ALTER_QUOTAS: "alter_quotas",
+        ActionKind.DELETE_ACLS: "delete_acls",
     }[action.kind]
 
 
@@ -56,6 +73,8 @@ def metadata_records(action: Action) -> int:
         return 1 + len(action.changes)
     if action.kind is ActionKind.DELETE_TOPIC:
         return 2
+    if action.kind in (ActionKind.CREATE_ACLS, ActionKind.DELETE_ACLS):
+        return max(1, len(action.acls))
     return 1
 
 
@@ -275,12 +294,19 @@ def verification_problems(
     done: set[tuple[str, str]],
     cluster: ClusterState | None,
     group_offsets: dict[str, dict[tuple[str, int], int]] | None = None,
+    access=None,
 ) -> list[str]:
     """What differs between the cluster read back and the actions that reported success
-    (`done`: (step, subject) pairs). Pure: the caller reads `cluster` and `group_offsets`."""
-    problems: list[str] = []
+    (`done`: (step, subject) pairs). Pure: the caller reads `cluster`, `group_offsets` and
+    `access` (a core.access.AccessState)."""
+    from ecap_ops.core.access import access_problems
+
+    actions = list(actions)
+    problems: list[str] = access_problems(
+        [a for a in actions if a.kind in ACCESS_KINDS], done, access
+    )
     for a in actions:
-        if (a.kind.value, a.subject) not in done:
+        if (a.kind.value, a.subject) not in done or a.kind in ACCESS_KINDS:
             continue
         if a.kind is ActionKind.WRITE_OFFSETS:
             have = (group_offsets or {}).get(a.group, {})

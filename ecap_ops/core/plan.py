@@ -36,6 +36,21 @@ class ActionKind(StrEnum):
     ADD_PARTITIONS = "add_partitions"
     DELETE_TOPIC = "delete_topic"
     WRITE_OFFSETS = "write_offsets"
+    # Access (core/access.py): ACL bindings, SCRAM users, client quotas.
+    UPSERT_USER = "upsert_user"
+    CREATE_ACLS = "create_acls"
+    ALTER_QUOTAS = "alter_quotas"
+    DELETE_ACLS = "delete_acls"
+
+
+ACCESS_KINDS = frozenset(
+    {
+        ActionKind.UPSERT_USER,
+        ActionKind.CREATE_ACLS,
+        ActionKind.ALTER_QUOTAS,
+        ActionKind.DELETE_ACLS,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -72,12 +87,25 @@ class Action:
     records: int | None = None  # DELETE_TOPIC: records it holds (None: unknown)
     group: str | None = None  # WRITE_OFFSETS: the consumer group
     offsets: tuple[tuple[str, int, int], ...] = ()  # WRITE_OFFSETS: (topic, partition, offset)
+    # Access actions: `topic` holds their subject (a principal, a user, a quota entity).
+    acls: tuple = ()  # CREATE_ACLS / DELETE_ACLS: catalog.access.AclBinding
+    user: str | None = None  # UPSERT_USER
+    mechanism: str | None = None
+    iterations: int | None = None
+    # Where the password is read at apply time ("env NAME" / "file PATH"); never the password.
+    password_source: str | None = None
+    quota_entity: tuple[tuple[str, str], ...] = ()  # ALTER_QUOTAS: ((type, name), ...)
+    quota_changes: tuple[tuple[str, float | None, float | None], ...] = ()  # (key, old, new)
 
     @property
     def subject(self) -> str:
         return self.group if self.kind is ActionKind.WRITE_OFFSETS else self.topic
 
     def describe(self) -> str:
+        if self.kind in ACCESS_KINDS:
+            from ecap_ops.core.access import describe_access_action
+
+            return describe_access_action(self)
         if self.kind is ActionKind.DELETE_TOPIC:
             held = "" if self.records is None else f" ({self.records:,} record(s))"
             return f"delete topic {self.topic}{held}" + (
@@ -145,11 +173,15 @@ class Plan:
             "add_partitions": sum(a.kind is ActionKind.ADD_PARTITIONS for a in self.actions),
             "delete": sum(a.kind is ActionKind.DELETE_TOPIC for a in self.actions),
             "write_offsets": sum(a.kind is ActionKind.WRITE_OFFSETS for a in self.actions),
+            "access": sum(a.kind in ACCESS_KINDS for a in self.actions),
             "refused": len(self.refusals),
             "in_sync": len(self.in_sync),
             "unmanaged": len(self.unmanaged),
         }
         return d
+
+
+MAX_BINDINGS_SHOWN = 20
 
 
 def _human(key: str, value: str | None) -> str:
@@ -377,6 +409,10 @@ def render_plan(plan: Plan) -> str:
         ActionKind.ADD_PARTITIONS: "^",
         ActionKind.DELETE_TOPIC: "-",
         ActionKind.WRITE_OFFSETS: "@",
+        ActionKind.UPSERT_USER: "+",
+        ActionKind.CREATE_ACLS: "+",
+        ActionKind.ALTER_QUOTAS: "~",
+        ActionKind.DELETE_ACLS: "-",
     }
     for a in plan.actions:
         if a.kind is ActionKind.ALTER_CONFIGS:
@@ -387,6 +423,11 @@ def render_plan(plan: Plan) -> str:
                 lines.append(f"      {c.describe()}" + ("  [destructive]" if c.destructive else ""))
         else:
             lines.append(f"  {marks[a.kind]} {a.describe()}")
+        if a.kind in (ActionKind.CREATE_ACLS, ActionKind.DELETE_ACLS):
+            shown = a.acls[:MAX_BINDINGS_SHOWN]
+            lines += [f"      {b.describe()}" for b in shown]
+            if len(a.acls) > len(shown):
+                lines.append(f"      ... and {len(a.acls) - len(shown)} more binding(s)")
         for w in a.warnings:
             lines.append(f"      warning: {w}")
     for r in plan.refusals:
@@ -400,7 +441,11 @@ def render_plan(plan: Plan) -> str:
     s = plan.to_dict()["summary"]
     extra = "".join(
         f"{s[k]} {label}, "
-        for k, label in (("delete", "to delete"), ("write_offsets", "offset writes"))
+        for k, label in (
+            ("delete", "to delete"),
+            ("write_offsets", "offset writes"),
+            ("access", "access changes"),
+        )
         if s[k]
     )
     lines.append(

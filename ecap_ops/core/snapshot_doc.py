@@ -121,8 +121,10 @@ def build_snapshot(
     complete: dict[str, bool],
     notes: list[str],
     requests: dict[str, int] | None = None,
+    quotas: list[dict] | None = None,
 ) -> dict:
-    """Assemble and seal a snapshot document."""
+    """Assemble and seal a snapshot document. `quotas`: client quotas as
+    {"entity": [{"type": "user", "name": ...}], "values": {key: number}}."""
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -140,6 +142,9 @@ def build_snapshot(
         "acls": sorted(acls, key=lambda a: json.dumps(a, sort_keys=True)),
         "scram_users": sorted(scram_users, key=lambda u: u["name"]),
     }
+    if quotas is not None:  # snapshots before quotas were recorded have no key
+        doc["quotas"] = sorted(quotas, key=lambda q: json.dumps(q, sort_keys=True))
+        doc["complete"]["quotas"] = bool(complete.get("quotas", False))
     return seal(doc)
 
 
@@ -194,6 +199,7 @@ class Snapshot:
             "group_offsets": sum(len(g["offsets"]) for g in d["groups"]),
             "acls": len(d["acls"]),
             "scram_users": len(d["scram_users"]),
+            "quotas": len(d.get("quotas") or []),
             "complete": self.complete,
             "notes": list(d["notes"]),
             "catalog_digest": d["catalog"]["digest"],

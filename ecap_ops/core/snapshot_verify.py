@@ -192,4 +192,17 @@ def _schema_problems(doc: dict) -> list[str]:
     users = need(doc, "scram_users", (list,), "") or []
     for i, u in enumerate(users):
         need(u, "name", (str,), f"scram_users[{i}]")
+    if "quotas" in doc:
+        for i, q in enumerate(need(doc, "quotas", (list,), "") or []):
+            w = f"quotas[{i}]"
+            if not isinstance(q, dict):
+                out.append(f".{w}: must be an object")
+                continue
+            for j, e in enumerate(need(q, "entity", (list,), w) or []):
+                need(e, "type", (str,), f"{w}.entity[{j}]")
+                need(e, "name", (str,), f"{w}.entity[{j}]")
+            values = need(q, "values", (dict,), w) or {}
+            for k, v in values.items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    out.append(f".{w}.values.{str(k)[:40]}: must be a number")
     return out

@@ -30,6 +30,7 @@ class SnapshotInputs:
     groups: list[dict] = field(default_factory=list)
     acls: list[dict] = field(default_factory=list)
     scram_users: list[dict] = field(default_factory=list)
+    quotas: list[dict] = field(default_factory=list)
     complete: dict[str, bool] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -245,7 +246,34 @@ def read_snapshot_inputs(gw: KafkaGateway) -> SnapshotInputs:
     inputs.notes += notes
     inputs.scram_users, inputs.complete["scram_users"], notes = read_scram_users(gw)
     inputs.notes += notes
+    inputs.quotas, inputs.complete["quotas"], notes = read_quota_entries(gw)
+    inputs.notes += notes
     return inputs
+
+
+def quota_entries(quotas: dict) -> list[dict]:
+    """Client quotas (entity -> values) in the snapshot's form."""
+    return [
+        {
+            "entity": [{"type": t, "name": n} for t, n in entity],
+            "values": dict(sorted(values.items())),
+        }
+        for entity, values in sorted(quotas.items())
+    ]
+
+
+def read_quota_entries(gw: KafkaGateway) -> tuple[list[dict], bool, list[str]]:
+    """Every client quota, in the snapshot's form."""
+    from ecap_ops.gateway.access import read_quotas
+
+    quotas = read_quotas(gw)
+    if quotas is None:
+        return (
+            [],
+            False,
+            ["client quotas not available: the cluster did not answer DescribeClientQuotas"],
+        )
+    return quota_entries(quotas), True, []
 
 
 def read_group_status(gw: KafkaGateway, group_ids: list[str]) -> dict[str, GroupStatus]:

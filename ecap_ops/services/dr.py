@@ -107,6 +107,7 @@ def capture_snapshot(gw: KafkaGateway, catalog: Catalog) -> Snapshot:
         complete=inputs.complete,
         notes=inputs.notes,
         requests=requests,
+        quotas=inputs.quotas,
     )
     return Snapshot(doc, "new snapshot")
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ecap_ops.core.changes import batches, order, phase_of, verification_problems
-from ecap_ops.core.plan import Action, ActionKind, Plan
+from ecap_ops.core.plan import ACCESS_KINDS, Action, ActionKind, Plan
 from ecap_ops.core.state import TopicState
 from ecap_ops.errors import EcapOpsError, KafkaRequestFailed, PlanRefused
 from ecap_ops.gateway import KafkaGateway
@@ -157,6 +157,11 @@ def validate_plan(gw: KafkaGateway, plan: Plan) -> list[str]:
     for batch in batches(adds):
         out = gw.create_partitions({a.topic: a.partitions for a in batch}, validate_only=True)
         problems += [f"add partitions to {t}: {e}" for t, e in sorted(out.items()) if e]
+    access = [a for a in acts if a.kind in ACCESS_KINDS]
+    if access:
+        from ecap_ops.services.write_access import validate_access
+
+        problems += validate_access(gw, access)
     return problems
 
 
@@ -382,6 +387,10 @@ def _execute(gw: KafkaGateway, plan: Plan, result: WriteResult) -> None:
             created = [s.topic for s in result.steps if s.step == "create_topic" and s.ok]
             wait_for_leaders(gw, created)
 
+    failed = _access_phases(
+        gw, result, by_phase, ("upsert_users", "create_acls", "alter_quotas"), failed
+    )
+
     recreate = by_phase.get("recreate", [])
     deletes = [a for a in recreate if a.kind is ActionKind.DELETE_TOPIC]
     creates = {a.topic: a for a in recreate if a.kind is ActionKind.CREATE_TOPIC}
@@ -422,6 +431,8 @@ def _execute(gw: KafkaGateway, plan: Plan, result: WriteResult) -> None:
                 s.ok, s.detail = False, "still listed 30 s after its deletion was accepted"
                 failed = True
 
+    failed = _access_phases(gw, result, by_phase, ("delete_acls",), failed)
+
     writes = by_phase.get("write_offsets", [])
     if writes and failed:
         skip(writes)
@@ -429,12 +440,48 @@ def _execute(gw: KafkaGateway, plan: Plan, result: WriteResult) -> None:
         _write_offsets(gw, result, writes)
 
 
+_ACCESS_PHASE_KINDS = {
+    "upsert_users": ActionKind.UPSERT_USER,
+    "create_acls": ActionKind.CREATE_ACLS,
+    "alter_quotas": ActionKind.ALTER_QUOTAS,
+    "delete_acls": ActionKind.DELETE_ACLS,
+}
+
+
+def _access_phases(gw, result: WriteResult, by_phase, phases, failed: bool) -> bool:
+    """Run access phases in order (services/write_access.py); after a failure, skip them."""
+    from ecap_ops.services.write_access import run_access_phase
+
+    for phase in phases:
+        items = by_phase.get(phase, [])
+        if not items:
+            continue
+        if failed:
+            for a in items:
+                _record(result, a, False, "not done: an earlier step failed", skipped=True)
+            continue
+        ok = run_access_phase(
+            gw,
+            _ACCESS_PHASE_KINDS[phase],
+            items,
+            lambda a, ok, detail: _record(result, a, ok, detail),
+        )
+        failed = not ok
+    return failed
+
+
 def _verify(gw: KafkaGateway, plan: Plan, result: WriteResult) -> None:
     """Read the cluster again and check every action that reported success."""
     from ecap_ops.gateway.snapshot import read_group_status
 
     done = {(s.step, s.topic) for s in result.steps if s.ok}
-    names = sorted({a.topic for a in plan.actions if a.kind is not ActionKind.WRITE_OFFSETS})
+    names = sorted(
+        {
+            a.topic
+            for a in plan.actions
+            if a.kind is not ActionKind.WRITE_OFFSETS and a.kind not in ACCESS_KINDS
+        }
+    )
     created = {t for step, t in done if step == "create_topic"}
     deadline = time.monotonic() + 10.0 + len(created) / 100
     state = None
@@ -447,11 +494,16 @@ def _verify(gw: KafkaGateway, plan: Plan, result: WriteResult) -> None:
             time.sleep(0.5)
         groups = [a.group for a in plan.actions if ("write_offsets", a.subject) in done]
         status = read_group_status(gw, groups) if groups else {}
+        access = None
+        if any(a.kind in ACCESS_KINDS for a in plan.actions):
+            from ecap_ops.gateway.access import read_access
+
+            access = read_access(gw)
     except EcapOpsError as exc:
         result.verify_problems.append(f"the cluster could not be read back to verify: {exc}")
         return
     offsets = {g: st.offsets for g, st in status.items()}
-    result.verify_problems += verification_problems(plan.actions, done, state, offsets)
+    result.verify_problems += verification_problems(plan.actions, done, state, offsets, access)
 
 
 def require_ok(result: WriteResult) -> None:

@@ -48,8 +48,22 @@ def _touched_topics(plan: Plan) -> list[str]:
     )
 
 
-def needs_snapshot(plan: Plan) -> bool:
+def _overwrites_access(plan: Plan) -> bool:
+    """Access actions that remove or replace something: deleted bindings, replaced SCRAM
+    credentials, quotas changed or removed."""
     return any(
+        a.kind is ActionKind.DELETE_ACLS
+        or (a.kind is ActionKind.UPSERT_USER and a.warnings)
+        or (
+            a.kind is ActionKind.ALTER_QUOTAS
+            and any(old is not None for _k, old, _n in a.quota_changes)
+        )
+        for a in plan.actions
+    )
+
+
+def needs_snapshot(plan: Plan) -> bool:
+    return _overwrites_access(plan) or any(
         a.kind in (ActionKind.ALTER_CONFIGS, ActionKind.DELETE_TOPIC, ActionKind.WRITE_OFFSETS)
         for a in plan.actions
     )
@@ -100,6 +114,16 @@ def take_pre_change_snapshot(
             groups.append(
                 group_entry(g, group.state, group.protocol_type, members, entries, now_ms)
             )
+    acls: list[dict] = []
+    users: list[dict] = []
+    quotas: list[dict] | None = None
+    complete = {"topic_configs": True, "group_offsets": True}
+    if _overwrites_access(plan):  # the whole access state: it is small and restore needs it whole
+        from ecap_ops.gateway.snapshot import read_acls, read_quota_entries, read_scram_users
+
+        acls, complete["acls"], _ = read_acls(gw)
+        users, complete["scram_users"], _ = read_scram_users(gw)
+        quotas, complete["quotas"], _ = read_quota_entries(gw)
     now = datetime.now(UTC)
     doc = build_snapshot(
         tool_version=ecap_ops.__version__,
@@ -112,9 +136,10 @@ def take_pre_change_snapshot(
         catalog_digest=plan.catalog_digest,
         topics=topics,
         groups=groups,
-        acls=[],
-        scram_users=[],
-        complete={"topic_configs": True, "group_offsets": True},
+        acls=acls,
+        scram_users=users,
+        quotas=quotas,
+        complete=complete,
         notes=[
             f"pre-change snapshot taken by {purpose}: only the {len(topics)} topic(s) and {len(groups)} group(s) "
             "it deletes or overwrites"
