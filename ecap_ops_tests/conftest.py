@@ -88,6 +88,15 @@ def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
     )
 
 
+@pytest.fixture(scope="session")
+def cli_startup_s() -> float:
+    """What starting an `ecap-ops` process costs on this machine now (seconds, measured):
+    the part of a CLI's time limit that is not a Kafka wait (`ecap_ops_tests/bounds.py`)."""
+    from ecap_ops_tests.bounds import measure_cli_startup_s
+
+    return measure_cli_startup_s()
+
+
 @pytest.fixture
 def unique_name(request: pytest.FixtureRequest) -> str:
     """A fresh topic-name-safe string for this test (its name plus a random suffix)."""
