@@ -141,9 +141,12 @@ def test_applied_access_gives_each_service_exactly_its_rights(
     assert removed.returncode == 0, removed.stderr
     drift = run("access", "plan", catalog=catalog)
     assert drift.returncode == 2
+    whole = run("plan", catalog=catalog)  # the catalog's plan shows access drift too
+    assert whole.returncode == 2 and "User:fraud-detector" in whole.stdout, whole.stdout
     assert f"read on topic {p}.transactions" in drift.stdout
     assert run("access", "apply", catalog=catalog).returncode == 0
     assert run("access", "plan", catalog=catalog).returncode == 0
+    assert run("plan", catalog=catalog).returncode == 0
 
     # A binding nobody declared is reported as unmanaged and left alone.
     added = run(

@@ -46,25 +46,39 @@ def plan(cli: CliContext, ack, out_path, output):
 
     catalog = cli.catalog()
     acks = _ack(ack)
+    access = None
     with cli.gateway() as gw:
         p = plan_topics(gw, catalog, acks)
         rejected = validate_plan(gw, p) if p.actions and not p.blocked else []
+        if catalog.access.declared:
+            from ecap_ops.services.access import plan_catalog_access
+
+            access = plan_catalog_access(gw, catalog)
+            if not access.state.authorizer:
+                access = None  # no authorizer: access is not managed (the health check says so)
     if out_path:
         save_plan(p, acks, out_path)
     data = {**p.to_dict(), "rejected_by_brokers": rejected}
+    if access is not None:
+        data["access"] = access.to_dict()
     if output == "json":
         emit_json(data)
     else:
         click.echo(render_plan(p))
         for r in rejected:
             click.echo(f"  ! the brokers would reject: {r}")
+        if access is not None:
+            click.echo(access.render())
+            if access.plan.actions:
+                click.echo("Apply the access changes with `ecap-ops access apply`.")
         if out_path:
             click.echo(
                 f"Saved the plan to {out_path}: apply it with `create-topics --plan-file {out_path}`."
             )
     if p.blocked or rejected:
         sys.exit(1)
-    sys.exit(2 if p.has_changes else 0)
+    access_drift = access is not None and access.plan.has_changes
+    sys.exit(2 if p.has_changes or access_drift else 0)
 
 
 @main.command("create-topics")

@@ -8,7 +8,7 @@ report. The types live in `core.health_model` and are importable from here. Pure
 gateway reads the observation, the health service adds the catalog drift, this judges it.
 """
 
-from ecap_ops.core.health_checks import CHECKS
+from ecap_ops.core.health_checks import CHECKS, LATER_CHECKS
 from ecap_ops.core.health_model import (
     CRIT,
     OK,
@@ -63,7 +63,7 @@ def evaluate(
     if obs.error is not None or obs.cluster is None:
         return unreachable_report(obs)
     cluster = obs.cluster
-    results: list[Checked] = [check(obs, thresholds) for check in CHECKS]
+    results: list[Checked] = [check(obs, thresholds) for check in CHECKS + LATER_CHECKS]
     findings = tuple(f for r in results for f in r.findings)
     metrics: dict[str, float | int | None] = {"reachable": 1}
     for r in results:

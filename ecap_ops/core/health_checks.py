@@ -288,6 +288,74 @@ def check_canary(obs: HealthObservation, th: HealthThresholds) -> Checked:
     return Checked([Finding("canary", sev, c.topic, text)], metrics)
 
 
+# -- access control ----------------------------------------------------------------------
+
+
+def check_access(obs: HealthObservation, th: HealthThresholds) -> Checked:
+    """No authorizer (in prod: CRIT), allow.everyone.if.no.acl.found=true, catalog topics
+    no ACL names (prod), super users (listed), and drift from the catalog's access."""
+    a = obs.access
+    if a is None:
+        return Checked([], {})
+    prod = is_prod(obs.env)
+    if a.error:
+        return Checked([Finding("access", WARN, "access", f"could not be read: {a.error}")], {})
+    found = []
+    if not a.authorizer:
+        found.append(
+            Finding(
+                "access",
+                CRIT if prod else OK,
+                "authorizer",
+                "no authorizer: every client may do everything (set authorizer.class.name; docs/security.md)"
+                if prod
+                else "no authorizer (fine for development; production needs one)",
+            )
+        )
+    else:
+        if a.allow_everyone:
+            found.append(
+                Finding(
+                    "access",
+                    CRIT if prod else WARN,
+                    "allow.everyone.if.no.acl.found",
+                    "is true: any resource without an ACL is open to every user",
+                )
+            )
+        if a.super_users:
+            found.append(
+                Finding(
+                    "access",
+                    OK,
+                    "super users",
+                    f"{len(a.super_users)} super user(s) bypass every ACL: {', '.join(a.super_users[:10])}",
+                    items=tuple(a.super_users),
+                )
+            )
+        if a.topics_without_acl and prod:
+            found.append(
+                Finding(
+                    "access",
+                    WARN,
+                    "topics without ACL",
+                    f"{len(a.topics_without_acl)} catalog topic(s) have no ACL: "
+                    + ", ".join(a.topics_without_acl[:10]),
+                    items=tuple(a.topics_without_acl),
+                )
+            )
+        if a.drift:
+            found.append(
+                Finding(
+                    "access",
+                    DRIFT_SEVERITY,
+                    "access drift",
+                    f"{len(a.drift)} access change(s) from the catalog: " + "; ".join(a.drift[:5]),
+                    items=tuple(a.drift),
+                )
+            )
+    return Checked(found, {"access_drift": len(a.drift)})
+
+
 # The checks of a cluster that answered, in the order the report lists them.
 CHECKS = (
     check_brokers,
@@ -298,3 +366,5 @@ CHECKS = (
     check_disk,
     check_canary,
 )
+# Checks added after the report's first layout, run after CHECKS in this order.
+LATER_CHECKS = (check_access,)

@@ -104,6 +104,20 @@ class HealthObservation:
     catalog_drift: tuple[str, ...] = ()
     catalog_error: str | None = None
     canary: CanaryResult | None = None
+    # The cluster's access (services.health fills it in; None: not read).
+    access: "AccessObservation | None" = None
+
+
+@dataclass(frozen=True)
+class AccessObservation:
+    """What the health check saw of the cluster's access control."""
+
+    authorizer: str | None  # authorizer.class.name ("" or None: none)
+    allow_everyone: bool | None  # allow.everyone.if.no.acl.found
+    super_users: tuple[str, ...] = ()
+    topics_without_acl: tuple[str, ...] = ()  # catalog topics no binding names
+    drift: tuple[str, ...] = ()  # the catalog's access plan, one line per change
+    error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,53 @@ def check_health(
             gw.settings.bootstrap_servers, env, int(time.time() * 1000), error=str(exc)
         )
     obs, drift = compare_with_catalog(obs, catalog)
+    obs = observe_access(gw, obs, catalog)
     return HealthCheck(obs, drift, evaluate(obs, thresholds))
+
+
+AUTHORIZER_KEYS = ("authorizer.class.name", "allow.everyone.if.no.acl.found", "super.users")
+
+
+def observe_access(gw: KafkaGateway, obs, catalog: Catalog | None):
+    """The observation with the cluster's access control filled in (one broker's configs,
+    the ACLs, and the catalog's access plan). A failure is recorded, never raised."""
+    from ecap_ops.core.access import plan_access
+    from ecap_ops.core.health_model import AccessObservation
+    from ecap_ops.gateway.access import read_access
+    from ecap_ops.gateway.activity import broker_config
+
+    if obs.cluster is None or not obs.cluster.brokers:
+        return obs
+    try:
+        broker = obs.cluster.brokers[0].node_id
+        cfg = broker_config(gw, broker, AUTHORIZER_KEYS)
+        authorizer = cfg.get("authorizer.class.name") or None
+        supers = tuple(u.strip() for u in (cfg.get("super.users") or "").split(";") if u.strip())
+        allow = (cfg.get("allow.everyone.if.no.acl.found") or "false").lower() == "true"
+        drift: tuple[str, ...] = ()
+        without: tuple[str, ...] = ()
+        if authorizer:
+            state = read_access(gw)
+            names = catalog.names() if catalog is not None else []
+            without = tuple(n for n in names if not _named_by_acl(n, state.acls))
+            if catalog is not None and catalog.access.declared:
+                plan, _report = plan_access(catalog.access, state, obs.cluster.cluster_id)
+                drift = tuple(a.describe() for a in plan.actions)
+        access = AccessObservation(authorizer, allow, supers, without, drift)
+    except EcapOpsError as exc:
+        access = AccessObservation(None, None, error=str(exc)[:200])
+    return replace(obs, access=access)
+
+
+def _named_by_acl(topic: str, acls) -> bool:
+    for b in acls:
+        if b.resource_type != "topic" or b.permission != "allow":
+            continue
+        if b.pattern == "literal" and b.resource_name in (topic, "*"):
+            return True
+        if b.pattern == "prefixed" and topic.startswith(b.resource_name):
+            return True
+    return False
 
 
 def run_health_check(gw: KafkaGateway, catalog: Catalog | None, *args, **options) -> HealthReport:
