@@ -29,12 +29,14 @@ from ecap_ops.catalog.build import (
     TOP_KEYS,
     TOPIC_NAME,
     Errors,
+    build_scope,
     build_topics,
     check_environments,
+    check_scope,
     lag_defaults,
     resolve_environments,
 )
-from ecap_ops.catalog.model import Catalog, TopicSpec
+from ecap_ops.catalog.model import Catalog, Scope, TopicSpec
 from ecap_ops.catalog.units import parse_size_bytes, show
 from ecap_ops.catalog.yaml_reader import MAX_DEPTH, MAX_ERRORS, decode_catalog, read_yaml
 from ecap_ops.errors import CatalogInvalid, ConfigError
@@ -112,8 +114,14 @@ def parse_catalog(
     if others:
         check_environments(errors, topics_raw, others)
 
-    access = build_access(errors, data, topics, env, resolved_envs)
-    if errors.items:
+    # Access names the environment's topics: when the environment itself is unknown (an
+    # error already), checking each reference would repeat that error once per topic.
+    access = None
+    if env in resolved_envs or not errors.items:
+        access = build_access(errors, data, topics, env, resolved_envs)
+    scope = build_scope(errors, data)
+    check_scope(errors, scope, topics)
+    if errors.items or access is None:
         raise CatalogInvalid(errors.items, source)
     return Catalog(
         env=env,
@@ -121,9 +129,10 @@ def parse_catalog(
         name_prefix=resolved_envs[env]["name_prefix"],
         topics=tuple(topics),
         lag_defaults=defaults,
-        digest=_digest(topics, access),
+        digest=_digest(topics, access, scope),
         environments=tuple(sorted(resolved_envs)),
         access=access,
+        scope=scope,
     )
 
 
@@ -155,12 +164,14 @@ def _read_document(errors: Errors, text: str, source: str) -> dict[str, Any]:
     return data
 
 
-def _digest(topics: list[TopicSpec], access: AccessSpec) -> str:
+def _digest(topics: list[TopicSpec], access: AccessSpec, scope: Scope) -> str:
     doc: list = [
         [t.name, t.partitions, t.replication_factor, sorted(t.configs.items())] for t in topics
     ]
     if access.declared:  # a catalog without access keeps the digest it always had
         doc = [doc, access.to_digest()]
+    if scope.declared:  # likewise a catalog without a scope
+        doc = [doc, {"scope": scope.to_dict()}]
     digest_src = json.dumps(doc, sort_keys=True)
     return hashlib.sha256(digest_src.encode()).hexdigest()
 

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 
+from ecap_ops.core.numbers import round_for_people
 from ecap_ops.errors import EcapOpsError
 
 
@@ -34,9 +35,12 @@ def md_table(headers: list[str], rows: list[list]) -> str:
 
 
 def rounded(value: float | int | None, digits: int = 1) -> dg.MetadataValue:
-    """A measured number as people read it (and the UI plots it): seconds and
-    milliseconds to `digits` decimals (0: an integer). None is 0."""
-    v = float(value or 0)
+    """A measured number as people read it (and the UI plots it), by the one rounding rule
+    (`core.numbers.round_for_people`): `digits` decimals, 0 for a whole number. A figure
+    that is not known is shown as null, never as 0."""
+    shown = round_for_people(value, digits)
+    if shown is None:
+        return dg.MetadataValue.null()
     if digits <= 0:
-        return dg.MetadataValue.int(int(round(v)))
-    return dg.MetadataValue.float(round(v, digits))
+        return dg.MetadataValue.int(int(shown))
+    return dg.MetadataValue.float(shown)
