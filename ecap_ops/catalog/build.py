@@ -11,7 +11,14 @@ import re
 from typing import Any
 
 from ecap_ops.catalog.kafka_configs import TOPIC_CONFIGS, normalize_config_value
-from ecap_ops.catalog.model import ExpectedVolume, LagThresholds, TopicSpec
+from ecap_ops.catalog.model import (
+    MAX_PATTERNS,
+    ExpectedVolume,
+    LagThresholds,
+    Scope,
+    TopicSpec,
+    pattern_problem,
+)
 from ecap_ops.catalog.units import parse_duration_ms, parse_size_bytes, show
 from ecap_ops.catalog.yaml_reader import MAX_ERRORS, MAX_PATH_KEY, cut, path_key
 
@@ -34,7 +41,10 @@ TOP_KEYS = {
     "users",
     "quotas",
     "access",
+    # the topics the catalog manages (include / exclude patterns)
+    "scope",
 }
+SCOPE_KEYS = {"include", "exclude"}
 ENV_KEYS = {"replication_factor", "min_insync_replicas", "name_prefix"}
 TOPIC_KEYS = {
     "purpose",
@@ -494,3 +504,66 @@ def _expected_volume(errors: Errors, path: str, vraw: Any) -> ExpectedVolume | N
     if hi < lo:
         errors.add(path, f"max_per_hour {hi} is below min_per_hour {lo}")
     return ExpectedVolume(lo, hi)
+
+
+# --- Scope -----------------------------------------------------------------------------
+
+
+def patterns(errors: Errors, path: str, raw: Any) -> tuple[str, ...]:
+    """A list of shell-style topic name patterns (one pattern alone is taken as a list of
+    one), each problem reported at its path (`scope.include[2]`)."""
+    if raw is None:
+        return ()
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list):
+        errors.add(path, f"must be a list of topic name patterns, got {show(raw)}")
+        return ()
+    if len(items) > MAX_PATTERNS:
+        errors.add(path, f"{len(items)} patterns; a scope may have at most {MAX_PATTERNS}")
+        items = items[:MAX_PATTERNS]
+    good = []
+    for i, item in enumerate(items):
+        problem = pattern_problem(item)
+        if problem:
+            errors.add(f"{path}[{i}]" if not isinstance(raw, str) else path, problem)
+        else:
+            good.append(item)
+    return tuple(dict.fromkeys(good))
+
+
+def build_scope(errors: Errors, data: dict) -> Scope:
+    """The catalog's `scope: {include: [...], exclude: [...]}` (absent: every topic)."""
+    raw = data.get("scope")
+    if raw is None:
+        return Scope()
+    if not isinstance(raw, dict):
+        errors.add(
+            "scope",
+            "must be a mapping such as {include: ['team-a.*'], exclude: ['team-a.tmp-*']}, "
+            f"got {show(raw)}",
+        )
+        return Scope()
+    errors.unknown_keys("scope", raw, SCOPE_KEYS)
+    include = patterns(errors, "scope.include", raw.get("include"))
+    exclude = patterns(errors, "scope.exclude", raw.get("exclude"))
+    if raw.get("include") == []:
+        errors.add(
+            "scope.include",
+            "is empty: the catalog would manage no topic; list patterns, or leave include out "
+            "to manage every topic",
+        )
+    return Scope(include, exclude)
+
+
+def check_scope(errors: Errors, scope: Scope, topics: list[TopicSpec]) -> None:
+    """Every declared topic is within the scope: a catalog cannot declare what it says it
+    does not manage."""
+    if not scope.declared:
+        return
+    for t in topics:
+        if not scope.covers(t.name):
+            errors.add(
+                f"topics.{path_key(t.key)}",
+                f"topic {show(t.name)} is outside the catalog's scope ({scope.describe()}); "
+                "widen scope.include or narrow scope.exclude, or remove the topic",
+            )
