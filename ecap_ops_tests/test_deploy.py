@@ -102,12 +102,15 @@ def dagster_yaml_env_refs(node) -> set[str]:
     return out
 
 
-def docker_compose(*args: str, env_file: Path | None) -> subprocess.CompletedProcess:
+def docker_compose(
+    *args: str, env_file: Path | None, overrides: tuple[Path, ...] = ()
+) -> subprocess.CompletedProcess:
     exe = shutil.which("docker-compose")
     assert exe, (
         "docker-compose (Debian's package) is not installed: bash scripts/install-system-deps.sh"
     )
-    argv = [exe, "-f", str(COMPOSE), "--project-directory", str(REPO)]
+    argv = [exe, "-f", str(COMPOSE), *(a for f in overrides for a in ("-f", str(f)))]
+    argv += ["--project-directory", str(REPO)]
     if env_file is not None:
         argv += ["--env-file", str(env_file)]
     return subprocess.run([*argv, *args], capture_output=True, text=True, timeout=120, cwd=REPO)
@@ -127,6 +130,30 @@ def test_compose_refuses_to_start_without_the_secrets(tmp_path: Path):
     result = docker_compose("config", "-q", env_file=env_file)
     assert result.returncode != 0
     assert "DAGSTER_POSTGRES_PASSWORD" in result.stderr or "GRAFANA_ADMIN_PASSWORD" in result.stderr
+
+
+def test_the_sasl_ssl_option_is_valid_and_refuses_to_start_without_its_settings(tmp_path: Path):
+    secure = REPO / "docker-compose.secure.yml"
+    settings = "KAFKA_BOOTSTRAP_SERVERS=kafka-1:9094\nKAFKA_SASL_USERNAME=ecap-ops\n"
+    env_file = tmp_path / "secure.env"
+    env_file.write_text(ENV_EXAMPLE.read_text() + settings + "KAFKA_SASL_PASSWORD=pw-1\n")
+    result = docker_compose("config", "-q", env_file=env_file, overrides=(secure,))
+    assert result.returncode == 0, result.stderr
+    shown = docker_compose("config", env_file=env_file, overrides=(secure,))
+    services = yaml.safe_load(shown.stdout)["services"]
+    for name in ("ecap-provision", "ecap-user-code", "ecap-daemon", "ecap-exporter", "ecap-access"):
+        env = services[name]["environment"]
+        assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", name
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka-1:9094", name
+        assert env["KAFKA_SSL_CAFILE"] == "/var/lib/ecap-ops/state/tls/ca.pem", name
+    # Run containers read the CA from a volume dagster.yaml already mounts into them.
+    launcher = load_yaml(DAGSTER_YAML)["run_launcher"]["config"]["container_kwargs"]
+    assert any(v.startswith("ecap_state:/var/lib/ecap-ops/state") for v in launcher["volumes"])
+    assert services["ecap-access"]["command"] == ["ecap-ops", "access", "apply"]
+    without = tmp_path / "no-password.env"
+    without.write_text(ENV_EXAMPLE.read_text() + settings)
+    refused = docker_compose("config", "-q", env_file=without, overrides=(secure,))
+    assert refused.returncode != 0 and "KAFKA_SASL_PASSWORD" in refused.stderr
 
 
 def test_compose_has_the_services_of_the_design(compose: dict):
