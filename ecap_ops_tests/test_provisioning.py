@@ -370,6 +370,7 @@ BROKER_DOWN_COMMANDS = {
     "restore": ["restore", "{snapshot}"],
     "dr-drill": ["dr-drill", "--snapshot", "{snapshot}"],
     "access": ["access", "plan"],
+    "import": ["import", "--file", "{tmp}/imported.yaml"],
 }
 # Commands that never reach a cluster; and the exporter, which keeps serving while the
 # cluster is down, with its `up` gauge at 0 (test_exporter.py).

@@ -29,6 +29,7 @@ COMMANDS = {
     "snapshot-verify": "dr",
     "dr-drill": "dr",
     "access": "access",
+    "import": "import_cmd",
 }
 main.lazy_commands = {name: f"ecap_ops.cli.{module}" for name, module in COMMANDS.items()}
 
