@@ -205,6 +205,9 @@ def check_catalog(obs: HealthObservation, th: HealthThresholds) -> Checked:
         found.append(Finding("catalog", DRIFT_SEVERITY, "catalog", text, items=drift))
     if not found:
         found.append(Finding("catalog", OK, "catalog", "every catalog topic exists and matches"))
+    if obs.catalog_scope:
+        # What the whole check covered: topics outside the catalog's scope were left out.
+        found.append(Finding("catalog", OK, "scope", obs.catalog_scope))
     return Checked(found, {})
 
 

@@ -103,6 +103,9 @@ class HealthObservation:
     catalog_missing: tuple[str, ...] = ()
     catalog_drift: tuple[str, ...] = ()
     catalog_error: str | None = None
+    # The catalog's scope in one line when it declares one (`core.scope.scope_line`): the
+    # observation's topics are those within it (plus Kafka's own and the canary).
+    catalog_scope: str | None = None
     canary: CanaryResult | None = None
     # The cluster's access (services.health fills it in; None: not read).
     access: "AccessObservation | None" = None

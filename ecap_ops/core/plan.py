@@ -142,6 +142,10 @@ class Plan:
     unmanaged: tuple[str, ...]
     in_sync: tuple[str, ...]
     fingerprint: str  # of the observed state the plan was made from
+    # The catalog's scope in one line ("" when it manages every topic), and how many topics
+    # outside it the plan left alone (neither planned nor reported as unmanaged).
+    scope: str = ""
+    out_of_scope: int = 0
 
     @property
     def has_changes(self) -> bool:
@@ -161,6 +165,7 @@ class Plan:
             (),
             tuple(t for t in self.in_sync if t == name),
             self.fingerprint,
+            self.scope,
         )
 
     def to_dict(self) -> dict:
@@ -295,12 +300,13 @@ def make_plan(
         _plan_configs(spec, topic, acknowledge_destructive, actions, refusals)
         if sum(map(len, actions.values())) + len(refusals) == before:
             in_sync.append(spec.name)
-    managed = set(catalog.names())
-    unmanaged = sorted(
+    declared = set(catalog.names())
+    others = [
         n
         for n, t in cluster.topics.items()
-        if n not in managed and n != CANARY_TOPIC and not is_internal_topic(n, t.internal)
-    )
+        if n not in declared and n != CANARY_TOPIC and not is_internal_topic(n, t.internal)
+    ]
+    unmanaged = sorted(n for n in others if catalog.manages(n))
     return Plan(
         cluster_id=cluster.cluster_id,
         env=catalog.env,
@@ -314,6 +320,8 @@ def make_plan(
         unmanaged=tuple(unmanaged),
         in_sync=tuple(in_sync),
         fingerprint=fingerprint(cluster, catalog.names()),
+        scope=catalog.scope.describe() if catalog.scope.declared else "",
+        out_of_scope=len(others) - len(unmanaged),
     )
 
 
@@ -437,6 +445,10 @@ def render_plan(plan: Plan) -> str:
     if plan.unmanaged:
         lines.append(
             f"  Unmanaged topics (not in the catalog, left alone): {', '.join(plan.unmanaged)}"
+        )
+    if plan.scope:
+        lines.append(
+            f"Scope: {plan.scope} ({plan.out_of_scope} topic(s) outside it left alone, not listed)."
         )
     s = plan.to_dict()["summary"]
     extra = "".join(

@@ -347,12 +347,18 @@ def audit(
     policy: DefaultPolicy = DefaultPolicy(),
     exclude: frozenset[str] = frozenset(),
     check_interval_ms: int = DEFAULT_CHECK_INTERVAL_MS,
+    outside_scope: int = 0,
 ) -> RetentionReport:
-    """Audit every observed topic (catalog and not), then forecast the disk.
-    `check_interval_ms`: the brokers' log.retention.check.interval.ms, read once."""
+    """Audit every observed topic within the catalog's scope (catalog and not), then
+    forecast the disk. `check_interval_ms`: the brokers' log.retention.check.interval.ms,
+    read once; `outside_scope`: topics the observation already left out of the scope."""
     rows = []
+    outside = outside_scope
     for obs in sorted(observations, key=lambda o: o.name):
         if obs.name in exclude:
+            continue
+        if not is_internal_topic(obs.name, obs.internal) and not catalog.manages(obs.name):
+            outside += 1  # outside the catalog's scope: not audited, not listed
             continue
         spec = catalog.get(obs.name)
         if spec is not None and spec.name != obs.name:
@@ -364,7 +370,14 @@ def audit(
         forecast_disk(rows, catalog, free_bytes, total_bytes),
         interval_ms,
         catalog.env,
+        scope=_scope_line(catalog, outside),
     )
+
+
+def _scope_line(catalog: Catalog, outside: int) -> str | None:
+    if not catalog.scope.declared:
+        return None
+    return f"scope: {catalog.scope.describe()} ({outside} other topic(s) outside it left alone)"
 
 
 def report_rows(report: RetentionReport) -> list[list]:
@@ -402,7 +415,14 @@ REPORT_HEADERS = [
 ]
 
 
-def render_forecast(f: DiskForecast) -> str:
+def render_forecast(f: DiskForecast, scope: str | None = None) -> str:
+    """The disk forecast in one line; with the audit's scope (`RetentionReport.scope`) on
+    a line of its own after it, when the catalog declares one."""
+    line = _forecast_line(f)
+    return f"{line}\n{scope}" if scope else line
+
+
+def _forecast_line(f: DiskForecast) -> str:
     free = format_size(f.free_bytes) if f.free_bytes is not None else "unknown"
     steady = format_size(f.steady_state_bytes) if f.steady_state_bytes is not None else "unknown"
     if f.days_until_full is not None:

@@ -100,6 +100,8 @@ class RetentionReport:
     forecast: DiskForecast
     interval_ms: int
     env: str = "dev"
+    # What the audit covered: the catalog's scope in one line (None: every topic).
+    scope: str | None = None
 
     @property
     def flagged(self) -> list[AuditRow]:
@@ -113,4 +115,5 @@ class RetentionReport:
             "rows": [asdict(r) for r in self.rows],
             "forecast": asdict(self.forecast),
             "flagged": [r.topic for r in self.flagged],
+            "scope": self.scope,
         }

@@ -111,6 +111,8 @@ class CleanupResult:
     cluster_id: str | None = None
     state_file: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # What the run covered: the catalog's scope in one line (None: every topic).
+    scope: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -150,6 +152,7 @@ class CleanupResult:
             "state_file": self.state_file,
             "warnings": self.warnings,
             "invisible_readers": INVISIBLE_READERS,
+            "scope": self.scope,
         }
 
 
@@ -162,7 +165,8 @@ def gather_evidence(
     if brokers is None:
         _cid, _controller, brokers = gw.brokers()
     meta = gw.topics(None)
-    names = sorted(n for n in meta if matching_pattern(n, rules.patterns))
+    # A topic outside the catalog's scope is never a candidate, whatever its name.
+    names = sorted(n for n in meta if matching_pattern(n, rules.patterns) and catalog.manages(n))
     if not names:
         return [], {}, set(meta)
     led = [(n, p.partition) for n in names for p in meta[n].partitions if p.leader is not None]
@@ -432,6 +436,7 @@ def cleanup_test_topics(
             cluster_id=cluster_id,
             state_file=str(path),
             warnings=warnings,
+            scope=f"scope: {catalog.scope.describe()}" if catalog.scope.declared else None,
         )
         if execute:
             _delete_confirmed(

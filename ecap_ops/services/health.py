@@ -23,6 +23,7 @@ from ecap_ops.core.health import (
 )
 from ecap_ops.core.health_incidents import Decision, IncidentPolicy, decide, read_state
 from ecap_ops.core.incidents import alert_severity, to_alert
+from ecap_ops.core.scope import scope_line, within_scope
 from ecap_ops.core.state import CANARY_TOPIC
 from ecap_ops.core.topic_checks import CheckOutcome, topic_check_outcomes
 from ecap_ops.errors import EcapOpsError, KafkaAuthFailed, KafkaUnavailable
@@ -66,6 +67,12 @@ def compare_with_catalog(
     judged by the core's plan on the cluster the gateway read; and that drift."""
     if catalog is None or obs.cluster is None:
         return obs, None
+    if catalog.scope.declared:  # topics outside the catalog's scope are not judged at all
+        obs = replace(
+            obs,
+            cluster=within_scope(catalog, obs.cluster),
+            catalog_scope=scope_line(catalog, obs.cluster),
+        )
     try:
         drift = catalog_drift(catalog, obs.cluster)
     except Exception as exc:  # the comparison must not stop the rest of the check

@@ -12,7 +12,14 @@ from ecap_ops.core.retention import (
     TopicObservation,
     audit,
 )
-from ecap_ops.core.state import CANARY_TOPIC, ConfigValue, TopicState, is_internal_topic
+from ecap_ops.core.scope import within_scope
+from ecap_ops.core.state import (
+    CANARY_TOPIC,
+    ClusterState,
+    ConfigValue,
+    TopicState,
+    is_internal_topic,
+)
 from ecap_ops.errors import EcapOpsError
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.activity import broker_config, log_dirs, record_timestamps, topic_sizes
@@ -51,6 +58,7 @@ class AuditInputs(NamedTuple):
     free_bytes: int | None  # all brokers' log directories
     total_bytes: int | None
     check_interval_ms: int  # the brokers' log.retention.check.interval.ms
+    outside_scope: int = 0  # topics outside the catalog's scope, not read
 
 
 def _disk_totals(dirs) -> tuple[int | None, int | None]:
@@ -90,7 +98,9 @@ def _topic_observation(
     )
 
 
-def observe_topics(gw: KafkaGateway, include_internal: bool = False) -> AuditInputs:
+def observe_topics(
+    gw: KafkaGateway, include_internal: bool = False, catalog: Catalog | None = None
+) -> AuditInputs:
     """Every topic's configs, size on disk, record count and oldest/newest record time, the
     brokers' free and total disk and their retention check interval. A fixed number of
     requests: one Metadata, one DescribeConfigs per kind, one DescribeLogDirs per broker,
@@ -101,6 +111,11 @@ def observe_topics(gw: KafkaGateway, include_internal: bool = False) -> AuditInp
     names = sorted(
         n for n, t in meta.items() if include_internal or not is_internal_topic(n, t.internal)
     )
+    outside = 0
+    if catalog is not None and catalog.scope.declared:  # outside the scope: not even read
+        scoped = set(within_scope(catalog, ClusterState("", None, (), meta)).topics)
+        outside = sum(1 for n in names if n not in scoped)
+        names = [n for n in names if n in scoped]
     configs = gw.all_topic_configs(names)
     parts = {n: [p.partition for p in meta[n].partitions] for n in names}
     led = [(n, p.partition) for n in names for p in meta[n].partitions if p.leader is not None]
@@ -115,7 +130,7 @@ def observe_topics(gw: KafkaGateway, include_internal: bool = False) -> AuditInp
         size = None if hosts & failed_brokers else sizes.get(n, 0)
         out.append(_topic_observation(meta[n], configs.get(n, {}), ranges, stamps, size))
     free, total = _disk_totals(dirs)
-    return AuditInputs(out, free, total, retention_check_interval_ms(gw, live))
+    return AuditInputs(out, free, total, retention_check_interval_ms(gw, live), outside)
 
 
 def run_retention_audit(
@@ -128,7 +143,7 @@ def run_retention_audit(
 ) -> RetentionReport:
     """Audit every topic on the cluster (the health canary aside), with the grace before
     "older than retention" taken from the brokers' own retention check interval."""
-    seen = observe_topics(gw, include_internal)
+    seen = observe_topics(gw, include_internal, catalog)
     now = now_ms if now_ms is not None else int(time.time() * 1000)
     return audit(
         seen.topics,
@@ -140,4 +155,5 @@ def run_retention_audit(
         policy,
         exclude=frozenset({CANARY_TOPIC}),
         check_interval_ms=seen.check_interval_ms,
+        outside_scope=seen.outside_scope,
     )
