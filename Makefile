@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 # Overridable: `make run DAGSTER_PORT=3001 KAFKA_PORT=19092`.
 DAGSTER_PORT ?= 3000
 KAFKA_PORT ?= 9092
+# `make run-secure`: the secured local cluster's client port and data.
+KAFKA_SECURE_PORT ?= 9094
+SECURE_DATA_DIR ?= $(CURDIR)/.cache/secure-broker
 # ecap-ops keeps its files (DR and pre-change snapshots, the change log, cleanup's
 # observations) where the CLI run in this shell keeps them: under $$DAGSTER_HOME when your
 # environment sets it, else under ~/.ecap-ops. `make run`'s own Dagster instance
@@ -26,7 +29,7 @@ override DAGSTER_HOME := $(abspath $(DAGSTER_HOME))
 QUIET_NOTICES := ignore:Function `dev_command` is superseded,ignore:Parameter `owners`
 QUIET_SETUPTOOLS := ignore:Editable installation
 
-.PHONY: setup system-deps system-deps-run run stop test test-fast bench validate lint format clean
+.PHONY: setup system-deps system-deps-run run run-secure stop test test-fast bench validate lint format clean
 
 # Idempotent: checks the system tools, creates the venv, installs the package with its
 # pinned dependencies when pyproject.toml changed, and fetches the Kafka jars once into .cache/.
@@ -49,6 +52,18 @@ system-deps:
 system-deps-run:
 	@bash scripts/install-system-deps.sh run
 
+# Dagster from $(DAGSTER_HOME), in its own process group (Ctrl-C stops it and everything
+# it started), against the Kafka at $$bootstrap with whatever KAFKA_* the shell exported.
+START_DAGSTER = echo "Starting Dagster (DAGSTER_HOME=$(DAGSTER_HOME), snapshots in $(ECAP_SNAPSHOT_DIR))..."; \
+	DAGSTER_HOME=$(DAGSTER_HOME) KAFKA_BOOTSTRAP_SERVERS=$$bootstrap \
+	ECAP_SNAPSHOT_DIR='$(ECAP_SNAPSHOT_DIR)' ECAP_STATE_DIR='$(ECAP_STATE_DIR)' \
+	PYTHONWARNINGS='$(QUIET_NOTICES)' \
+	  exec $(BIN)/python scripts/run_in_group.py --cwd "$(DAGSTER_HOME)" \
+	    --ready-url http://127.0.0.1:$(DAGSTER_PORT) \
+	    --ready-message "Dagster UI: http://127.0.0.1:$(DAGSTER_PORT)  (Ctrl-C stops Dagster; 'make stop' stops Kafka)" \
+	    --stopped-message "Dagster stopped. Kafka still runs on $$bootstrap: 'make stop' stops it." \
+	    -- $(CURDIR)/$(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w $(CURDIR)/local/workspace.yaml
+
 # Kafka on $(KAFKA_PORT) (or the port it already runs on), the catalog's topics, then
 # Dagster. Dagster runs from $(DAGSTER_HOME), so the deployment's ./dagster.yaml is not in
 # its way, in its own process group: Ctrl-C stops it and everything it started; Kafka
@@ -60,18 +75,28 @@ run: setup
 	bootstrap=$$($(BIN)/ecap-ops broker status -o json | $(BIN)/python -c 'import json, sys; print(json.load(sys.stdin)["bootstrap_servers"])'); \
 	echo "KAFKA_BOOTSTRAP_SERVERS=$$bootstrap $(BIN)/ecap-ops create-topics"; \
 	KAFKA_BOOTSTRAP_SERVERS=$$bootstrap $(BIN)/ecap-ops create-topics; \
-	echo "Starting Dagster (DAGSTER_HOME=$(DAGSTER_HOME), snapshots in $(ECAP_SNAPSHOT_DIR))..."; \
-	DAGSTER_HOME=$(DAGSTER_HOME) KAFKA_BOOTSTRAP_SERVERS=$$bootstrap \
-	ECAP_SNAPSHOT_DIR='$(ECAP_SNAPSHOT_DIR)' ECAP_STATE_DIR='$(ECAP_STATE_DIR)' \
-	PYTHONWARNINGS='$(QUIET_NOTICES)' \
-	  exec $(BIN)/python scripts/run_in_group.py --cwd "$(DAGSTER_HOME)" \
-	    --ready-url http://127.0.0.1:$(DAGSTER_PORT) \
-	    --ready-message "Dagster UI: http://127.0.0.1:$(DAGSTER_PORT)  (Ctrl-C stops Dagster; 'make stop' stops Kafka)" \
-	    --stopped-message "Dagster stopped. Kafka still runs on $$bootstrap: 'make stop' stops it." \
-	    -- $(CURDIR)/$(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w $(CURDIR)/local/workspace.yaml
+	$(START_DAGSTER)
+
+# The same on the secured local cluster (docs/security.md): Kafka with SASL_SSL (SCRAM-SHA-512
+# over TLS), the StandardAuthorizer and an `admin` super user, on $(KAFKA_SECURE_PORT) with
+# its data in $(SECURE_DATA_DIR); the catalog's topics, then its access (`access apply`,
+# each SCRAM user's password made once by scripts/dev_passwords.py into a 0600 file), then
+# Dagster connected as admin. No password is printed: the shell reads them from their files.
+run-secure: setup
+	@mkdir -p "$(DAGSTER_HOME)" && cp local/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+	@set -eo pipefail; \
+	exports=$$($(BIN)/ecap-ops broker start --secure --data-dir '$(SECURE_DATA_DIR)' --port $(KAFKA_SECURE_PORT)); \
+	echo "$$exports"; \
+	eval "$$(grep '^export ' <<<"$$exports")"; \
+	eval "$$($(BIN)/python scripts/dev_passwords.py '$(SECURE_DATA_DIR)/security/users')"; \
+	bootstrap=$$KAFKA_BOOTSTRAP_SERVERS; \
+	$(BIN)/ecap-ops create-topics; \
+	$(BIN)/ecap-ops access apply; \
+	$(START_DAGSTER)
 
 stop:
 	-$(BIN)/ecap-ops broker stop
+	-@test ! -d '$(SECURE_DATA_DIR)' || $(BIN)/ecap-ops broker stop --data-dir '$(SECURE_DATA_DIR)'
 
 test: system-deps setup
 	$(BIN)/python -m pytest
