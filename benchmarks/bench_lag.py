@@ -4,7 +4,9 @@ Starts its own local Kafka on free ports, creates the catalog's five topics with
 records, and for G = 10, 100, 1,000 groups (each committed on all five topics) measures, on
 the same cluster in the same run, each the median of --runs runs:
   - ecap-ops tick: one lag tick in process (measure + evaluate, with the previous window),
-    wall time and requests by type;
+    wall time and requests by type; and the same tick without reading record timestamps
+    (`exact_seconds=False`: lag in seconds only estimated), for the extra cost of exact
+    seconds (one Fetch per partition leader and the bytes it brings);
   - the sensor itself (consumer_lag_sensor.evaluate_tick with the previous cursor);
   - ecap-ops CLI: `ecap-ops lag --group 'bench-*'`, the whole process as a user runs it (a
     fresh Python: start, imports, connect, tick, output), with its default table output (a
@@ -182,6 +184,15 @@ def main() -> int:
                     second = lag_tick(gw, catalog, first.evaluation.window, scope=scope)
                     ticks.append(time.perf_counter() - t)
                 assert len({s.group for s in second.statuses}) == g, "not every group was measured"
+            assert all(s.lag_seconds_kind == "exact" for s in second.statuses), "not exact"
+            estimated = []
+            for _ in range(args.runs):
+                with KafkaGateway(settings) as gw:
+                    t = time.perf_counter()
+                    est = lag_tick(
+                        gw, catalog, first.evaluation.window, scope=scope, exact_seconds=False
+                    )
+                    estimated.append(time.perf_counter() - t)
             cursor, _ = encode_window(second.evaluation.window)
             sensor_ticks = []
             for _ in range(args.runs):
@@ -213,6 +224,8 @@ def main() -> int:
                     statistics.median(theirs),
                     their_apis,
                     their_rows,
+                    statistics.median(estimated),
+                    est.measurement.requests,
                 )
             )
             print(
@@ -241,14 +254,28 @@ def main() -> int:
     )
     print(head)
     print("-" * len(head))
-    for g, ours, req, sensor_s, cur, table_s, json_s, theirs, apis, _ in rows:
+    for g, ours, req, sensor_s, cur, table_s, json_s, theirs, apis, *_ in rows:
         print(
             f"{g:>6} | {ours:>7.3f} {sum(req.values()):>8} | {sensor_s:>8.3f} {cur:>9,} | "
             f"{table_s:>11.2f} {json_s:>10.2f} | {theirs:>23.2f} {sum(apis.values()):>8} | "
             f"{theirs / ours:>5.0f}x {theirs / table_s:>6.1f}x {theirs / json_s:>5.1f}x"
         )
     print()
-    for g, _, req, _, _, _, _, _, apis, their_rows in rows:
+    print("Extra cost of exact lag in seconds (reading the records at the groups' positions)")
+    head = (
+        f"{'G':>6} | {'tick s':>7} {'requests':>8} | {'no exact s':>10} {'requests':>8} | "
+        f"{'extra s':>7} {'extra requests':>14}"
+    )
+    print(head)
+    print("-" * len(head))
+    for g, ours, req, *_, est_s, est_req in rows:
+        print(
+            f"{g:>6} | {ours:>7.3f} {sum(req.values()):>8} | {est_s:>10.3f} "
+            f"{sum(est_req.values()):>8} | {ours - est_s:>+7.3f} "
+            f"{sum(req.values()) - sum(est_req.values()):>+14}"
+        )
+    print()
+    for g, _, req, _, _, _, _, _, apis, their_rows, *_ in rows:
         print(f"G={g}: ecap-ops requests {dict(sorted(req.items()))}")
         print(
             f"G={g}: kafka-consumer-groups requests {dict(sorted(apis.items()))} "

@@ -86,4 +86,8 @@ def test_summarize_uses_the_one_lag_formula():
         "lag": 35,
         "lost": 15,
         "members": 1,
+        # No record read (no record times given): lag in seconds unknown, never 0.
+        "lag_seconds": None,
+        "lag_seconds_kind": "unknown",
+        "timestamp_type": None,
     }

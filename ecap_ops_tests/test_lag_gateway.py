@@ -1,5 +1,6 @@
 """gateway/lag.py on a real broker: one tick's measurement is typed, reads groups through the
-one group reader, and sends as many requests for 30 groups as for 3."""
+one group reader, and sends as many requests for 30 groups as for 3 (one Fetch of record
+timestamps among them)."""
 
 import time
 
@@ -49,10 +50,15 @@ def test_measurement_is_typed_and_flat_in_the_number_of_groups(
         assert all(isinstance(g, GroupObservation) for g in obs.groups.values())
         g0 = obs.groups[f"{unique_name}-g00"]
         assert (g0.state, g0.members, g0.committed) == ("Empty", 0, {(topic, 0): 0})
-        assert obs.offsets[(topic, 0)] == PartitionOffsets(
-            0, 10, obs.offsets[(topic, 0)].sla_offset
-        )
+        po = obs.offsets[(topic, 0)]
+        assert po == PartitionOffsets(0, 10, po.sla_offset, po.times)
+        # The records at the smallest lagging position were read; nobody lags on partition 1.
+        assert po.times is not None and po.times.fetched_from == 0
+        assert po.times.timestamp_type == "CreateTime"
+        assert obs.offsets[(topic, 1)].times is None
         counts.append(m.requests)
     assert len(obs.groups) == 30
     assert counts[0] == counts[1], counts
-    assert sum(counts[1].values()) <= 8
+    # Eight as before, and one Fetch for the record timestamps (one leader).
+    assert counts[1]["Fetch"] == 1
+    assert sum(counts[1].values()) <= 9

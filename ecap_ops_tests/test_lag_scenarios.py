@@ -424,26 +424,42 @@ def test_lag_in_seconds_tracks_the_oldest_unconsumed_record(kafka_bootstrap, uni
             statuses.append(_status_of(h, group))
             time.sleep(TICK_S)
         assert "LAGGING" in statuses, statuses
-        # The estimate against the true age of the oldest unconsumed record.
+        # The figure against the true age of the oldest unconsumed record: read from the
+        # record itself (exact), and the estimate from the window when not read.
         from ecap_ops.core.lag import decode_window
         from ecap_ops.gateway import KafkaGateway
         from ecap_ops.gateway.lag import LagScope
         from ecap_ops.services.lag import lag_tick
         from ecap_ops.settings import KafkaSettings
 
+        def true_age(tick) -> float:
+            part = tick.statuses[0].partitions[0]
+            reader = KafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+            tp = TopicPartition(unique_name, 0)
+            reader.assign([tp])
+            reader.seek(tp, part.committed)
+            recs = reader.poll(5000, max_records=1).get(tp) or reader.poll(5000, max_records=1).get(
+                tp
+            )
+            reader.close()
+            return tick.measurement.observation.at - recs[0].timestamp / 1000
+
+        window = decode_window(h.cursor)
         with KafkaGateway(KafkaSettings(bootstrap_servers=kafka_bootstrap)) as gw:
-            tick = lag_tick(gw, h.catalog, decode_window(h.cursor), CFG, LagScope(groups=(group,)))
-        s = tick.statuses[0]
-        part = s.partitions[0]
-        reader = KafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
-        tp = TopicPartition(unique_name, 0)
-        reader.assign([tp])
-        reader.seek(tp, part.committed)
-        recs = reader.poll(5000, max_records=1).get(tp) or reader.poll(5000, max_records=1).get(tp)
-        reader.close()
-        true_age = tick.measurement.observation.at - recs[0].timestamp / 1000
+            est = lag_tick(
+                gw, h.catalog, window, CFG, LagScope(groups=(group,)), exact_seconds=False
+            )
+        s = est.statuses[0]
         assert s.lag_seconds is not None and s.lag_seconds_kind in ("interpolated", "extrapolated")
-        assert abs(s.lag_seconds - true_age) <= 0.2 * true_age, (s.lag_seconds, true_age)
+        age = true_age(est)
+        assert abs(s.lag_seconds - age) <= 0.2 * age, (s.lag_seconds, age)
+        assert "Fetch" not in est.measurement.requests
+        with KafkaGateway(KafkaSettings(bootstrap_servers=kafka_bootstrap)) as gw:
+            exact = lag_tick(gw, h.catalog, window, CFG, LagScope(groups=(group,)))
+        s = exact.statuses[0]
+        assert s.lag_seconds_kind == "exact", s
+        age = true_age(exact)
+        assert abs(s.lag_seconds - age) <= 0.05, (s.lag_seconds, age)
         assert s.lag_seconds > THRESHOLDS.warn_seconds
         assert any("LAGGING" in t for t in receiver.texts())
     finally:

@@ -125,7 +125,11 @@ def consumer_groups_cmd(cli: CliContext, output):
     Lag is the one formula `ecap-ops lag` and the lag sensor use: end offset (last stable
     offset on transactional topics) minus the committed offset, or minus the log start when
     retention deleted records the group never read (those are counted as lost). A share
-    group commits no offsets: its lag counts from its share-partition start offset."""
+    group commits no offsets: its lag counts from its share-partition start offset.
+
+    LAG TIME is the age of the oldest unconsumed record, read from the record itself (its
+    CreateTime, set by the producer, or LogAppendTime, set by the broker: said per topic);
+    `-` when it could not be read, `>=` for a lower bound."""
     from ecap_ops.services.groups import group_summaries
 
     catalog = cli.catalog()
@@ -140,14 +144,15 @@ def consumer_groups_cmd(cli: CliContext, output):
         members = "-" if g.members is None else g.members
         head = [g.group_id, g.group_type, g.state, members]
         if not g.topics:
-            rows.append([*head, "-", "-", "-"])
+            rows.append([*head, "-", "-", "-", "-"])
         for t in g.topics:
-            rows.append([*head, t.topic, t.partitions, fmt_int(t.lag)])
+            # LAG (msgs) stays the last column, as scripts read it.
+            rows.append([*head, t.topic, t.partitions, _lag_time(t), fmt_int(t.lag)])
     click.echo(
         render_table(
-            ["GROUP", "TYPE", "STATE", "MEMBERS", "TOPIC", "PARTITIONS", "LAG (msgs)"],
+            ["GROUP", "TYPE", "STATE", "MEMBERS", "TOPIC", "PARTITIONS", "LAG TIME", "LAG (msgs)"],
             rows,
-            right=(3, 5, 6),
+            right=(3, 5, 6, 7),
         )
     )
     click.echo(f"{len(groups)} group(s)")
@@ -163,3 +168,19 @@ def consumer_groups_cmd(cli: CliContext, output):
                     fg="yellow",
                     err=True,
                 )
+    stamped = {t.topic: t.timestamp_type for g in groups for t in g.topics if t.timestamp_type}
+    for ttype, meaning in (
+        ("CreateTime", "the producer's clock: a skewed or backfilling producer skews LAG TIME"),
+        ("LogAppendTime", "the broker's clock when it wrote the record"),
+    ):
+        topics = sorted(t for t, x in stamped.items() if x == ttype)
+        if topics:
+            click.secho(f"note: {ttype} ({meaning}): {', '.join(topics)}", fg="yellow", err=True)
+
+
+def _lag_time(t) -> str:
+    from ecap_ops.core.lag_measures import SECONDS_MARK, format_seconds_short
+
+    if t.lag_seconds is None:
+        return "-"
+    return SECONDS_MARK.get(t.lag_seconds_kind, "") + format_seconds_short(t.lag_seconds)

@@ -151,7 +151,7 @@ def lag_table(statuses, types: dict[str, str] | None = None) -> str:
     "--watch",
     "-w",
     is_flag=True,
-    help="Refresh every --interval seconds; lag in seconds is estimated once there is history.",
+    help="Refresh every --interval seconds, judging statuses over the refreshes.",
 )
 @click.option(
     "--interval",
@@ -184,6 +184,11 @@ def lag_command(cli, groups, exclude, watch, interval, count, budget, output):
     status is from one observation: STALLED, REWIND, LAGGING, IDLE (and STOPPED of a group
     that has members) need history, which the consumer_lag_sensor keeps (or use --watch).
     Exit 1 when a group is critical (one-shot), 0 otherwise.
+
+    LAG TIME is the age of the oldest unconsumed record, read from the record itself from
+    the first look (per topic its CreateTime, the producer's clock, or LogAppendTime, the
+    broker's: see the notes, and `timestamp_types` in JSON). `~` marks an estimate from the
+    end offsets over time (when the record could not be read), `>=` a lower bound.
     """
     LagScope, gc_paused, lag_tick = _tick_functions()
     from ecap_ops.services.lag import is_critical, one_look
@@ -250,7 +255,28 @@ def _show(tick, statuses, output: str, watch: bool, groups, ticks: int) -> None:
     for note in tick.evaluation.notes:
         click.secho(f"note: {note}", fg="yellow", err=True)
     if statuses and (not watch or ticks == 1):
+        for line in timestamp_type_notes(statuses):
+            click.secho(f"note: {line}", fg="yellow", err=True)
+    if statuses and (not watch or ticks == 1):
         click.secho(f"note: {one_look_note()}", fg="yellow", err=True)
+
+
+def timestamp_type_notes(statuses) -> list[str]:
+    """Which topics' LAG TIME comes from the producer's clock and which from the broker's."""
+    stamped = {s.topic: s.timestamp_type for s in statuses if s.timestamp_type}
+    out = []
+    for ttype, meaning in (
+        (
+            "CreateTime",
+            "LAG TIME by the producer's clock (a skewed or backfilling producer skews it)",
+        ),
+        ("LogAppendTime", "LAG TIME by the broker's clock when it wrote the record"),
+        ("mixed", "partitions stamped differently (the topic's setting changed)"),
+    ):
+        topics = sorted(t for t, x in stamped.items() if x == ttype)
+        if topics:
+            out.append(f"{ttype}: {meaning}: {', '.join(topics)}")
+    return out
 
 
 def group_rows(measurement) -> list[dict]:

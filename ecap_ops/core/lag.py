@@ -19,10 +19,13 @@ from ecap_ops.catalog.model import LagThresholds
 from ecap_ops.core.lag_incidents import TopicTick, incident_event, judge_topic, r1
 from ecap_ops.core.lag_measures import (
     PartitionLagCount,
+    clock_skew_notes,
     describe_lag,
     format_seconds_short,
     lag_seconds,
     partition_lag,
+    record_lag_seconds,
+    timestamp_types,
 )
 from ecap_ops.core.lag_model import (
     TP,
@@ -129,6 +132,7 @@ __all__ = [
     "one_look_note",
     "open_incidents",
     "partition_lag",
+    "record_lag_seconds",
     "severity_of",
     "status_rank",
     "worst",
@@ -206,6 +210,8 @@ def _partition_status(
     position, lag_msgs, lost = count  # partition_lag(committed, po.start, end)
     if lag_msgs == 0:
         secs, kind = 0.0, "exact"
+    elif po.times is not None:  # the record at the position was read: its own timestamp
+        secs, kind = record_lag_seconds(po.times, samples, position, end, now)
     elif len(samples) < 2:
         secs, kind = None, "unknown"
     else:
@@ -254,6 +260,7 @@ class _Tick:
         self.now_r = round(obs.at, 3)
         self.statuses: list[GroupTopicStatus] = []
         self.events: list[IncidentEvent] = []
+        self.timestamp_types = timestamp_types(obs.offsets)
 
     def new_incident_id(self) -> str:
         self.w.seq += 1
@@ -376,6 +383,7 @@ class _Tick:
                 members=g.members,
                 partitions=tuple(plags),
                 incident_id=inc_id,
+                timestamp_type=self.timestamp_types.get(topic),
             )
         )
 
@@ -428,6 +436,7 @@ def evaluate(
         window = None
     w = window.copy() if window is not None else new_window(obs.cluster_id, obs.at)
     w.cluster = obs.cluster_id
+    notes.extend(clock_skew_notes(obs.offsets, obs.at))
     _samples(w, obs, cfg)
     tick = _Tick(w, obs, thresholds, cfg)
     for group in sorted(obs.groups):

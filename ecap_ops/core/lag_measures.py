@@ -1,5 +1,13 @@
 """How much a consumer group lags: in messages (the one formula every command and the sensor
-use) and in seconds (from a partition's own end-offset samples), and how to write it. Pure.
+use) and in seconds, and how to write it. Pure.
+
+Lag in seconds is the age of the oldest unconsumed record: `now` minus the timestamp of the
+first record at or after the group's position, read from the log by the lag tick
+(`gateway/record_times.py`; kind `exact`). When that record could not be read (no fetch
+this tick, a compacted or aborted range beyond what was read, a fetch error, another
+group's position read on the same partition), the age is estimated from the partition's own
+(time, end offset) samples kept between ticks (kinds `interpolated`, `extrapolated`,
+`at_least`), and marked as an estimate wherever it is shown.
 """
 
 import bisect
@@ -66,6 +74,83 @@ def lag_seconds(
     return max(0.0, now - written), "interpolated"
 
 
+def record_lag_seconds(
+    times, samples: list[list[float]], position: int, end: int, now: float
+) -> tuple[float | None, str]:
+    """Lag in seconds of a partition whose records were read (`times`: its `RecordTimes`):
+    `now` minus the timestamp of the first record at or after `position`, kind `exact`.
+
+    A timestamp in the future (a producer's clock ahead, with CreateTime) counts as 0 (the
+    evaluation notes it: `clock_skew_notes`). When the record is only known to be no newer
+    than its batch's newest record, that gives a lower bound (`at_least`), unless the
+    samples' estimate says more. When what was read does not reach `position`, the
+    estimate from the samples (`lag_seconds`)."""
+    if end - position <= 0:
+        return 0.0, "exact"
+    hit = times.at(position)
+    if hit is None:
+        if len(samples) < 2:
+            return None, "unknown"
+        return lag_seconds(samples, position, end, now)
+    ts, exact = hit
+    age = now - ts / 1000.0
+    if age < 0.0:
+        age = 0.0
+    if exact:
+        return age, "exact"
+    if len(samples) >= 2:
+        est, kind = lag_seconds(samples, position, end, now)
+        if est is not None and est >= age:
+            return est, kind
+    return age, "at_least"
+
+
+# A timestamp this far ahead of the measurement is a clock ahead, not the network's delay.
+SKEW_TOLERANCE_MS = 1000
+
+
+def clock_skew_notes(offsets, now: float) -> list[str]:
+    """Notes for the topics whose records read this tick carry timestamps in the future
+    (`offsets`: `PartitionOffsets` by (topic, partition)): their lag in seconds reads 0."""
+    limit = now * 1000.0 + SKEW_TOLERANCE_MS
+    ahead: dict[str, tuple[float, str]] = {}
+    for (topic, _p), po in offsets.items():
+        times = po.times
+        if times is None or not times.timestamps:
+            continue
+        newest = max(times.timestamps)
+        if newest > limit:
+            secs = (newest - now * 1000.0) / 1000.0
+            if secs > ahead.get(topic, (0.0, ""))[0]:
+                ahead[topic] = (secs, times.timestamp_type)
+    return [
+        f"topic {topic}: records carry timestamps up to {format_seconds_short(secs)} in the "
+        + (
+            "future (CreateTime, set by the producer: its clock is ahead)"
+            if ttype == "CreateTime"
+            else "future (LogAppendTime: the broker's clock is ahead of this machine's)"
+        )
+        + "; their lag in seconds reads 0"
+        for topic, (secs, ttype) in sorted(ahead.items())
+    ]
+
+
+def timestamp_types(offsets) -> dict[str, str]:
+    """Each topic's timestamp type as read from its records this tick (CreateTime,
+    LogAppendTime, or `mixed` when partitions differ); topics with no record read are left out."""
+    out: dict[str, str] = {}
+    for (topic, _p), po in offsets.items():
+        times = po.times
+        if times is None:
+            continue
+        seen = out.get(topic)
+        if seen is None:
+            out[topic] = times.timestamp_type
+        elif seen != times.timestamp_type:
+            out[topic] = "mixed"
+    return out
+
+
 def format_seconds_short(s: float | None) -> str:
     """12.3s, 3m05s, 2h04m, 3d04h; '-' for unknown."""
     if s is None:
@@ -83,9 +168,10 @@ def format_seconds_short(s: float | None) -> str:
     return f"{d}d{h:02d}h"
 
 
-SECONDS_MARK = {"extrapolated": "~", "at_least": ">=", "partial": ">="}
+# Estimates are marked; an exact figure (the record's own timestamp) is not.
+SECONDS_MARK = {"interpolated": "~", "extrapolated": "~", "at_least": ">=", "partial": ">="}
 
 
 def describe_lag(msgs: int, secs: float | None, kind: str = "") -> str:
-    """`12,400 msgs / 3m05s` (`~` when extrapolated, `>=` for a lower bound)."""
+    """`12,400 msgs / 3m05s` (`~` when estimated, `>=` for a lower bound)."""
     return f"{msgs:,} msgs / {SECONDS_MARK.get(kind, '')}{format_seconds_short(secs)}"

@@ -1,6 +1,7 @@
 """What one consumer-lag tick measured (`Observation`) and concluded (statuses, incident
 events). Plain typed data, no logic beyond presenting itself. Pure."""
 
+import bisect
 from dataclasses import dataclass, field
 
 from ecap_ops.core.lag_status import worst_first
@@ -11,15 +12,50 @@ from ecap_ops.core.lag_window import Window
 TP = tuple[str, int]
 
 
+CREATE_TIME = "CreateTime"
+LOG_APPEND_TIME = "LogAppendTime"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordTimes:
+    """The timestamps of the records read at one partition from `fetched_from` on
+    (`gateway/record_times.py`): what the first record at or after an offset carries.
+
+    Entry i covers the offsets in (upto[i-1], upto[i]] (the first entry from
+    `fetched_from`): the first record at or after any of them carries `timestamps[i]`
+    (milliseconds since the epoch), exactly when `exact[i]`; otherwise that is an upper
+    bound (a record inside a batch only partly read: it is no newer than the batch's newest
+    record). Offsets missing from the log (compacted away, aborted transactions, control
+    records) fall to the next record present, as a consumer reading from there would.
+    `timestamp_type`: CreateTime (the producer's clock) or LogAppendTime (the broker's)."""
+
+    fetched_from: int
+    upto: tuple[int, ...]
+    timestamps: tuple[int, ...]
+    exact: tuple[bool, ...]
+    timestamp_type: str
+
+    def at(self, position: int) -> tuple[int, bool] | None:
+        """(timestamp ms, exact) of the first record at or after `position`, or None when
+        what was read does not reach it."""
+        upto = self.upto
+        if position < self.fetched_from or not upto or position > upto[-1]:
+            return None
+        i = bisect.bisect_left(upto, position)
+        return self.timestamps[i], self.exact[i]
+
+
 @dataclass(frozen=True)
 class PartitionOffsets:
     """Offsets of one partition: log start, end (last stable offset on transactional
     topics), and the first offset at or after `now - crit_seconds` (-1: no record that
-    new; None: not measured)."""
+    new; None: not measured). `times`: the timestamps of the records read at the lagging
+    groups' smallest position (None when not read: no lag, or the read failed)."""
 
     start: int | None
     end: int
     sla_offset: int | None = None
+    times: RecordTimes | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +98,9 @@ class PartitionLag:
     lag_msgs: int
     lost: int
     lag_seconds: float | None
-    lag_seconds_kind: str  # exact, interpolated, extrapolated, at_least, unknown
+    # exact (the record's own timestamp, read), at_least (a lower bound), interpolated or
+    # extrapolated (estimates from the end-offset samples), unknown
+    lag_seconds_kind: str
     status: str
     owned: bool
 
@@ -96,6 +134,8 @@ class GroupTopicStatus:
     members: int | None
     partitions: tuple[PartitionLag, ...]
     incident_id: str | None = None
+    # CreateTime or LogAppendTime, as read from the topic's records (None: none read).
+    timestamp_type: str | None = None
 
     def worst_partitions(self, n: int = 3) -> list[PartitionLag]:
         if n == 1:  # min keeps the first of equals, as the stable sort does
@@ -116,6 +156,7 @@ class GroupTopicStatus:
             "state": self.state,
             "members": self.members,
             "incident_id": self.incident_id,
+            "timestamp_type": self.timestamp_type,
             "partitions": [p.to_dict() for p in self.partitions],
         }
 

@@ -6,8 +6,11 @@ per kind its groups need (OffsetFetch v8 for the groups that commit offsets,
 DescribeShareGroupOffsets for share groups, and the describe request of each group type:
 the group reader of `gateway/groups.py`, the one every command uses), and per
 partition leader one ListOffsets per kind (latest, last stable for transactional topics,
-earliest, and the SLA probe at `now - crit_seconds`). Requests of one wave go to all
-brokers at once on the client's network thread. Every wait is bounded by the tick's time
+earliest, and the SLA probe at `now - crit_seconds`), then per partition leader one Fetch
+of the records at the lagging groups' positions (`gateway/record_times.py`: their
+timestamps make lag in seconds exact from the first look; left out with
+`exact_seconds=False`). Requests of one wave go to all brokers at once on the client's
+network thread. Every wait is bounded by the tick's time
 budget; what did not answer in time is left out and the observation says it is partial.
 """
 
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from ecap_ops.catalog.model import LagThresholds
 from ecap_ops.core.groups import CONSUMER_PROTOCOL_TYPES, ConsumerGroup, GroupListing, combine
 from ecap_ops.core.lag import GroupObservation, Observation, PartitionOffsets, group_selected
+from ecap_ops.core.lag_model import TP
 from ecap_ops.errors import KafkaUnavailable
 from ecap_ops.gateway.client import KafkaGateway
 from ecap_ops.gateway.groups import (
@@ -30,6 +34,7 @@ from ecap_ops.gateway.groups import (
     listings,
     send_list_groups,
 )
+from ecap_ops.gateway.record_times import fetch_record_times, lagging_positions
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +181,30 @@ async def _partition_offsets(
     }
 
 
+async def _record_times(
+    tick: Waiter,
+    groups: dict[str, GroupObservation],
+    offsets: dict[TP, PartitionOffsets],
+    leaders: dict[TP, int],
+    transactional: frozenset[str],
+    notes: list[str],
+) -> dict[TP, PartitionOffsets]:
+    """Wave 5: the timestamps of the records at the lagging groups' smallest position per
+    partition, one Fetch per leader (`gateway/record_times.py`). Partitions nobody lags on
+    are not read. What was not read keeps the estimate and is noted (not partial)."""
+    positions = lagging_positions((g.committed for g in groups.values()), offsets)
+    if not positions:
+        return offsets
+    times = await fetch_record_times(tick, positions, leaders, transactional, notes)
+    if not times:
+        return offsets
+    out = dict(offsets)
+    for tp, t in times.items():
+        po = out[tp]
+        out[tp] = PartitionOffsets(po.start, po.end, po.sla_offset, t)
+    return out
+
+
 def _leaders(meta: dict) -> tuple[dict[str, dict], dict[tuple[str, int], int]]:
     topics_ok = {t["name"]: t for t in meta["topics"] if not t.get("error_code")}
     leaders: dict[tuple[str, int], int] = {}
@@ -192,6 +221,7 @@ async def _measure(
     thresholds: Callable[[str], LagThresholds],
     transactional: frozenset[str],
     now: float,
+    exact_seconds: bool = True,
 ) -> Observation:
     admin, mgr = tick.admin, tick.mgr
     # Wave 1: topics and leaders; the groups of every broker.
@@ -211,8 +241,11 @@ async def _measure(
         groups = await _groups(tick, listed, selected)
         wanted = _wanted_partitions(groups, leaders)
         offsets = await _partition_offsets(tick, wanted, leaders, thresholds, transactional, now)
+    time_notes: list[str] = []
+    if exact_seconds and offsets:
+        offsets = await _record_times(tick, groups, offsets, leaders, transactional, time_notes)
     missing_groups = [g for g in selected if g not in groups]
-    notes = list(tick.problems)
+    notes = list(tick.problems) + time_notes
     if missing_groups:
         notes.insert(
             0,
@@ -244,8 +277,11 @@ def measure_lag(
     scope: LagScope | None = None,
     budget_s: float = 20.0,
     now: float | None = None,
+    exact_seconds: bool = True,
 ) -> Measurement:
     """One tick's measurement of every group in scope, within `budget_s` seconds.
+    `exact_seconds`: read the timestamps of the records at the lagging groups' positions
+    (one Fetch per leader more), else lag in seconds is only estimated from the samples.
 
     Raises KafkaUnavailable when no broker answers (bounded by the connection timeout);
     a tick that runs out of time returns what it measured, marked partial."""
@@ -257,7 +293,13 @@ def measure_lag(
     obs = gateway.call(
         "measuring consumer lag",
         lambda a: a._manager.run(
-            _measure, tick, scope or LagScope(), thresholds, frozenset(transactional), at
+            _measure,
+            tick,
+            scope or LagScope(),
+            thresholds,
+            frozenset(transactional),
+            at,
+            exact_seconds,
         ),
     )
     after = gateway.requests

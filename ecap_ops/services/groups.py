@@ -6,24 +6,29 @@ Lag here is the lag of one moment, by the one formula the lag sensor and `ecap-o
 on the catalog's transactional topics) minus where the group will read next, its committed
 offset or the log start when retention deleted records it never read; records deleted
 unread are counted as `lost`. Groups come from the one group reader (`gateway.groups`),
-offsets from one ListOffsets per partition leader and kind. Lag over time and in seconds is
-the lag area's work (`services/lag.py`).
+offsets from one ListOffsets per partition leader and kind. Lag in seconds is the age of the
+oldest unconsumed record, read from the log (`gateway/record_times.py`: one Fetch per
+partition leader, only for partitions some group lags on); with no history here it is
+exact or unknown (`-`), never estimated. Lag over time is the lag area's work
+(`services/lag.py`).
 
 Every group type is shown (classic, consumer, share, streams). A share group commits no
 offsets: its lag counts from its share-partition start offset (see docs/consumer-lag.md).
 A group whose positions could not be read is shown with the reason, never left out.
 """
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from ecap_ops.core.groups import ConsumerGroup
-from ecap_ops.core.lag_measures import partition_lag
+from ecap_ops.core.lag_measures import partition_lag, record_lag_seconds
 from ecap_ops.core.lag_model import TP, PartitionOffsets
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.activity import GroupInfo
 from ecap_ops.gateway.groups import read_groups
 from ecap_ops.gateway.offsets import partition_offsets
+from ecap_ops.gateway.record_times import lagging_positions, read_record_times
 
 __all__ = ["GroupInfo", "GroupSummary", "TopicLag", "group_summaries", "summarize"]
 
@@ -35,6 +40,11 @@ class TopicLag:
     lag: int | None  # None when an end offset could not be read
     members: int  # members assigned partitions of this topic
     lost: int = 0  # records deleted by retention before the group read them
+    # Age of the oldest unconsumed record (None: not read); kind exact, at_least (a lower
+    # bound), partial (some lagging partition not read: the others' worst) or unknown.
+    lag_seconds: float | None = None
+    lag_seconds_kind: str = "unknown"
+    timestamp_type: str | None = None  # CreateTime or LogAppendTime, as read
 
 
 @dataclass(frozen=True)
@@ -70,20 +80,49 @@ class GroupSummary:
                     "lag": t.lag,
                     "lost": t.lost,
                     "members": t.members,
+                    "lag_seconds": None if t.lag_seconds is None else round(t.lag_seconds, 1),
+                    "lag_seconds_kind": t.lag_seconds_kind,
+                    "timestamp_type": t.timestamp_type,
                 }
                 for t in self.topics
             ],
         }
 
 
-def summarize(g: ConsumerGroup, offsets: dict[TP, PartitionOffsets]) -> GroupSummary:
+def _topic_seconds(ages: list[tuple[float | None, str]]) -> tuple[float | None, str]:
+    """A topic's lag in seconds from its lagging partitions' (seconds, kind): the worst;
+    `partial` when some lagging partition's record was not read."""
+    known = [a for a in ages if a[0] is not None]
+    if not ages:
+        return 0.0, "exact"
+    if not known:
+        return None, "unknown"
+    top = max(known, key=lambda a: a[0])
+    return (top[0], "partial") if len(known) < len(ages) else top
+
+
+def summarize(
+    g: ConsumerGroup, offsets: dict[TP, PartitionOffsets], now: float | None = None
+) -> GroupSummary:
     """One group's lag per topic at one moment, from its committed offsets and the
-    partitions' offsets (a partition whose offsets are unknown makes its topic's lag unknown)."""
+    partitions' offsets (a partition whose offsets are unknown makes its topic's lag unknown).
+    Lag in seconds from the partitions' record times (`PartitionOffsets.times`), at `now`."""
+    now = time.time() if now is None else now
     per_topic: dict[str, list[tuple[int, int] | None]] = {}
+    ages: dict[str, list[tuple[float | None, str]]] = {}
+    types: dict[str, str] = {}
     for (topic, p), committed in g.positions.items():
         po = offsets.get((topic, p))
         count = None if po is None else partition_lag(committed, po.start, po.end)
         per_topic.setdefault(topic, []).append(None if count is None else count[1:])
+        if count is not None and count.lag_msgs > 0:
+            if po.times is None:
+                ages.setdefault(topic, []).append((None, "unknown"))
+            else:
+                ages.setdefault(topic, []).append(
+                    record_lag_seconds(po.times, (), count.position, po.end, now)
+                )
+                types[topic] = po.times.timestamp_type
     members_by_topic: dict[str, int] = {}
     for m in g.members or ():
         for topic in m.assignment:
@@ -92,6 +131,7 @@ def summarize(g: ConsumerGroup, offsets: dict[TP, PartitionOffsets]) -> GroupSum
     for t in sorted(set(per_topic) | set(members_by_topic)):
         counts = per_topic.get(t, [])
         known = t in per_topic and all(c is not None for c in counts)
+        secs, kind = _topic_seconds(ages.get(t, [])) if known else (None, "unknown")
         lags.append(
             TopicLag(
                 topic=t,
@@ -99,6 +139,9 @@ def summarize(g: ConsumerGroup, offsets: dict[TP, PartitionOffsets]) -> GroupSum
                 lag=sum(c[0] for c in counts) if known else None,
                 members=members_by_topic.get(t, 0),
                 lost=sum(c[1] for c in counts if c is not None),
+                lag_seconds=secs,
+                lag_seconds_kind=kind,
+                timestamp_type=types.get(t),
             )
         )
     return GroupSummary(g.group_id, g.state, g.group_type, g.member_count, tuple(lags), g.error, g)
@@ -122,4 +165,10 @@ def group_summaries(
             groups.append(g)
     parts = sorted({tp for g in groups for tp in g.positions})
     offsets = partition_offsets(gw, parts, transactional) if parts else {}
-    return [summarize(g, offsets) for g in groups]
+    positions = lagging_positions((g.positions for g in groups), offsets)
+    times, _notes = read_record_times(gw, positions, transactional)
+    for tp, t in times.items():
+        po = offsets[tp]
+        offsets[tp] = PartitionOffsets(po.start, po.end, po.sla_offset, t)
+    now = time.time()
+    return [summarize(g, offsets, now) for g in groups]

@@ -24,6 +24,7 @@ from ecap_ops.core.lag import (
     evaluate,
     severity_of,
 )
+from ecap_ops.core.lag_measures import timestamp_types
 from ecap_ops.gateway.client import KafkaGateway
 from ecap_ops.gateway.lag import LagScope, Measurement, measure_lag
 
@@ -52,6 +53,9 @@ class LagTick:
             "seconds": round(self.measurement.seconds, 3),
             "requests": dict(self.measurement.requests),
             "statuses": [s.to_dict() for s in self.statuses],
+            # How each topic's records are stamped (read from the records this tick):
+            # CreateTime is the producer's clock, LogAppendTime the broker's.
+            "timestamp_types": timestamp_types(obs.offsets),
             "events": [e.to_dict() for e in self.evaluation.events],
         }
 
@@ -76,8 +80,11 @@ def lag_tick(
     scope: LagScope | None = None,
     budget_s: float = DEFAULT_BUDGET_S,
     now: float | None = None,
+    exact_seconds: bool = True,
 ) -> LagTick:
-    """Measure every group in scope and judge it against the window of earlier ticks."""
+    """Measure every group in scope and judge it against the window of earlier ticks.
+    `exact_seconds` False leaves out the read of record timestamps (lag in seconds is then
+    only estimated from the window's samples): for comparing the cost."""
     thresholds = catalog_thresholds(catalog)
     transactional = [t.name for t in catalog.topics if t.transactional]
     with gc_paused():
@@ -88,6 +95,7 @@ def lag_tick(
             scope,
             budget_s,
             now if now is not None else time.time(),
+            exact_seconds,
         )
         return LagTick(m, evaluate(window, m.observation, thresholds, config))
 
