@@ -235,3 +235,39 @@ def test_any_value_in_a_raw_acl_field_is_refused_with_its_path_or_valid(field, v
         return
     for b in cat.access.acls:
         assert b.resource_type in RESOURCE_TYPES and b.operation in OPERATIONS
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    key=st.sampled_from(["producer_byte_rate", "consumer_byte_rate", "request_percentage"]),
+    value=st.one_of(
+        st.integers(max_value=0),
+        st.floats(max_value=0, allow_nan=False),
+        st.builds(
+            lambda n, unit: f"-{n}{unit}",
+            st.integers(1, 10**9),
+            st.sampled_from(["", "B", "KiB", "MiB", "GiB"]),
+        ),
+    ),
+)
+def test_a_zero_or_negative_quota_rate_is_refused_with_its_path(key, value) -> None:
+    errs = errors_of(lambda d: d["quotas"][0].update({key: value}))
+    hit = [e for e in errs if e.startswith(f"quotas[0].{key}:")]
+    assert hit and "positive" in hit[0], errs
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    field=st.sampled_from(["resource", "operations"]),
+    value=st.text(min_size=1, max_size=300).filter(
+        lambda s: s.strip().lower().replace("-", "_") not in (*OPERATIONS, *RESOURCE_TYPES)
+    ),
+)
+def test_an_unknown_operation_or_resource_type_is_refused_with_its_path(field, value) -> None:
+    entry = {"principal": "User:ops", "resource": "topic", "name": "t", "operations": ["read"]}
+    entry[field] = value if field == "resource" else [value]
+    errs = errors_of(lambda d: d.update(acls=[entry]))
+    path = "acls[0].resource" if field == "resource" else "acls[0].operations[0]"
+    hit = [e for e in errs if e.startswith(path + ":")]
+    assert hit and "must be one of" in hit[0], errs
+    assert len(hit[0]) < 400, "a message shows only a short prefix of the offending value"
