@@ -225,3 +225,70 @@ def test_consumer_groups_shows_exact_lag_time(kafka_bootstrap, unique_name):
     row = next(line for line in table.stdout.splitlines() if line.startswith(group))
     assert row.split()[-2:] == ["2h00m", "45"], row
     assert "CreateTime" in table.stderr and "Traceback" not in table.output
+
+
+def test_a_transactional_topic_is_read_committed(kafka_settings, kafka_bootstrap, unique_name):
+    """On a catalog topic marked transactional, an aborted transaction's records (older) are
+    skipped, as a read_committed consumer skips them: the figure is the committed record's."""
+    import dataclasses
+
+    topic = unique_name
+    with KafkaAdminClient(bootstrap_servers=kafka_bootstrap) as admin:
+        admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}})
+    now_ms = int(time.time() * 1000)
+    prod = KafkaProducer(
+        bootstrap_servers=kafka_bootstrap, transactional_id=f"{unique_name}-tx", acks="all"
+    )
+    prod.init_transactions()
+    prod.begin_transaction()
+    for _ in range(3):
+        prod.send(topic, b"aborted", partition=0, timestamp_ms=now_ms - 7200_000)
+    prod.abort_transaction()
+    prod.begin_transaction()
+    for _ in range(3):
+        prod.send(topic, b"committed", partition=0, timestamp_ms=now_ms - 600_000)
+    prod.commit_transaction()
+    prod.close()
+    group = f"{unique_name}-g"
+    with KafkaAdminClient(bootstrap_servers=kafka_bootstrap) as admin:
+        _commit(admin, group, {TopicPartition(topic, 0): 0})
+    catalog = load_catalog()
+    base = catalog.topics[0]
+    catalog = dataclasses.replace(
+        catalog,
+        topics=(*catalog.topics, dataclasses.replace(base, name=topic, transactional=True)),
+    )
+    with KafkaGateway(kafka_settings) as gw:
+        tick = lag_tick(gw, catalog, None, scope=LagScope(groups=(group,)))
+    (s,) = tick.statuses
+    assert s.lag_seconds_kind == "exact", (s, tick.evaluation.notes)
+    assert abs(s.lag_seconds - 600) <= 2 + 5, s.lag_seconds  # not the aborted 2 hours
+    assert tick.measurement.requests["Fetch"] == 1
+
+
+def test_at_most_one_fetch_per_leader_on_three_brokers(kafka_cluster3, unique_name):
+    """Partitions led by three brokers: one Fetch to each leader, whatever the groups."""
+    bootstrap = kafka_cluster3.bootstrap_servers
+    topic = unique_name
+    with KafkaAdminClient(bootstrap_servers=bootstrap) as admin:
+        admin.create_topics({topic: {"num_partitions": 6, "replication_factor": 1}})
+        time.sleep(1)
+        now_ms = int(time.time() * 1000)
+        prod = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        for p in range(6):
+            for _ in range(10):
+                prod.send(topic, b"x", partition=p, timestamp_ms=now_ms - 900_000)
+        prod.flush(15)
+        prod.close()
+        for i in range(12):
+            _commit(
+                admin, f"{unique_name}-{i:02d}", {TopicPartition(topic, p): i % 5 for p in range(6)}
+            )
+        meta = admin.describe_topics([topic])[0]
+        leaders = {p.get("leader_id", p.get("leader")) for p in meta["partitions"]}
+    data = _lag_json(bootstrap, f"{unique_name}-*")
+    assert len(leaders) >= 2, leaders  # the test means something only with several leaders
+    assert data["requests"]["Fetch"] == len(leaders), (data["requests"], leaders)
+    for s in data["statuses"]:
+        assert s["lag_seconds_kind"] == "exact", s
+        assert abs(s["lag_seconds"] - 900) <= 2 + 5 + (time.time() - data["at"])
