@@ -9,8 +9,9 @@
 #       venv module while .venv does not exist yet.
 # test: the run set, plus kcat (an independent Kafka client the tests verify with),
 #       Chromium and ChromeDriver (browser tests of the Dagster UI), docker-compose
-#       (validates docker-compose.yml without a Docker engine) and PostgreSQL's server
-#       (the deployment's Dagster instance is tested against a real one).
+#       (validates docker-compose.yml without a Docker engine), PostgreSQL's server
+#       (the deployment's Dagster instance is tested against a real one) and Prometheus
+#       with promtool (scrapes the exporter; checks and unit-tests the alert rules).
 #
 # Idempotent: when everything is present it prints nothing and exits 0. Missing packages
 # are installed with apt-get as root or with passwordless sudo; otherwise it stops with
@@ -74,6 +75,8 @@ check() {
   command -v chromium >/dev/null 2>&1 || need chromium chromium "browser tests of the Dagster UI"
   command -v chromedriver >/dev/null 2>&1 || need chromedriver chromium-driver "browser tests of the Dagster UI"
   command -v docker-compose >/dev/null 2>&1 || need docker-compose docker-compose "validates docker-compose.yml"
+  command -v promtool >/dev/null 2>&1 || need promtool prometheus "checks and unit-tests the Prometheus alert rules"
+  command -v prometheus >/dev/null 2>&1 || need prometheus prometheus "scrapes the ecap-ops exporter in its tests"
   if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     need initdb postgresql "tests the deployment's PostgreSQL instance"
   fi
