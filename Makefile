@@ -75,6 +75,7 @@ run: setup
 	bootstrap=$$($(BIN)/ecap-ops broker status -o json | $(BIN)/python -c 'import json, sys; print(json.load(sys.stdin)["bootstrap_servers"])'); \
 	echo "KAFKA_BOOTSTRAP_SERVERS=$$bootstrap $(BIN)/ecap-ops create-topics"; \
 	KAFKA_BOOTSTRAP_SERVERS=$$bootstrap $(BIN)/ecap-ops create-topics; \
+	export DAGSTER_HOME=$(DAGSTER_HOME); \
 	$(START_DAGSTER)
 
 # The same on the secured local cluster (docs/security.md): Kafka with SASL_SSL (SCRAM-SHA-512
@@ -92,6 +93,7 @@ run-secure: setup
 	bootstrap=$$KAFKA_BOOTSTRAP_SERVERS; \
 	$(BIN)/ecap-ops create-topics; \
 	$(BIN)/ecap-ops access apply; \
+	export DAGSTER_HOME=$(DAGSTER_HOME); \
 	$(START_DAGSTER)
 
 stop:

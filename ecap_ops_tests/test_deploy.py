@@ -398,7 +398,7 @@ def test_local_entry_points_never_use_the_deployment_instance():
     """The deployment's dagster.yaml and workspace.yaml sit at the top level, where Dagster's
     CLI would load them with DAGSTER_HOME unset: every local entry point sets its own."""
     makefile = (REPO / "Makefile").read_text()
-    for target in ("run", "validate"):
+    for target in ("run", "run-secure", "validate"):
         body = re.search(rf"^{target}:.*?(?=^\S)", makefile, re.S | re.M)
         assert body and "DAGSTER_HOME=" in body.group(0), f"make {target} must set DAGSTER_HOME"
     assert re.search(r"-w \S*local/workspace\.yaml", makefile)
