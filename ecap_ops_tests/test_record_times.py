@@ -320,3 +320,30 @@ def test_the_evaluation_reports_exact_seconds_and_timestamp_types_from_one_look(
     # Over the warning level in seconds, no members: STOPPED from the first look.
     assert by_topic["c"].raw_status == "STOPPED"
     assert timestamp_types(offsets) == {"c": "CreateTime", "l": "LogAppendTime"}
+
+
+def test_records_decoded_per_answer_stay_bounded():
+    from ecap_ops.gateway.record_times import MAX_RECORDS, MAX_RECORDS_PER_FETCH
+
+    data = batch(0, [(d, T0 + d) for d in range(200)])
+
+    def answer(n_positions):
+        response = SimpleNamespace(
+            responses=[
+                SimpleNamespace(
+                    topic="t",
+                    partitions=[
+                        SimpleNamespace(
+                            partition_index=0, error_code=0, records=data, aborted_transactions=[]
+                        )
+                    ],
+                )
+            ]
+        )
+        positions = {("t", p): 0 for p in range(n_positions)}
+        return parse_fetch_response(response, positions, frozenset(), False, [])[("t", 0)]
+
+    assert len(answer(1).upto) == 200 <= MAX_RECORDS
+    few = answer(5000)
+    assert len(few.upto) == MAX_RECORDS_PER_FETCH // 5000
+    assert few.at(0) == (T0, True)  # the record at the position is always read

@@ -14,8 +14,9 @@ with more than 64 partitions on a leader the per-partition budget shrinks to
 FETCH_MAX_BYTES / n, down to `MIN_PARTITION_BYTES` (4 KiB), and partitions beyond the
 request's total are not read (they keep the estimate). A partition sends only what lies
 between the position and its end, so a small lag costs a batch or two. `max_wait_ms` 0 and
-`min_bytes` 0: the broker answers at once with what it has. At most `MAX_RECORDS` records
-per partition are decoded, and only their lengths, offsets and timestamps.
+`min_bytes` 0: the broker answers at once with what it has. At most `MAX_RECORDS` (1,000)
+records per partition are decoded, fewer when a leader has more than 100 lagging partitions
+(`MAX_RECORDS_PER_FETCH` in all), and only their lengths, offsets and timestamps.
 
 Why 64 KiB and not a few KiB: the broker sends whole record batches. A partition whose
 batch at the position is larger than its budget comes back empty (Kafka 4.4 sends no partial
@@ -69,8 +70,10 @@ __all__ = [
 PARTITION_MAX_BYTES = 64 * 1024
 MIN_PARTITION_BYTES = 4 * 1024
 FETCH_MAX_BYTES = 4 * 1024 * 1024
-# Records decoded per partition: the position's and the next ones (other groups' positions).
+# Records decoded per partition: the position's and the next ones (other groups' positions);
+# and per answer, so that many lagging partitions on one leader stay small in memory.
 MAX_RECORDS = 1000
+MAX_RECORDS_PER_FETCH = 100_000
 
 # Record batch v2 header (magic 2): the layout of kafka-python's DefaultRecordBatch.
 _HEADER = struct.Struct(">qiibIhiqqqhii")
@@ -338,6 +341,7 @@ def parse_fetch_response(
 
     out: dict[TP, RecordTimes] = {}
     errors: dict[str, list[str]] = defaultdict(list)
+    limit = max(16, min(MAX_RECORDS, MAX_RECORDS_PER_FETCH // max(1, len(positions))))
     for t in response.responses:
         for pd in t.partitions:
             tp = (t.topic, pd.partition_index)
@@ -352,6 +356,7 @@ def parse_fetch_response(
                     positions[tp],
                     pd.aborted_transactions,
                     read_committed and tp[0] in transactional,
+                    limit,
                 )
             except Exception as exc:  # undecodable bytes: this partition keeps the estimate
                 errors[f"undecodable records ({type(exc).__name__})"].append(f"{tp[0]}/{tp[1]}")
