@@ -176,7 +176,8 @@ class Exporter:
             log.info("consumer lag: %s", note)
         result = LagResult(
             finished_at=time.time(),
-            duration_s=m.seconds,
+            # Connecting, measuring, judging and closing: what one interval's work costs.
+            duration_s=time.monotonic() - started,
             up=True,
             requests=dict(m.requests),
             partial=obs.partial,
