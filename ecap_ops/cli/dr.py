@@ -11,6 +11,7 @@ import sys
 import click
 
 from ecap_ops.cli.app import CliContext, emit_json, guarded, main, output_option, pass_cli
+from ecap_ops.errors import ConfigError
 
 FORMATS = ("table", "json")
 SNAPSHOT_DIR_HELP = "$ECAP_SNAPSHOT_DIR, else $DAGSTER_HOME/snapshots, else ~/.ecap-ops/snapshots"
@@ -87,7 +88,8 @@ def snapshot(cli: CliContext, file_path, output):
     )
     click.echo(
         f"  {d['topics']} topic(s), {d['partitions']} partition(s), {d['groups']} group(s) with {d['group_offsets']} "
-        f"committed offset(s), {d['acls']} ACL(s), {d['scram_users']} SCRAM user(s)"
+        f"committed offset(s), {d['acls']} ACL(s), {d['scram_users']} SCRAM user(s), "
+        f"{d['quotas']} client quota(s)"
     )
     click.echo(f"  sha256 {d['checksum']}")
     incomplete = [k for k, v in d["complete"].items() if not v]
@@ -126,6 +128,26 @@ def snapshot(cli: CliContext, file_path, output):
     type=int,
     help="Replication for every created topic (default: see docs/disaster-recovery.md).",
 )
+@click.option(
+    "--password-env",
+    "password_env",
+    multiple=True,
+    metavar="USER=VARIABLE",
+    help="Re-create SCRAM user USER with the password in environment variable VARIABLE "
+    "(repeat it). Default: the catalog's users.USER.password_env|password_file.",
+)
+@click.option(
+    "--password-file",
+    "password_file",
+    multiple=True,
+    metavar="USER=PATH",
+    help="Re-create SCRAM user USER with the password in file PATH (repeat it).",
+)
+@click.option(
+    "--no-access",
+    is_flag=True,
+    help="Restore topics (and offsets) only; leave ACLs, SCRAM users and quotas alone.",
+)
 @output_option
 @pass_cli
 @guarded
@@ -137,17 +159,29 @@ def restore(
     allow_other_cluster,
     topics,
     replication_factor,
+    password_env,
+    password_file,
+    no_access,
     output,
 ):
     """Restore snapshot PATH (default: the newest in the snapshot directory): plan first, dry
-    run unless --execute. Never deletes anything.
+    run unless --execute. Never deletes anything. ACL bindings and client quotas come from
+    the snapshot; SCRAM users are re-created with passwords supplied now (--password-env,
+    --password-file, or the catalog's password_env), never from the snapshot: a user whose
+    password is not supplied is reported and left out.
 
     Exit 0: nothing to do or applied; 2: dry run found changes; 1: refused, conflicts or error."""
     from ecap_ops.core.restore import RestoreOptions
     from ecap_ops.core.restore_report import render_restore_plan
-    from ecap_ops.services.dr import load_snapshot
+    from ecap_ops.services.dr import load_snapshot, password_supplies
     from ecap_ops.services.dr import restore as do_restore
 
+    envs = _user_pairs("--password-env", password_env, _env_name)
+    files = _user_pairs("--password-file", password_file, _file_path)
+    if no_access and (envs or files):
+        raise ConfigError(
+            "--no-access leaves SCRAM users alone: drop --password-env/--password-file"
+        )
     path = path or _newest_snapshot()
     snap = load_snapshot(path)
     catalog = cli.catalog()
@@ -156,6 +190,8 @@ def restore(
         allow_other_cluster=allow_other_cluster,
         topics=tuple(topics),
         replication_factor=replication_factor,
+        access=not no_access,
+        passwords=() if no_access else password_supplies(catalog, envs, files),
     )
     with cli.gateway() as gw:
         result = do_restore(gw, catalog, snap, options, execute=execute)
@@ -175,6 +211,46 @@ def restore(
         sys.exit(1)
     if not execute and result.plan.has_changes:
         sys.exit(2)
+
+
+def _env_name(flag: str, user: str, value: str) -> str:
+    from ecap_ops.catalog.access import ENV_NAME
+
+    if not ENV_NAME.fullmatch(value):
+        # Never echo it: a password given in place of a variable name must not be printed.
+        raise ConfigError(
+            f"{flag} {_short(user)}=...: after = comes the NAME of an environment variable "
+            "(letters, digits and _, not starting with a digit) that holds the password, not "
+            "the password itself (the value is not shown)"
+        )
+    return value
+
+
+def _file_path(flag: str, user: str, value: str) -> str:
+    if not value.strip() or "\x00" in value or len(value) > 4096:
+        raise ConfigError(f"{flag} {_short(user)}=...: after = comes a file path")
+    return value
+
+
+def _user_pairs(flag: str, values, check) -> dict[str, str]:
+    """USER=VALUE options as {user: value}; a malformed or repeated one is a usage error."""
+    out: dict[str, str] = {}
+    for raw in values:
+        user, sep, value = raw.partition("=")
+        if not sep or not user or not value:
+            raise ConfigError(
+                f"{flag}: expected USER=VALUE, e.g. {flag} fraud-detector="
+                + (
+                    "FRAUD_DETECTOR_PASSWORD"
+                    if flag.endswith("env")
+                    else "/run/secrets/fraud-detector"
+                )
+                + (f" (got {_short(user)}{'=...' if sep else ''})" if user else "")
+            )
+        if user in out:
+            raise ConfigError(f"{flag} {_short(user)}: given twice; give each user once")
+        out[user] = check(flag, user, value)
+    return out
 
 
 @main.command("snapshot-diff")
@@ -211,7 +287,7 @@ def snapshot_verify(path, output):
         f"OK: {path} verifies (sha256 {s['checksum']}, format version {s['format_version']}, ecap-ops {s['tool_version']})"
     )
     click.echo(
-        f"  cluster {s['cluster_id']}, taken {s['taken_at']}: {s['topics']} topic(s), {s['groups']} group(s), {s['acls']} ACL(s), {s['scram_users']} SCRAM user(s)"
+        f"  cluster {s['cluster_id']}, taken {s['taken_at']}: {s['topics']} topic(s), {s['groups']} group(s), {s['acls']} ACL(s), {s['scram_users']} SCRAM user(s), {s['quotas']} quota(s)"
     )
     incomplete = [k for k, v in s["complete"].items() if not v]
     if incomplete:

@@ -12,14 +12,26 @@ unless the operator gives one. `min.insync.replicas` never exceeds the chosen re
 Offsets: a committed offset beyond the target partition's end offset (its records are gone,
 as on a freshly created topic) is clamped to that end offset; one before its start offset
 is clamped to the start. Both are reported.
+
+Access (when the target's access is read): the snapshot's ACL bindings the target lacks are
+created (only on a cluster with an authorizer), its client quotas are set, and its SCRAM
+users are re-created with passwords the operator supplies at restore time (never from the
+snapshot, which holds none). A user whose password is not supplied is reported and left
+out; a password source the operator named explicitly that cannot be read, or one naming a
+user the snapshot does not have, refuses the whole restore. Bindings, users and quotas on
+the target that the snapshot lacks are left alone; a user that exists with the snapshot's
+mechanism and iterations keeps its password.
 """
 
 from dataclasses import asdict, dataclass, field
 
+from ecap_ops.catalog.access import AclBinding, entity_label
 from ecap_ops.catalog.kafka_configs import canonical_value
 from ecap_ops.catalog.model import Catalog
+from ecap_ops.core.access import AccessState
 from ecap_ops.core.plan import Action, ActionKind, ConfigChange, destructive_reason
 from ecap_ops.core.snapshot import Snapshot
+from ecap_ops.core.snapshot_access import snapshot_access
 from ecap_ops.core.state import ClusterState
 
 MAX_TOPIC_NAME = 249
@@ -36,6 +48,35 @@ class RestoreOptions:
     # Topics (target names, or "*") whose destructive config changes (a retention decrease
     # or a cleanup.policy change on a topic with data) the operator accepts, as for apply.
     acknowledge_destructive: frozenset[str] = frozenset()
+    access: bool = True  # restore ACLs, quotas and SCRAM users too (when the target's is read)
+    passwords: tuple["PasswordSupply", ...] = ()  # where each user's password is read
+
+
+@dataclass(frozen=True)
+class PasswordSupply:
+    """Where a SCRAM user's password is read at restore time; never the password."""
+
+    user: str
+    source: str  # "env NAME" or "file PATH" (services.write_access.read_password)
+    origin: str  # --password-env, --password-file, password_env (Dagster), catalog
+    problem: str | None = None  # why it cannot be read now (says nothing of its value)
+    explicit: bool = True  # named by the operator (a problem refuses); False: the catalog's
+
+
+@dataclass(frozen=True)
+class UserRestore:
+    name: str
+    mechanism: str
+    iterations: int
+    password_source: str
+    origin: str
+    replaces: bool = False  # the user has this mechanism with other iterations
+
+
+@dataclass(frozen=True)
+class QuotaRestore:
+    entity: tuple[tuple[str, str], ...]
+    changes: tuple[tuple[str, float | None, float], ...]  # (key, target's value, snapshot's)
 
 
 @dataclass(frozen=True)
@@ -108,6 +149,13 @@ class RestorePlan:
     groups_in_sync: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     not_restored: list[str] = field(default_factory=list)
+    # Access (when the target's access was read and options.access).
+    access_planned: bool = False
+    acl_creates: list[AclBinding] = field(default_factory=list)
+    users: list[UserRestore] = field(default_factory=list)
+    quotas: list[QuotaRestore] = field(default_factory=list)
+    users_left_out: list[str] = field(default_factory=list)  # user names
+    access_in_sync: dict[str, int] = field(default_factory=dict)
 
     @property
     def blocked(self) -> bool:
@@ -119,7 +167,14 @@ class RestorePlan:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.creates or self.alters or self.offset_writes)
+        return bool(
+            self.creates
+            or self.alters
+            or self.offset_writes
+            or self.acl_creates
+            or self.users
+            or self.quotas
+        )
 
     def summary(self) -> dict[str, int]:
         return {
@@ -131,6 +186,10 @@ class RestorePlan:
             "offsets_to_write": self.offset_writes,
             "groups_in_sync": len(self.groups_in_sync),
             "refused": len(self.refusals),
+            "acls_to_create": len(self.acl_creates),
+            "users_to_create": len(self.users),
+            "quotas_to_set": len(self.quotas),
+            "users_left_out": len(self.users_left_out),
         }
 
     def to_dict(self) -> dict:
@@ -153,8 +212,11 @@ def make_restore_plan(
     options: RestoreOptions = RestoreOptions(),
     target_groups: dict[str, GroupStatus] | None = None,
     target_ranges: dict[tuple[str, int], tuple[int, int]] | None = None,
+    target_access: AccessState | None = None,
 ) -> RestorePlan:
-    """Compare a verified snapshot with the target cluster; change nothing."""
+    """Compare a verified snapshot with the target cluster; change nothing. Access is
+    planned when `target_access` (the target's, from `gateway.access.read_access`) is given
+    and `options.access`."""
     plan = RestorePlan(
         snapshot_checksum=snapshot.checksum,
         snapshot_taken_at=snapshot.taken_at,
@@ -180,7 +242,11 @@ def make_restore_plan(
         _plan_offsets(
             plan, snapshot, selected, restorable, created, target_groups or {}, target_ranges or {}
         )
-    _not_restored(plan, snapshot, options)
+    if options.access and target_access is not None:
+        _plan_access(plan, snapshot, target_access, options)
+        _not_restored(plan, snapshot, options, access=False)
+    else:
+        _not_restored(plan, snapshot, options, access=True)
     return plan
 
 
@@ -347,8 +413,11 @@ def _restore_existing(plan, src_name, name, t, existing, options) -> str | None:
     return name
 
 
-def _not_restored(plan: RestorePlan, snapshot: Snapshot, options: RestoreOptions) -> None:
-    """What a restore leaves to people: offsets not asked for, ACLs, SCRAM users."""
+def _not_restored(
+    plan: RestorePlan, snapshot: Snapshot, options: RestoreOptions, access: bool
+) -> None:
+    """What a restore leaves to people: offsets not asked for; and, when access was not
+    planned (`access`), ACLs, SCRAM users and quotas."""
     if not (options.include_offsets and not options.name_prefix) and snapshot.doc["groups"]:
         plan.not_restored.append(
             f"committed offsets of {len(snapshot.doc['groups'])} group(s): not asked for"
@@ -358,11 +427,18 @@ def _not_restored(plan: RestorePlan, snapshot: Snapshot, options: RestoreOptions
                 else " (never written under a name prefix)"
             )
         )
+    if not access:
+        return
     acls, users = snapshot.doc["acls"], snapshot.doc["scram_users"]
+    why = (
+        "not asked for (--no-access / restore_access: false)"
+        if not options.access
+        else "the target's access was not read"
+    )
     if acls:
-        plan.not_restored.append(
-            f"{len(acls)} ACL(s): recorded for reference; re-create them with kafka-acls (see docs/disaster-recovery.md)"
-        )
+        plan.not_restored.append(f"{len(acls)} ACL(s): {why}")
+    if snapshot.doc.get("quotas"):
+        plan.not_restored.append(f"{len(snapshot.doc['quotas'])} client quota(s): {why}")
     if not snapshot.complete.get("acls", True):
         plan.not_restored.append(
             "ACLs: the snapshot could not read them (" + _note_about(snapshot, "ACL") + ")"
@@ -370,8 +446,137 @@ def _not_restored(plan: RestorePlan, snapshot: Snapshot, options: RestoreOptions
     if users:
         plan.not_restored.append(
             f"{len(users)} SCRAM user(s) ({', '.join(u['name'] for u in users[:10])}{', ...' if len(users) > 10 else ''}): "
-            "snapshots never hold secrets; re-create them with kafka-configs --alter --add-config 'SCRAM-SHA-512=[password=...]'"
+            f"{why}; snapshots never hold secrets, passwords are supplied at restore time"
         )
+
+
+def _names(items, limit: int = 10) -> str:
+    items = list(items)
+    return ", ".join(str(i)[:60] for i in items[:limit]) + (", ..." if len(items) > limit else "")
+
+
+def _plan_access(
+    plan: RestorePlan, snapshot: Snapshot, target: AccessState, options: RestoreOptions
+) -> None:
+    """The snapshot's ACLs, SCRAM users and quotas against the target's (never a delete)."""
+    sa = snapshot_access(snapshot.doc)
+    plan.access_planned = True
+    in_sync = {"bindings": 0, "users": 0, "quotas": 0}
+    known = {u.name for u in sa.users}
+    seen: set[str] = set()
+    for s in options.passwords:
+        if s.user in seen and s.explicit:
+            plan.refusals.append(f"{s.origin} {s.user[:60]}: given twice; give each user once")
+        seen.add(s.user)
+        if s.explicit and s.user not in known:
+            plan.refusals.append(
+                f"{s.origin} {s.user[:60]}: the snapshot has no SCRAM user of that name "
+                f"({len(known)} user(s): {_names(sorted(known)) or 'none'}); nothing is restored "
+                "with a password meant for another user"
+            )
+        elif s.explicit and s.problem:
+            plan.refusals.append(f"{s.origin} {s.user[:60]}: {s.problem}")
+    # ACL bindings: only a cluster with an authorizer holds them.
+    if not sa.acls_recorded:
+        plan.not_restored.append(
+            "ACLs: the snapshot did not record them (" + _note_about(snapshot, "ACL") + ")"
+        )
+    elif not target.authorizer:
+        if sa.bindings:
+            plan.not_restored.append(
+                f"{len(sa.bindings)} ACL binding(s): cluster {plan.target_cluster_id} runs no "
+                "authorizer, so it can neither hold nor enforce them; secure it "
+                "(docs/security.md) and run the restore again"
+            )
+    else:
+        plan.acl_creates = sorted(sa.bindings - target.acls)
+        in_sync["bindings"] = len(sa.bindings & target.acls)
+        extra = len(target.acls - sa.bindings)
+        if extra:
+            plan.notes.append(
+                f"{extra} ACL binding(s) on the target are not in the snapshot: left alone "
+                "(a restore never deletes)"
+            )
+    # SCRAM users: passwords come from the operator, at restore time.
+    supplies = {s.user: s for s in options.passwords}
+    if not sa.users_recorded:
+        plan.not_restored.append(
+            "SCRAM users: the snapshot did not record them (" + _note_about(snapshot, "SCRAM") + ")"
+        )
+    elif not target.complete.get("users", True):
+        if sa.users:
+            plan.not_restored.append(
+                f"{len(sa.users)} SCRAM user(s): the target's users could not be read, so none "
+                "is re-created"
+            )
+    else:
+        _plan_users(plan, sa.users, target, supplies, in_sync)
+    # Client quotas: the snapshot's values are set; other keys and entities are left alone.
+    if not sa.quotas_recorded:
+        if "quotas" not in snapshot.doc:
+            plan.notes.append(
+                "client quotas: the snapshot was taken before ecap-ops recorded quotas"
+            )
+        else:
+            plan.not_restored.append(
+                "client quotas: the snapshot could not read them ("
+                + _note_about(snapshot, "quota")
+                + ")"
+            )
+    elif not target.complete.get("quotas", True):
+        if sa.quotas:
+            plan.not_restored.append(
+                f"{len(sa.quotas)} client quota(s): the target's quotas could not be read"
+            )
+    else:
+        for entity, values in sorted(sa.quotas.items()):
+            current = target.quotas.get(entity, {})
+            changes = tuple(
+                (k, current.get(k), v) for k, v in sorted(values.items()) if current.get(k) != v
+            )
+            if changes:
+                plan.quotas.append(QuotaRestore(entity, changes))
+            else:
+                in_sync["quotas"] += 1
+        extra = [e for e in target.quotas if e not in sa.quotas]
+        if extra:
+            plan.notes.append(
+                f"{len(extra)} client quota entit(ies) on the target are not in the snapshot: "
+                f"left alone ({_names(sorted(entity_label(e) for e in extra), 5)})"
+            )
+    plan.access_in_sync = in_sync
+
+
+def _plan_users(plan, users, target: AccessState, supplies, in_sync) -> None:
+    for u in users:
+        have = target.users.get(u.name, {})
+        s = supplies.get(u.name)
+        for mech, iters in u.mechanisms:
+            if have.get(mech) == iters:
+                in_sync["users"] += 1
+                if s is not None and s.explicit:
+                    plan.notes.append(
+                        f"SCRAM user {u.name}: exists with {mech} and {iters} iterations; its "
+                        f"password is left as it is ({s.origin} not used)"
+                    )
+                continue
+            if s is None or s.problem:
+                if u.name not in plan.users_left_out:
+                    plan.users_left_out.append(u.name)
+                hint = (
+                    f"supply it: --password-env {u.name}=VARIABLE or --password-file "
+                    f"{u.name}=PATH (Dagster: password_env / password_file), or name it in the "
+                    f"catalog (users.{u.name}.password_env)"
+                )
+                plan.not_restored.append(
+                    f"SCRAM user {u.name} ({mech}): no password supplied (snapshots never hold "
+                    f"secrets); left out: {hint}"
+                    if s is None
+                    else f"SCRAM user {u.name} ({mech}): the catalog names {s.source} for its "
+                    f"password, but {s.problem}; left out: {hint}"
+                )
+                continue
+            plan.users.append(UserRestore(u.name, mech, iters, s.source, s.origin, mech in have))
 
 
 def _note_about(snapshot: Snapshot, word: str) -> str:
@@ -481,4 +686,68 @@ def restore_actions(plan: RestorePlan) -> tuple[Action, ...]:
                     offsets=tuple((w.topic, w.partition, w.offset) for w in g.writes),
                 )
             )
+    return tuple(actions) + access_restore_actions(plan)
+
+
+def access_restore_actions(plan: RestorePlan) -> tuple[Action, ...]:
+    """The plan's access as actions of the one write path: SCRAM users (password read from
+    its source at execution), ACL bindings per principal, quotas. Never a delete."""
+    actions = [
+        Action(
+            ActionKind.UPSERT_USER,
+            f"user {u.name} {u.mechanism}",
+            user=u.name,
+            mechanism=u.mechanism,
+            iterations=u.iterations,
+            password_source=u.password_source,
+            warnings=(
+                (
+                    f"{u.name} has {u.mechanism} with other iterations: its credential is "
+                    f"replaced, so clients need the password from {u.password_source}",
+                )
+                if u.replaces
+                else ()
+            ),
+        )
+        for u in plan.users
+    ]
+    by_principal: dict[str, list[AclBinding]] = {}
+    for b in plan.acl_creates:
+        by_principal.setdefault(b.principal, []).append(b)
+    for principal, bindings in sorted(by_principal.items()):
+        actions.append(Action(ActionKind.CREATE_ACLS, principal, acls=tuple(bindings)))
+    for q in plan.quotas:
+        actions.append(
+            Action(
+                ActionKind.ALTER_QUOTAS,
+                f"quota {entity_label(q.entity)}",
+                quota_entity=q.entity,
+                quota_changes=tuple(q.changes),
+            )
+        )
     return tuple(actions)
+
+
+def undo_access_actions(
+    actions: tuple[Action, ...], done: set[tuple[str, str]]
+) -> tuple[Action, ...]:
+    """What takes back the access actions that reported success (`done`: (step, subject)):
+    the bindings they created are deleted, the quotas they set return to their values
+    before (removed where there was none). For the DR drill's clean-up on a scratch
+    cluster; SCRAM users are never created by a drill."""
+    out: list[Action] = []
+    for a in actions:
+        if (a.kind.value, a.subject) not in done:
+            continue
+        if a.kind is ActionKind.CREATE_ACLS:
+            out.append(Action(ActionKind.DELETE_ACLS, a.subject, acls=a.acls, destructive=True))
+        elif a.kind is ActionKind.ALTER_QUOTAS:
+            out.append(
+                Action(
+                    ActionKind.ALTER_QUOTAS,
+                    a.subject,
+                    quota_entity=a.quota_entity,
+                    quota_changes=tuple((k, new, old) for k, old, new in a.quota_changes),
+                )
+            )
+    return tuple(out)

@@ -40,6 +40,7 @@ def render_restore_plan(plan: RestorePlan, list_in_sync: int = 20) -> str:
                 for k, v in sorted(a.changes.items())
             )
         )
+    lines += _access_lines(plan)
     for g in plan.groups:
         if g.writes:
             lines.append(f"  > write offsets of group {g.group_id}: {len(g.writes)} partition(s)")
@@ -77,11 +78,60 @@ def render_restore_plan(plan: RestorePlan, list_in_sync: int = 20) -> str:
         f"Restore: {s['create']} topic(s) to create, {s['alter_configs']} to set configs, {s['offsets_to_write']} offset(s) in "
         f"{s['groups_to_write']} group(s) to write, {s['conflicts']} conflict(s) left alone, {s['in_sync']} topic(s) already match."
     )
+    if plan.access_planned:
+        lines.append(
+            f"Access: {s['acls_to_create']} ACL binding(s) to create, {s['users_to_create']} SCRAM "
+            f"credential(s) to create, {s['quotas_to_set']} quota entit(ies) to set, "
+            f"{s['users_left_out']} user(s) left out (no password supplied)."
+        )
     if plan.blocked:
         lines.append("Refused: nothing will be changed.")
     elif not plan.has_changes:
         lines.append("Nothing to restore: the cluster already matches the snapshot.")
     return "\n".join(lines)
+
+
+MAX_BINDINGS_SHOWN = 10
+
+
+def _quota(v: float | None) -> str:
+    if v is None:
+        return "(none)"
+    return str(int(v)) if float(v).is_integer() else str(v)
+
+
+def _access_lines(plan: RestorePlan) -> list[str]:
+    """The access part of a restore plan: users, bindings, quotas, what is already there.
+    Password sources are named (`env NAME`), never a password."""
+    from ecap_ops.catalog.access import entity_label
+
+    lines = []
+    for u in plan.users:
+        lines.append(
+            f"  + create SCRAM user {u.name}: {u.mechanism}, {u.iterations} iterations, password "
+            f"from {u.password_source} ({u.origin})"
+            + ("  [replaces its credential]" if u.replaces else "")
+        )
+    by_principal: dict[str, list] = {}
+    for b in plan.acl_creates:
+        by_principal.setdefault(b.principal, []).append(b)
+    for principal, bindings in sorted(by_principal.items()):
+        lines.append(f"  + create {len(bindings)} ACL binding(s) of {principal}")
+        lines += [f"      {b.describe()}" for b in bindings[:MAX_BINDINGS_SHOWN]]
+        if len(bindings) > MAX_BINDINGS_SHOWN:
+            lines.append(f"      ... and {len(bindings) - MAX_BINDINGS_SHOWN} more binding(s)")
+    for q in plan.quotas:
+        lines.append(
+            f"  ~ set quotas of {entity_label(q.entity)}: "
+            + "; ".join(f"{k}: {_quota(old)} -> {_quota(new)}" for k, old, new in q.changes)
+        )
+    sync = plan.access_in_sync
+    if plan.access_planned and any(sync.values()):
+        lines.append(
+            f"  = access already as in the snapshot: {sync.get('bindings', 0)} ACL binding(s), "
+            f"{sync.get('users', 0)} SCRAM credential(s), {sync.get('quotas', 0)} quota entit(ies)"
+        )
+    return lines
 
 
 # -- the DR drill's comparison ---------------------------------------------------------
@@ -135,3 +185,29 @@ def check_restored(
                 )
             )
     return sorted(checks, key=lambda x: x.topic)
+
+
+def access_differences(expected, observed) -> list[str]:
+    """What the target's access (a core.access.AccessState) lacks of a snapshot's (a
+    core.snapshot_access.SnapshotAccess): bindings missing, quotas with other values.
+    Bindings and quotas the target has beyond the snapshot's are not differences."""
+    from ecap_ops.catalog.access import entity_label
+
+    problems = []
+    if expected.acls_recorded and observed.authorizer:
+        missing = sorted(expected.bindings - observed.acls)
+        if missing:
+            problems.append(
+                f"{len(missing)} of the snapshot's {len(expected.bindings)} ACL binding(s) are "
+                f"not on the cluster, e.g. {missing[0].describe()[:160]}"
+            )
+    if expected.quotas_recorded:
+        for entity, values in sorted(expected.quotas.items()):
+            have = observed.quotas.get(entity, {})
+            wrong = [(k, v) for k, v in sorted(values.items()) if have.get(k) != v]
+            if wrong:
+                k, v = wrong[0]
+                problems.append(
+                    f"quota {entity_label(entity)}: {k} is {_quota(have.get(k))}, the snapshot has {_quota(v)}"
+                )
+    return problems

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from ecap_ops.core.integrity import loads_bounded, verify_tag
+from ecap_ops.core.snapshot_access import access_problems
 from ecap_ops.core.snapshot_doc import (
     CHECKSUM_ALGORITHM,
     FORMAT,
@@ -117,8 +118,16 @@ def parse_snapshot(
         )
     problems = _schema_problems(doc)
     if problems:
+        shown: list[str] = []
+        for problem in problems[:10]:
+            if shown and sum(map(len, shown)) + len(problem) > 1000:
+                break
+            shown.append(problem)
+        more = len(problems) - len(shown)
         raise SnapshotInvalid(
-            f"{source}: the snapshot's structure is invalid: " + "; ".join(problems[:10])
+            f"{source}: the snapshot's structure is invalid: "
+            + "; ".join(shown)
+            + (f"; and {more} more problem(s)" if more else "")
         )
     return Snapshot(doc, source)
 
@@ -186,23 +195,6 @@ def _schema_problems(doc: dict) -> list[str]:
             need(o, "offset", (int,), f"{w}.offsets[{j}]")
             if part is not None and part < 0:
                 out.append(f"{w}.offsets[{j}].partition: must be >= 0, got {part}")
-    acls = need(doc, "acls", (list,), "")
-    if acls is not None and not all(isinstance(a, dict) for a in acls):
-        out.append(".acls: every ACL must be an object")
-    users = need(doc, "scram_users", (list,), "") or []
-    for i, u in enumerate(users):
-        need(u, "name", (str,), f"scram_users[{i}]")
-    if "quotas" in doc:
-        for i, q in enumerate(need(doc, "quotas", (list,), "") or []):
-            w = f"quotas[{i}]"
-            if not isinstance(q, dict):
-                out.append(f".{w}: must be an object")
-                continue
-            for j, e in enumerate(need(q, "entity", (list,), w) or []):
-                need(e, "type", (str,), f"{w}.entity[{j}]")
-                need(e, "name", (str,), f"{w}.entity[{j}]")
-            values = need(q, "values", (dict,), w) or {}
-            for k, v in values.items():
-                if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    out.append(f".{w}.values.{str(k)[:40]}: must be a number")
+    # ACLs, SCRAM users and quotas, field by field (core/snapshot_access.py).
+    out += access_problems(doc)
     return out

@@ -4,7 +4,8 @@ Every read is batched: topics and configs in one request each, groups listed onc
 broker, described and their offsets fetched once per coordinator, end offsets once per
 partition leader. ACLs and SCRAM users are read once; a cluster without an authorizer
 gives no ACLs, which is recorded as a completeness flag, not a failure. SCRAM users are
-recorded by name and mechanism only, never a secret.
+recorded by name and mechanism only, never a secret. ACLs, SCRAM users and quotas are read
+by the one access reader (`gateway.access`) and put in the snapshot's form here.
 """
 
 import logging
@@ -148,33 +149,13 @@ def read_groups(gw: KafkaGateway) -> tuple[list[dict], bool, list[str]]:
 
 
 def read_acls(gw: KafkaGateway) -> tuple[list[dict], bool, list[str]]:
-    """Every ACL binding; a cluster without an authorizer gives ([], False, a note)."""
-    from kafka import errors as kerr
-    from kafka.admin import (
-        ACLFilter,
-        ACLOperation,
-        ACLPermissionType,
-        ACLResourcePatternType,
-        ResourcePatternFilter,
-        ResourceType,
-    )
+    """Every ACL binding, from the one access reader (`gateway.access`), in the snapshot's
+    form; a cluster without an authorizer gives ([], False, a note)."""
+    from ecap_ops.core.snapshot_access import acl_entry
+    from ecap_ops.gateway.access import read_acl_bindings
 
-    flt = ACLFilter(
-        principal=None,
-        host=None,
-        operation=ACLOperation.ANY,
-        permission_type=ACLPermissionType.ANY,
-        resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
-    )
-
-    def describe(admin):
-        try:
-            return admin.describe_acls(flt)[0]
-        except kerr.SecurityDisabledError:
-            return None
-
-    acls = gw.call("reading ACLs", describe)
-    if acls is None:
+    bindings = read_acl_bindings(gw)
+    if bindings is None:
         return (
             [],
             False,
@@ -182,54 +163,37 @@ def read_acls(gw: KafkaGateway) -> tuple[list[dict], bool, list[str]]:
                 "ACLs not available: the cluster has no authorizer (SecurityDisabledError), so there are none to record"
             ],
         )
-    out = [
-        {
-            "principal": a.principal,
-            "host": a.host,
-            "operation": a.operation.name,
-            "permission": a.permission_type.name,
-            "resource_type": a.resource_pattern.resource_type.name,
-            "resource_name": a.resource_pattern.resource_name,
-            "pattern_type": a.resource_pattern.pattern_type.name,
-        }
-        for a in acls
-    ]
-    return out, True, []
+    return [acl_entry(b) for b in sorted(bindings)], True, []
 
 
 def read_scram_users(gw: KafkaGateway) -> tuple[list[dict], bool, list[str]]:
-    """SCRAM users by name and mechanism (iterations too); never salts or keys."""
-    from kafka import errors as kerr
+    """SCRAM users by name and mechanism (iterations too), from the one access reader;
+    never a password, salt or key (Kafka does not give them out, and none is recorded)."""
+    from ecap_ops.gateway.access import read_scram_users as read_users
 
-    def describe(admin):
-        try:
-            return admin.describe_user_scram_credentials()
-        except (kerr.UnsupportedVersionError, kerr.ClusterAuthorizationFailedError) as exc:
-            return type(exc).__name__
+    raw = read_users(gw)
+    if raw is None:
+        return (
+            [],
+            False,
+            ["SCRAM users not available: the cluster did not answer DescribeUserScramCredentials"],
+        )
+    from ecap_ops.catalog.access import SCRAM_MECHANISMS
 
-    raw = gw.call("reading SCRAM users", describe)
-    if isinstance(raw, str):
-        return [], False, [f"SCRAM users not available: {raw}"]
-    users = []
-    for name, info in sorted(raw.items()):
-        if info.get("error"):
-            continue
+    users, notes = [], []
+    for name, mechs in sorted(raw.items()):
+        known = {m: i for m, i in mechs.items() if m in SCRAM_MECHANISMS}
+        if len(known) < len(mechs):
+            notes.append(
+                f"SCRAM user {name[:60]}: a mechanism this ecap-ops does not know is left out"
+            )
         users.append(
             {
                 "name": name,
-                "mechanisms": sorted(
-                    (
-                        {
-                            "mechanism": ci["mechanism"].name.replace("_", "-"),
-                            "iterations": ci["iterations"],
-                        }
-                        for ci in info.get("credential_infos", [])
-                    ),
-                    key=lambda m: m["mechanism"],
-                ),
+                "mechanisms": [{"mechanism": m, "iterations": i} for m, i in sorted(known.items())],
             }
         )
-    return users, True, []
+    return users, True, notes
 
 
 def read_snapshot_inputs(gw: KafkaGateway) -> SnapshotInputs:

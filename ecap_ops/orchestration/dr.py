@@ -91,7 +91,8 @@ def build_snapshot_asset(catalog: Catalog) -> dg.AssetsDefinition:
         kinds={"kafka", "json"},
         freshness_policy=SNAPSHOT_FRESHNESS,
         description="A verified, checksummed snapshot of the cluster's metadata (topics, partitions, replication, "
-        "topic-level overrides, consumer-group offsets, ACLs, SCRAM user names) written atomically into the "
+        "topic-level overrides, consumer-group offsets, ACLs, SCRAM user names and mechanisms, never a password, "
+        "client quotas) written atomically into the "
         "snapshot directory (ECAP_SNAPSHOT_DIR), which keeps the newest ECAP_SNAPSHOT_KEEP. Each materialization "
         "is one snapshot: its file, checksum, counts and the diff against the previous one; the history is the "
         "list of materializations. Taken hourly by dr_snapshot_schedule; materialize it to take one now.",
@@ -134,6 +135,7 @@ def build_snapshot_asset(catalog: Catalog) -> dg.AssetsDefinition:
                 "group_offsets": dg.MetadataValue.int(s["group_offsets"]),
                 "acls": dg.MetadataValue.int(s["acls"]),
                 "scram_users": dg.MetadataValue.int(s["scram_users"]),
+                "quotas": dg.MetadataValue.int(s["quotas"]),
                 "size_bytes": dg.MetadataValue.int(result.size_bytes),
                 "duration_ms": rounded(s["duration_ms"], 0),
                 "requests": dg.MetadataValue.json(result.requests),
@@ -165,6 +167,21 @@ class RestoreConfig(dg.Config):
     topics: list[str] = Field(
         default_factory=list, description="Restore only these topics (snapshot names); empty: all."
     )
+    restore_access: bool = Field(
+        default=True,
+        description="Also restore the snapshot's ACL bindings and client quotas, and re-create its SCRAM "
+        "users with passwords supplied below (false: topics and offsets only).",
+    )
+    password_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="SCRAM user -> the NAME of an environment variable of the run holding its password "
+        "(never the password). Users not named here use the catalog's password_env/password_file; a user "
+        "whose password is not supplied is reported and left out.",
+    )
+    password_file: dict[str, str] = Field(
+        default_factory=dict,
+        description="SCRAM user -> a file (e.g. a mounted secret) holding its password.",
+    )
 
 
 def _resolve(path: str) -> Path:
@@ -193,6 +210,10 @@ def _plan_metadata(plan) -> dict:
         ),
         "source_cluster_id": dg.MetadataValue.text(plan.source_cluster_id),
         "target_cluster_id": dg.MetadataValue.text(plan.target_cluster_id),
+        "acls_to_create": dg.MetadataValue.int(s["acls_to_create"]),
+        "users_to_create": dg.MetadataValue.int(s["users_to_create"]),
+        "quotas_to_set": dg.MetadataValue.int(s["quotas_to_set"]),
+        "users_left_out": dg.MetadataValue.text(", ".join(plan.users_left_out) or "none"),
     }
 
 
@@ -204,18 +225,29 @@ def restore_from_snapshot(
     from ecap_ops.catalog import load_catalog
     from ecap_ops.core.restore import RestoreOptions
     from ecap_ops.core.restore_report import render_restore_plan
-    from ecap_ops.services.dr import load_snapshot, restore
+    from ecap_ops.services.dr import load_snapshot, password_supplies, restore
 
-    options = RestoreOptions(
-        include_offsets=config.include_offsets,
-        allow_other_cluster=config.allow_other_cluster,
-        topics=tuple(config.topics),
-    )
     with as_failure("restoring from a snapshot"):
+        catalog = load_catalog()
+        options = RestoreOptions(
+            include_offsets=config.include_offsets,
+            allow_other_cluster=config.allow_other_cluster,
+            topics=tuple(config.topics),
+            access=config.restore_access,
+            passwords=password_supplies(
+                catalog,
+                config.password_env,
+                config.password_file,
+                env_origin="password_env",
+                file_origin="password_file",
+            )
+            if config.restore_access
+            else (),
+        )
         path = _resolve(config.snapshot_path)
         snap = load_snapshot(path)
         with kafka.gateway() as gw:
-            result = restore(gw, load_catalog(), snap, options, execute=not config.dry_run)
+            result = restore(gw, catalog, snap, options, execute=not config.dry_run)
     context.log.info(render_restore_plan(result.plan))
     for s in result.steps:
         context.log.info(f"{s.step} {s.subject}: {s.detail}")
@@ -330,6 +362,11 @@ def _drill_metadata(report, text: str) -> dict:
         "topics_failed": dg.MetadataValue.int(sum(not c.ok for c in report.checks)),
         "created": dg.MetadataValue.int(len(report.created)),
         "removed": dg.MetadataValue.int(len(report.deleted)),
+        "access": dg.MetadataValue.text(
+            ("ok" if report.access.get("ok") else "FAILED")
+            if report.access.get("checked")
+            else "not checked: " + str(report.access.get("reason", "-"))
+        ),
         "seconds": rounded(report.seconds, 1),
         "report": dg.MetadataValue.md("```\n" + text[:30000] + "\n```"),
         "checks": dg.MetadataValue.md(
@@ -391,7 +428,9 @@ def run_dr_drill(
 
 @dg.job(
     description="Restore a metadata snapshot: plan first, dry run by default (set dry_run: false to apply). Creates missing "
-    "topics with their partitions and overrides, writes group offsets into empty groups if asked, never deletes anything.",
+    "topics with their partitions and overrides, writes group offsets into empty groups if asked, restores ACL bindings "
+    "and client quotas, re-creates SCRAM users with passwords supplied in password_env/password_file (or the catalog's), "
+    "never deletes anything.",
     tags=RESTORE_TAG,
 )
 def dr_restore():

@@ -15,12 +15,19 @@ from ecap_ops.catalog.model import Catalog
 from ecap_ops.core.integrity import signing_key_from_env
 from ecap_ops.core.plan import Plan
 from ecap_ops.core.restore import (
+    PasswordSupply,
     RestoreOptions,
     RestorePlan,
     make_restore_plan,
     restore_actions,
+    undo_access_actions,
 )
-from ecap_ops.core.restore_report import TopicCheck, check_restored, render_restore_plan
+from ecap_ops.core.restore_report import (
+    TopicCheck,
+    access_differences,
+    check_restored,
+    render_restore_plan,
+)
 from ecap_ops.core.snapshot import (
     Snapshot,
     build_snapshot,
@@ -163,11 +170,61 @@ def diff_files(a: str | os.PathLike, b: str | os.PathLike):
 # -- restore ------------------------------------------------------------------------
 
 
+def password_supplies(
+    catalog: Catalog,
+    password_env: dict[str, str] | None = None,
+    password_file: dict[str, str] | None = None,
+    *,
+    env_origin: str = "--password-env",
+    file_origin: str = "--password-file",
+    environ: dict[str, str] | None = None,
+) -> tuple[PasswordSupply, ...]:
+    """Where each SCRAM user's password is read at restore time: the operator's
+    `password_env` (user -> variable) and `password_file` (user -> path) first, else the
+    catalog's `users.<name>.password_env|password_file`. Each source is tried now (the
+    password is read and dropped at once) so the plan can say which cannot be read; the
+    write path reads it again when it creates the user. Never returns a password."""
+    from ecap_ops.services.write_access import PasswordUnavailable, read_password
+
+    out: list[PasswordSupply] = []
+    named: set[str] = set()
+
+    def supply(user: str, source: str, origin: str, explicit: bool) -> PasswordSupply:
+        try:
+            read_password(source, environ)
+            problem = None
+        except PasswordUnavailable as exc:
+            problem = str(exc)
+        return PasswordSupply(user, source, origin, problem, explicit)
+
+    for origin, kind, pairs in (
+        (env_origin, "env", password_env or {}),
+        (file_origin, "file", password_file or {}),
+    ):
+        for user, where in sorted(pairs.items()):
+            if user in named:
+                raise ConfigError(
+                    f"{env_origin} and {file_origin} both name user {user[:60]!r}: give one source per user"
+                )
+            named.add(user)
+            out.append(supply(user, f"{kind} {where}", origin, True))
+    for u in catalog.access.users:
+        if u.name not in named:
+            out.append(supply(u.name, u.password.describe(), "catalog", False))
+    return tuple(out)
+
+
 def plan_restore(
     gw: KafkaGateway, catalog: Catalog, snapshot: Snapshot, options: RestoreOptions
 ) -> RestorePlan:
-    """Read the target and plan the restore; changes nothing."""
+    """Read the target (its access too, unless `options.access` is off) and plan the
+    restore; changes nothing."""
     target = gw.read_cluster_state()
+    access = None
+    if options.access:
+        from ecap_ops.gateway.access import read_access
+
+        access = read_access(gw)
     groups, ranges = None, None
     if options.include_offsets and not options.name_prefix:
         selected = set(options.topics) if options.topics else set(snapshot.topics)
@@ -187,7 +244,7 @@ def plan_restore(
             }
         )
         ranges = gw.offset_ranges(parts) if parts else {}
-    return make_restore_plan(snapshot, target, catalog, options, groups, ranges)
+    return make_restore_plan(snapshot, target, catalog, options, groups, ranges, access)
 
 
 @dataclass
@@ -245,9 +302,9 @@ def restore(
     purpose: str = "restore",
 ) -> RestoreResult:
     """Plan the restore and, if `execute`, carry exactly it out on the one write path
-    (broker validation first, a pre-change snapshot of what it overwrites, creates, configs,
-    then group offsets, each group checked again for members just before; verified).
-    Never deletes anything."""
+    (broker validation and every password read first, a pre-change snapshot of what it
+    overwrites, creates, configs, SCRAM users, ACL bindings, quotas, then group offsets,
+    each group checked again for members just before; verified). Never deletes anything."""
     started = time.monotonic()
     plan = plan_restore(gw, catalog, snapshot, options)
     result = RestoreResult(plan, executed=False)
@@ -287,11 +344,18 @@ class DrillReport:
     left_behind: list[str] = field(default_factory=list)
     seconds: float = 0.0
     plan_text: str = ""
+    # The access check: {checked, ok, how, reason, problems, notes, bindings, quotas,
+    # users_not_created, created, removed, left_behind}.
+    access: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["failed_topics"] = [c.topic for c in self.checks if not c.ok]
         return d
+
+    @property
+    def access_ok(self) -> bool:
+        return not self.access.get("checked") or bool(self.access.get("ok"))
 
     def render(self) -> str:
         head = "PASSED" if self.passed else "FAILED"
@@ -306,12 +370,35 @@ class DrillReport:
             if not c.ok:
                 lines.append(f"  x {c.topic} (as {c.restored_as}): " + "; ".join(c.problems))
         lines.append(f"  {len(ok)}/{len(self.checks)} topic(s) match the snapshot")
+        lines += _access_report_lines(self.access)
         lines.append(
             f"  created {len(self.created)}, removed {len(self.deleted)}"
             + (f", LEFT BEHIND: {', '.join(self.left_behind)}" if self.left_behind else "")
         )
         lines.append(f"  took {self.seconds:.1f} s")
         return "\n".join(lines)
+
+
+def _access_report_lines(access: dict) -> list[str]:
+    if not access:
+        return []
+    if not access.get("checked"):
+        return [f"  access not checked: {access.get('reason', 'no reason recorded')}"]
+    head = "match the snapshot" if access.get("ok") else "DIFFER from the snapshot"
+    lines = [
+        f"  access {head} ({access.get('how', '')}): {access.get('bindings', 0)} ACL binding(s), "
+        f"{access.get('quotas', 0)} quota entit(ies)"
+    ]
+    lines += [f"    x {p}" for p in access.get("problems", [])]
+    lines += [f"    note: {n}" for n in access.get("notes", [])]
+    if access.get("users_not_created"):
+        lines.append(
+            f"    {access['users_not_created']} SCRAM user(s) not re-created by the drill: their "
+            "passwords are supplied only at restore time (ecap-ops restore --password-env ...)"
+        )
+    if access.get("left_behind"):
+        lines.append(f"    ACCESS LEFT BEHIND: {'; '.join(access['left_behind'])}")
+    return lines
 
 
 def run_drill(
@@ -347,8 +434,15 @@ def run_drill(
     wanted = tuple(topics) or tuple(
         n for n in sorted(snap.topics) if not (name_prefix and n.startswith(name_prefix))
     )
+    access_state = _drill_access_state(target_gw, snap, same_cluster, report)
     options = RestoreOptions(
-        include_offsets=False, allow_other_cluster=True, topics=wanted, name_prefix=name_prefix
+        include_offsets=False,
+        allow_other_cluster=True,
+        topics=wanted,
+        name_prefix=name_prefix,
+        # Onto a scratch cluster with an authorizer the drill restores the snapshot's ACLs
+        # and quotas (never its users: no password is supplied) and removes them after.
+        access=access_state is not None and not same_cluster,
     )
     plan = plan_restore(target_gw, catalog, snap, options)
     report.target = f"cluster {plan.target_cluster_id}" + (
@@ -367,6 +461,8 @@ def run_drill(
         )
     if plan.blocked:
         report.problems += plan.refusals
+    if access_state is not None and same_cluster:
+        _validate_access_in_place(target_gw, snap, access_state, report)
     if not plan.blocked and not leftovers and plan.creates:
         _restore_check_and_clean(target_gw, catalog, snap, options, plan, report)
     else:
@@ -386,6 +482,7 @@ def run_drill(
         and bool(report.checks)
         and all(c.ok for c in report.checks)
         and not report.left_behind
+        and report.access_ok
     )
     report.seconds = time.monotonic() - started
     return report
@@ -399,18 +496,137 @@ def _restore_check_and_clean(
     plan: RestorePlan,
     report: DrillReport,
 ) -> None:
-    """The drill's restore (on the one write path), its topic-by-topic check, and the
-    removal of exactly what it created, whatever happened in between."""
+    """The drill's restore (on the one write path), its topic-by-topic check, its access
+    check, and the removal of exactly what it created, whatever happened in between."""
+    result = None
     try:
         result = restore(gw, catalog, snap, options, execute=True, purpose="dr-drill")
         report.created = result.created
         report.problems += [f"{s.step} {s.subject}: {s.detail}" for s in result.steps if not s.ok]
         observed = gw.read_cluster_state([c.name for c in plan.creates], with_data=False)
         report.checks = check_restored(plan, snap, observed)
+        if options.access:
+            _check_restored_access(gw, snap, result, report)
     except Exception as exc:  # report, then clean up below
         report.problems.append(f"restoring failed: {exc}")
     finally:
+        if options.access:
+            _remove_created_access(gw, result, report)
         report.deleted, report.left_behind = _remove_created(gw, catalog, report.created)
+
+
+# -- the drill's access check -----------------------------------------------------------
+
+
+def _drill_access_state(gw: KafkaGateway, snap: Snapshot, same_cluster: bool, report):
+    """The target's access when the drill checks it; None (with the reason on the report)
+    when it does not: a cluster without an authorizer, or a snapshot without ACLs."""
+    from ecap_ops.core.access import AccessState
+    from ecap_ops.core.snapshot_access import snapshot_access
+    from ecap_ops.gateway.access import read_access
+
+    sa = snapshot_access(snap.doc)
+    report.access = {
+        "checked": False,
+        "bindings": len(sa.bindings),
+        "quotas": len(sa.quotas),
+        "users_not_created": len(sa.users),
+        "problems": [],
+        "notes": [],
+    }
+    try:
+        state: AccessState = read_access(gw)
+    except Exception as exc:  # the topic part of the drill still runs
+        report.access["reason"] = f"the target's access could not be read ({exc})"
+        report.problems.append(f"access: {report.access['reason']}")
+        return None
+    if not state.authorizer:
+        report.access["reason"] = (
+            "the target cluster runs no authorizer, so it can neither hold nor enforce ACLs; "
+            "restore onto a secured cluster (docs/security.md) to check access"
+        )
+        return None
+    if not sa.acls_recorded:
+        report.access["reason"] = (
+            "the snapshot did not record ACLs ("
+            + ("; ".join(n for n in snap.doc["notes"] if "ACL" in n) or "no note")
+            + ")"
+        )
+        return None
+    return state
+
+
+def _validate_access_in_place(gw: KafkaGateway, snap: Snapshot, state, report) -> None:
+    """The same cluster: nothing is created twice. Every binding of the snapshot is checked
+    against Kafka's enums and its quotas by the brokers (validate-only); what differs from
+    the cluster today is noted (a restore would re-create it), not failed."""
+    from ecap_ops.core.plan import Action, ActionKind
+    from ecap_ops.core.snapshot_access import snapshot_access
+    from ecap_ops.services.write_access import validate_access
+
+    sa = snapshot_access(snap.doc)
+    actions = []
+    if sa.bindings:
+        actions.append(Action(ActionKind.CREATE_ACLS, "snapshot", acls=tuple(sorted(sa.bindings))))
+    for entity, values in sorted(sa.quotas.items()):
+        actions.append(
+            Action(
+                ActionKind.ALTER_QUOTAS,
+                "quota",
+                quota_entity=entity,
+                quota_changes=tuple((k, None, v) for k, v in sorted(values.items())),
+            )
+        )
+    report.access["how"] = "validated on the same cluster, not created twice"
+    try:
+        problems = validate_access(gw, actions) if actions else []
+    except Exception as exc:
+        problems = [f"the brokers could not validate the snapshot's quotas ({exc})"]
+    report.access["problems"] = problems
+    report.access["notes"] = [
+        f"since the snapshot: {d} (ecap-ops restore would put it back)"
+        for d in access_differences(sa, state)
+    ]
+    report.access["checked"] = True
+    report.access["ok"] = not problems
+
+
+def _check_restored_access(gw: KafkaGateway, snap: Snapshot, result, report) -> None:
+    """Another cluster: the restored bindings and quotas, read back, match the snapshot's."""
+    from ecap_ops.core.snapshot_access import snapshot_access
+    from ecap_ops.gateway.access import read_access
+
+    sa = snapshot_access(snap.doc)
+    report.access["how"] = "restored onto the target and read back"
+    report.access["problems"] = access_differences(sa, read_access(gw))
+    report.access["checked"] = True
+    report.access["ok"] = not report.access["problems"]
+
+
+def _remove_created_access(gw: KafkaGateway, result, report) -> None:
+    """Take back exactly the access the drill's restore created: delete its bindings, put
+    its quotas back as they were; on the one write path."""
+    if result is None or result.write is None:
+        return
+    done = {(s.step, s.subject) for s in result.write.steps if s.ok}
+    undo = undo_access_actions(result.write.plan.actions, done)
+    report.access["created"] = len(undo)
+    if not undo:
+        report.access["removed"] = 0
+        return
+    plan = Plan(result.plan.target_cluster_id, "", "", undo, (), (), (), "")
+    try:
+        cleanup = execute_plan(gw, plan, "dr-drill access cleanup")
+        left = [f"{s.step} {s.subject}: {s.detail}" for s in cleanup.steps if not s.ok]
+        left += cleanup.verify_problems
+    except Exception as exc:
+        left = [f"the drill could not remove the access it created ({exc})"]
+    report.access["removed"] = len(undo) - len(left)
+    report.access["left_behind"] = left
+    if left:
+        report.problems.append(
+            "access the drill created could not all be removed: " + "; ".join(left)[:500]
+        )
 
 
 def _remove_created(
