@@ -28,6 +28,7 @@ from ecap_ops.core.import_catalog import (
 )
 from ecap_ops.core.plan import make_plan
 from ecap_ops.core.state import BrokerInfo, ClusterState, PartitionState, TopicState
+from ecap_ops_tests.secure_fixtures import secure_kafka  # noqa: F401 (fixture)
 from ecap_ops_tests.test_provisioning import ecap_ops
 
 # --- pure: the conversion ----------------------------------------------------------------
@@ -432,3 +433,114 @@ def test_hostile_patterns_are_refused_before_anything_is_read_or_written(
     assert "Traceback" not in res.output
     assert f"{option} #1" in res.output
     assert not path.exists()
+
+
+# --- access (--with-access) ----------------------------------------------------------------
+
+
+def _binding(principal, rtype, name, op, pattern="literal", permission="allow", host="*"):
+    from ecap_ops.catalog.access import AclBinding
+
+    return AclBinding(principal, rtype, name, pattern, op, permission, host)
+
+
+def test_acl_bindings_and_users_import_as_raw_acls_and_users_that_plan_no_access_change():
+    from ecap_ops.core.access import AccessState, plan_access
+
+    bindings = frozenset(
+        {
+            _binding("User:svc", "topic", "orders", "read"),
+            _binding("User:svc", "topic", "orders", "describe"),
+            _binding("User:svc", "group", "svc-", "read", pattern="prefixed"),
+            _binding("User:svc", "topic", "orders", "write", permission="deny", host="10.0.0.1"),
+            _binding("User:*", "topic", "public", "all"),
+            _binding("Group:ops", "topic", "orders", "read"),  # not declarable: left out
+        }
+    )
+    access = AccessState(
+        True,
+        bindings,
+        {"svc": {"SCRAM-SHA-512": 8192}, "9lives": {"SCRAM-SHA-256": 4096}, "svc_": {}},
+        {(("user", "svc"),): {"producer_byte_rate": 1024.0}},
+    )
+    cluster = _cluster(_topic("orders"), _topic("public"))
+    imported = catalog_document(cluster, "prod", access=access)
+    doc = imported.document
+    assert {"principal": "User:svc", "resource": "topic", "name": "orders",
+            "operations": ["describe", "read"]} in doc["acls"]  # fmt: skip
+    assert any(e.get("acknowledged") for e in doc["acls"] if e["principal"] == "User:*")
+    assert doc["users"]["svc"] == {
+        "mechanism": "SCRAM-SHA-512",
+        "iterations": 8192,
+        "password_env": "SVC_PASSWORD",
+    }
+    assert doc["users"]["9lives"]["password_env"] == "USER_9LIVES_PASSWORD"
+    notes = " ".join(imported.notes)
+    assert "Group:ops" in notes and "quota" in notes and "svc_" in notes
+    text = render_catalog(imported)
+    assert "Passwords are never imported" in text and "password:" not in text
+    catalog = parse_catalog(text, env="prod")
+    plan, _report = plan_access(catalog.access, access, "c1")
+    assert plan.actions == ()
+    assert make_plan(catalog, cluster).actions == ()
+
+
+def test_import_with_access_on_a_secured_cluster_plans_no_access_change_and_writes_no_password(
+    secure_kafka,  # noqa: F811
+    tmp_path,
+):
+    import secrets
+
+    from ecap_ops.gateway import KafkaGateway
+    from ecap_ops.gateway.access import create_acls, upsert_scram_users
+    from ecap_ops_tests.secure_fixtures import secure_env
+
+    prefix = f"ia{uuid.uuid4().hex[:6]}"
+    user, password = f"{prefix}-svc", "pw-" + secrets.token_urlsafe(16)
+    admin = secure_kafka.client_settings("admin")
+    with KafkaGateway(admin) as gw:
+        gw.call(
+            "creating a topic",
+            lambda a: a.create_topics(
+                {f"{prefix}.orders": {"num_partitions": 2, "replication_factor": 1}},
+                wait_for_metadata=True,
+            ),
+        )
+        assert create_acls(
+            gw,
+            [
+                _binding(f"User:{user}", "topic", f"{prefix}.orders", "read"),
+                _binding(f"User:{user}", "topic", f"{prefix}.orders", "describe"),
+                _binding(f"User:{user}", "group", f"{prefix}-", "read", pattern="prefixed"),
+            ],
+        ) == [None, None, None]
+        assert upsert_scram_users(gw, [(user, "SCRAM-SHA-512", 8192, password)]) == {user: None}
+    env = secure_env(secure_kafka, ECAP_STATE_DIR=str(tmp_path / "state"))
+    path = tmp_path / "with-access.yaml"
+    out = ecap_ops(
+        "import",
+        "--with-access",
+        "--match",
+        f"{prefix}.*",
+        "--file",
+        str(path),
+        bootstrap=env["KAFKA_BOOTSTRAP_SERVERS"],
+        env=env,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = path.read_text()
+    for secret in (password, env["KAFKA_SASL_PASSWORD"]):
+        assert secret not in text + out.stdout + out.stderr
+    catalog = load_catalog(path, env="dev")
+    mine = [b for b in catalog.access.bindings() if b.principal == f"User:{user}"]
+    assert len(mine) == 3
+    spec = next(u for u in catalog.access.users if u.name == user)
+    assert spec.password.env == f"{prefix.upper()}_SVC_PASSWORD"
+    access_plan = ecap_ops(
+        "--catalog", str(path), "access", "plan", bootstrap=env["KAFKA_BOOTSTRAP_SERVERS"], env=env
+    )
+    assert access_plan.returncode == 0, access_plan.stdout + access_plan.stderr
+    plan = ecap_ops(
+        "--catalog", str(path), "plan", bootstrap=env["KAFKA_BOOTSTRAP_SERVERS"], env=env
+    )
+    assert plan.returncode == 0, plan.stdout + plan.stderr

@@ -31,6 +31,12 @@ from ecap_ops.cli.app import CliContext, emit_json, guarded, main, output_option
 )
 @click.option("--force", is_flag=True, help="Overwrite --file if it exists.")
 @click.option(
+    "--with-access",
+    is_flag=True,
+    help="Also import the cluster's ACL bindings (raw acls:) and SCRAM users (each with a "
+    "placeholder password_env; passwords are never imported).",
+)
+@click.option(
     "--env",
     "env_name",
     help="The environment the catalog declares [default: the global --env / ECAP_ENV, else dev].",
@@ -38,7 +44,7 @@ from ecap_ops.cli.app import CliContext, emit_json, guarded, main, output_option
 @output_option
 @pass_cli
 @guarded
-def import_cmd(cli: CliContext, match, exclude, path, force, env_name, output):
+def import_cmd(cli: CliContext, match, exclude, path, force, with_access, env_name, output):
     """Write a catalog from the live cluster: every topic (or those matching --match) with
     its partitions, replication factor and topic-level overrides in the catalog's units.
 
@@ -49,7 +55,9 @@ def import_cmd(cli: CliContext, match, exclude, path, force, env_name, output):
 
     env = env_name or cli.env or "dev"
     with cli.gateway() as gw:
-        result = import_catalog(gw, env, tuple(match), tuple(exclude), path, force)
+        result = import_catalog(
+            gw, env, tuple(match), tuple(exclude), path, force, with_access=with_access
+        )
     if output == "json":
         doc = result.to_dict()
         if path is None:

@@ -17,12 +17,16 @@ that override would plan to remove it.
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecap_ops.catalog.kafka_configs import TOPIC_CONFIGS, canonical_value, normalize_config_value
 from ecap_ops.catalog.model import MAX_PATTERNS, Scope, pattern_problem
 from ecap_ops.catalog.units import show
 from ecap_ops.core.state import CANARY_TOPIC, ClusterState, TopicState, is_internal_topic
+
+if TYPE_CHECKING:
+    from ecap_ops.catalog.access import AclBinding
+    from ecap_ops.core.access import AccessState
 
 # Kafka config -> the catalog's human field, and how its value is written.
 _DURATION_UNITS = (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000))
@@ -34,6 +38,8 @@ HUMAN_FIELD_OF = {
     "compression.type": "compression",
     "cleanup.policy": "cleanup_policy",
 }
+
+HUMAN_ORDER = ("retention", "retention_bytes", "compression", "max_message_size", "cleanup_policy")
 
 
 def duration_text(ms: int) -> str:
@@ -93,6 +99,8 @@ class ImportedCatalog:
             "left_out": {"internal": self.internal, "not_matching": self.not_matching},
             "problems": list(self.problems),
             "notes": list(self.notes),
+            "acl_entries": len(self.document.get("acls", ())),
+            "users": len(self.document.get("users", ())),
         }
 
 
@@ -123,6 +131,7 @@ def topic_entry(topic: TopicState, env_rf: int) -> tuple[dict[str, Any], list[st
     if topic.replication_factor != env_rf:
         entry["replication_factor"] = topic.replication_factor
     configs: dict[str, Any] = {}
+    human_values: dict[str, Any] = {}
     problems = []
     for key in sorted(topic.overrides):
         raw = topic.overrides[key]
@@ -148,9 +157,11 @@ def topic_entry(topic: TopicState, env_rf: int) -> tuple[dict[str, Any], list[st
             problems.append(f"{where}={show(raw)} cannot be declared in the catalog: {exc}")
             continue
         if key in HUMAN_FIELD_OF:
-            entry[HUMAN_FIELD_OF[key]] = value
+            human_values[HUMAN_FIELD_OF[key]] = value
         else:
             configs[key] = value
+    # The human fields in the order the shipped catalog writes them.
+    entry.update({f: human_values[f] for f in HUMAN_ORDER if f in human_values})
     if configs:
         entry["configs"] = configs
     return entry, problems
@@ -186,7 +197,7 @@ def catalog_document(
     env: str,
     match: Iterable[str] = (),
     exclude: Iterable[str] = (),
-    header: Iterable[str] = (),
+    access: "AccessState | None" = None,
 ) -> ImportedCatalog:
     """The cluster's topics (those matching a `match` pattern, if any, and no `exclude`
     pattern; never internal ones) as a catalog for environment `env`. With patterns, the
@@ -209,6 +220,21 @@ def catalog_document(
         doc["scope"] = {k: v for k, v in scope.to_dict().items() if v}
     doc["topics"] = topics
     notes = []
+    if access is not None:
+        if not access.authorizer:
+            notes.append("the cluster runs no authorizer: there are no ACL bindings to import")
+        acls, found = acl_entries(access.acls, strict=env == "prod")
+        users, more = user_entries(access.users)
+        notes += found + more
+        if acls:
+            doc["acls"] = acls
+        if users:
+            doc["users"] = users
+        if access.quotas:
+            notes.append(
+                f"{len(access.quotas)} client quota(s) were not imported (declare them under "
+                "quotas: by hand if the catalog should manage them)"
+            )
     if env_rf > max(1, cluster.broker_count) and cluster.broker_count:
         notes.append(
             f"replication factor {env_rf} is more than the {cluster.broker_count} live broker(s)"
@@ -224,6 +250,105 @@ def catalog_document(
         problems=tuple(problems),
         notes=tuple(notes),
     )
+
+
+def _declarable(b: "AclBinding") -> bool:
+    """Whether the catalog's raw `acls:` can hold binding `b` as it is."""
+    from ecap_ops.catalog.access import NAME, OPERATIONS, PATTERNS, PRINCIPAL, RESOURCE_TYPES
+
+    return bool(
+        (b.principal == "User:*" or PRINCIPAL.fullmatch(b.principal))
+        and b.resource_type in RESOURCE_TYPES
+        and NAME.fullmatch(b.resource_name)
+        and b.pattern in PATTERNS
+        and b.operation in OPERATIONS
+        and b.permission in ("allow", "deny")
+        and NAME.fullmatch(b.host)
+    )
+
+
+def acl_entries(bindings: Iterable["AclBinding"], strict: bool) -> tuple[list[dict], list[str]]:
+    """The cluster's ACL bindings as the catalog's raw `acls:` entries, one entry per
+    principal, resource, pattern, permission and host with its operations; and what could
+    not be declared (left on the cluster, reported as unmanaged by `access plan`).
+    `strict` (a prod catalog): an entry allowing every user or ALL operations carries
+    `acknowledged: true`, since it exists on the cluster today; review it."""
+    groups: dict[tuple, list[str]] = {}
+    left = []
+    for b in sorted(bindings):
+        if not _declarable(b):
+            left.append(b.describe()[:200])
+            continue
+        key = (b.principal, b.resource_type, b.resource_name, b.pattern, b.permission, b.host)
+        groups.setdefault(key, []).append(b.operation)
+    entries = []
+    for (principal, rtype, name, pattern, permission, host), ops in sorted(groups.items()):
+        entry: dict[str, Any] = {"principal": principal, "resource": rtype, "name": name}
+        if pattern != "literal":
+            entry["pattern"] = pattern
+        entry["operations"] = sorted(set(ops))
+        if permission != "allow":
+            entry["permission"] = permission
+        if host != "*":
+            entry["host"] = host
+        if strict and permission == "allow" and (principal == "User:*" or "all" in ops):
+            entry["acknowledged"] = True
+        entries.append(entry)
+    notes = (
+        [
+            f"{len(left)} ACL binding(s) the catalog cannot declare were left out (they stay on "
+            f"the cluster, unmanaged): " + "; ".join(left[:5])
+        ]
+        if left
+        else []
+    )
+    return entries, notes
+
+
+def password_variable(user: str, taken: set[str]) -> str:
+    """A placeholder environment variable name for a user's password: `ANALYTICS_PASSWORD`."""
+    import re
+
+    base = re.sub(r"[^A-Za-z0-9]+", "_", user).strip("_").upper()[:100] or "USER"
+    if base[0].isdigit():
+        base = "USER_" + base
+    name, n = f"{base}_PASSWORD", 2
+    while name in taken:
+        name, n = f"{base}_{n}_PASSWORD", n + 1
+    taken.add(name)
+    return name
+
+
+def user_entries(users: dict[str, dict[str, int]]) -> tuple[dict[str, dict], list[str]]:
+    """The cluster's SCRAM users as the catalog's `users:`: mechanism and iterations, and a
+    placeholder `password_env` name. Passwords are never read (Kafka does not return them)
+    and never written."""
+    from ecap_ops.catalog.access import MAX_ITERATIONS, MIN_ITERATIONS, NAME, SCRAM_MECHANISMS
+
+    out: dict[str, dict] = {}
+    notes = []
+    taken: set[str] = set()
+    for name in sorted(users):
+        creds = {
+            m: i
+            for m, i in users[name].items()
+            if m in SCRAM_MECHANISMS and MIN_ITERATIONS <= i <= MAX_ITERATIONS
+        }
+        if not creds or not NAME.fullmatch(name) or len(name) > 200:
+            notes.append(f"SCRAM user {show(name)} cannot be declared; left out (unmanaged)")
+            continue
+        mech = "SCRAM-SHA-512" if "SCRAM-SHA-512" in creds else sorted(creds)[0]
+        if len(creds) > 1:
+            notes.append(
+                f"SCRAM user {show(name)} has credentials for {', '.join(sorted(creds))}; the "
+                f"catalog declares {mech} (the other stays on the cluster)"
+            )
+        out[name] = {
+            "mechanism": mech,
+            "iterations": creds[mech],
+            "password_env": password_variable(name, taken),
+        }
+    return out, notes
 
 
 HEADER = """\
@@ -266,6 +391,20 @@ def render_catalog(imported: ImportedCatalog, extra: str = "") -> str:
         )
         out.append(dump({"scope": doc["scope"]}))
     out.append("\n" + dump({"topics": doc["topics"]}))
+    if "acls" in doc:
+        out.append(
+            "\n# The cluster's ACL bindings as raw bindings, one entry per principal and "
+            "resource.\n# `ecap-ops access plan` shows them in sync; group them into "
+            "principals: by role as you review.\n"
+        )
+        out.append(dump({"acls": doc["acls"]}))
+    if "users" in doc:
+        out.append(
+            "\n# SCRAM users. Passwords are never imported (Kafka does not return them): "
+            "each password_env\n# is a placeholder name; set that variable (or use "
+            "password_file) before `ecap-ops access apply`.\n"
+        )
+        out.append(dump({"users": doc["users"]}))
     if extra:
         out.append("\n" + extra)
     return "".join(out)

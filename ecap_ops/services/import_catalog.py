@@ -50,6 +50,13 @@ class ImportResult:
             f"cluster {i.cluster_id} {where}, environment {i.env}; left out: {left}.",
             "Checked: the catalog loads and its plan against the cluster shows no change.",
         ]
+        acls, users = i.document.get("acls", []), i.document.get("users", {})
+        if acls or users:
+            lines.insert(
+                1,
+                f"Access: {len(acls)} ACL entry(ies) and {len(users)} SCRAM user(s); passwords "
+                "are never imported (each user names a placeholder password_env to set).",
+            )
         lines += [f"note: {n}" for n in i.notes]
         if self.path:
             lines.append(
@@ -81,8 +88,11 @@ def import_catalog(
     exclude: tuple[str, ...] = (),
     path: str | None = None,
     force: bool = False,
+    with_access: bool = False,
 ) -> ImportResult:
-    """Read the cluster, build its catalog, check it loads and plans no change, write it."""
+    """Read the cluster, build its catalog, check it loads and plans no change, write it.
+    `with_access`: also its ACL bindings (as raw `acls:`) and SCRAM users (each with a
+    placeholder `password_env`; passwords are never read or written)."""
     problems = match_problems(list(match), "--match") + match_problems(list(exclude), "--exclude")
     if problems:
         raise ConfigError(
@@ -93,7 +103,12 @@ def import_catalog(
     if target is not None:
         check_target(target, force)
     cluster = gateway.read_cluster_state(None, with_data=False)
-    imported = catalog_document(cluster, env, match, exclude)
+    access = None
+    if with_access:
+        from ecap_ops.gateway.access import read_access
+
+        access = read_access(gateway)
+    imported = catalog_document(cluster, env, match, exclude, access)
     if imported.problems:
         raise ImportRefused(
             f"{len(imported.problems)} override(s) cannot be declared in a catalog, so nothing was "
@@ -109,14 +124,15 @@ def import_catalog(
         what = "matches the patterns" if match or exclude else "exists (besides internal ones)"
         raise ImportRefused(f"no topic on cluster {cluster.cluster_id} {what}; nothing was written")
     text = render_catalog(imported)
-    verify(text, imported, cluster)
+    verify(text, imported, cluster, access)
     if target is not None:
         write_new(target, text, force)
     return ImportResult(imported, text, str(target) if target is not None else None)
 
 
-def verify(text: str, imported: ImportedCatalog, cluster) -> None:
-    """The written text loads as a catalog and plans no change against `cluster`."""
+def verify(text: str, imported: ImportedCatalog, cluster, access=None) -> None:
+    """The written text loads as a catalog and plans no change against `cluster` (and,
+    with the cluster's `access` read, no access change either)."""
     try:
         catalog = parse_catalog(text, env=imported.env, source="the imported catalog")
     except CatalogInvalid as exc:
@@ -127,9 +143,14 @@ def verify(text: str, imported: ImportedCatalog, cluster) -> None:
             f"the cluster's topics do not make a valid catalog{hint}, so nothing was written: {exc}"
         ) from None
     plan = make_plan(catalog, cluster)
-    if plan.actions or plan.refusals or plan.unmanaged:
-        lines = [a.describe() for a in plan.actions] + [r.message for r in plan.refusals]
-        lines += [f"unmanaged: {n}" for n in plan.unmanaged]
+    lines = [a.describe() for a in plan.actions] + [r.message for r in plan.refusals]
+    lines += [f"unmanaged: {n}" for n in plan.unmanaged]
+    if access is not None:
+        from ecap_ops.core.access import plan_access
+
+        access_plan, _report = plan_access(catalog.access, access, cluster.cluster_id)
+        lines += [f"access: {a.describe()}" for a in access_plan.actions]
+    if lines:
         raise ImportRefused(
             "the imported catalog would not match the cluster exactly, so nothing was written:\n"
             + "\n".join(f"  - {line[:300]}" for line in lines[:20])
