@@ -440,3 +440,26 @@ def test_drill_says_access_was_not_checked_without_an_authorizer(monkeypatch) ->
     assert "access not checked: the target cluster runs no authorizer" in "\n".join(
         dr._access_report_lines(report.access)
     )
+
+
+def test_snapshot_diff_shows_quota_changes_and_old_snapshots_still_read() -> None:
+    from ecap_ops.core.snapshot import Snapshot, diff_snapshots, render_diff
+    from ecap_ops_tests.test_snapshot import make_doc
+
+    def q(rate):
+        return [
+            {"entity": [{"type": "user", "name": "svc"}], "values": {"producer_byte_rate": rate}}
+        ]
+
+    a = Snapshot(make_doc(quotas=q(1024.0)), "a")
+    b = Snapshot(make_doc(quotas=q(2048.0)), "b")
+    d = diff_snapshots(a, b)
+    assert d.quota_changes == [
+        {"entity": "user=svc", "key": "producer_byte_rate", "old": 1024.0, "new": 2048.0}
+    ]
+    assert "quota user=svc: producer_byte_rate 1024 -> 2048" in render_diff(d)
+    assert diff_snapshots(a, a).empty
+    # A snapshot from before quotas were recorded still reads, and restores no quota.
+    old = parse_snapshot(serialize(make_doc()), "old.json")
+    assert "quotas" not in old.doc and not snapshot_access(old.doc).quotas_recorded
+    assert diff_snapshots(old, b).quota_changes == []

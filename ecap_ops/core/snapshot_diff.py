@@ -1,10 +1,12 @@
 """What changed between two snapshots: topics, partitions, replication, configs, group
-offsets, ACLs and SCRAM users; and the diff as people read it. Pure."""
+offsets, ACLs, SCRAM users and client quotas; and the diff as people read it. Pure."""
 
 import json
 from dataclasses import asdict, dataclass, field
 
+from ecap_ops.catalog.access import entity_label
 from ecap_ops.catalog.kafka_configs import canonical_value
+from ecap_ops.core.snapshot_access import snapshot_access
 from ecap_ops.core.snapshot_doc import Snapshot
 
 
@@ -26,6 +28,8 @@ class SnapshotDiff:
     acls_removed: int = 0
     users_added: list[str] = field(default_factory=list)
     users_removed: list[str] = field(default_factory=list)
+    # {entity, key, old, new}; compared only when both snapshots recorded quotas.
+    quota_changes: list[dict] = field(default_factory=list)
     other_cluster: bool = False
 
     @property
@@ -44,6 +48,7 @@ class SnapshotDiff:
                 self.acls_removed,
                 self.users_added,
                 self.users_removed,
+                self.quota_changes,
             )
         )
 
@@ -61,6 +66,7 @@ class SnapshotDiff:
             "acls_removed": self.acls_removed,
             "users_added": len(self.users_added),
             "users_removed": len(self.users_removed),
+            "quota_changes": len(self.quota_changes),
         }
 
     def to_dict(self) -> dict:
@@ -128,6 +134,20 @@ def diff_snapshots(a: Snapshot, b: Snapshot) -> SnapshotDiff:
     ub = {u["name"]: u for u in b.doc["scram_users"]}
     d.users_added = sorted(set(ub) - set(ua))
     d.users_removed = sorted(set(ua) - set(ub))
+    if "quotas" in a.doc and "quotas" in b.doc:
+        qa, qb = snapshot_access(a.doc).quotas, snapshot_access(b.doc).quotas
+        for entity in sorted(set(qa) | set(qb)):
+            va, vb = qa.get(entity, {}), qb.get(entity, {})
+            for key in sorted(set(va) | set(vb)):
+                if va.get(key) != vb.get(key):
+                    d.quota_changes.append(
+                        {
+                            "entity": entity_label(entity),
+                            "key": key,
+                            "old": va.get(key),
+                            "new": vb.get(key),
+                        }
+                    )
     return d
 
 
@@ -161,6 +181,11 @@ def render_diff(d: SnapshotDiff) -> str:
         lines.append(f"  + SCRAM user {u}")
     for u in d.users_removed:
         lines.append(f"  - SCRAM user {u}")
+    for q in d.quota_changes:
+        show_q = lambda v: "(none)" if v is None else f"{v:g}"  # noqa: E731
+        lines.append(
+            f"  ~ quota {q['entity']}: {q['key']} {show_q(q['old'])} -> {show_q(q['new'])}"
+        )
     c = d.counts()
     lines.append(
         "No differences."
