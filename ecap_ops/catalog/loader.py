@@ -36,6 +36,7 @@ from ecap_ops.catalog.build import (
     lag_defaults,
     resolve_environments,
 )
+from ecap_ops.catalog.contracts import CONTRACT_TOP_KEYS, attach, build_contracts
 from ecap_ops.catalog.model import Catalog, Scope, TopicSpec
 from ecap_ops.catalog.units import parse_size_bytes, show
 from ecap_ops.catalog.yaml_reader import MAX_DEPTH, MAX_ERRORS, decode_catalog, read_yaml
@@ -121,9 +122,10 @@ def parse_catalog(
         access = build_access(errors, data, topics, env, resolved_envs)
     scope = build_scope(errors, data)
     check_scope(errors, scope, topics)
+    contracts = build_contracts(errors, data, topics, source)  # catalog/contracts.py
     if errors.items or access is None:
         raise CatalogInvalid(errors.items, source)
-    return Catalog(
+    catalog = Catalog(
         env=env,
         source=source,
         name_prefix=resolved_envs[env]["name_prefix"],
@@ -134,6 +136,7 @@ def parse_catalog(
         access=access,
         scope=scope,
     )
+    return attach(catalog, contracts)
 
 
 def _read_document(errors: Errors, text: str, source: str) -> dict[str, Any]:
@@ -154,7 +157,7 @@ def _read_document(errors: Errors, text: str, source: str) -> dict[str, Any]:
         raise CatalogInvalid(
             [f"(top): the catalog must be a mapping with a `topics:` key, found {found}"], source
         )
-    errors.unknown_keys("", data, TOP_KEYS)
+    errors.unknown_keys("", data, TOP_KEYS | CONTRACT_TOP_KEYS)
     version = data.get("version", 1)
     if type(version) is not int or version != 1:
         errors.add(
