@@ -7,12 +7,14 @@ outside the scope unreported and exactly as it was, while they still see and act
 topics within it."""
 
 import json
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ecap_ops.catalog import parse_catalog
@@ -293,3 +295,28 @@ def test_topics_outside_the_scope_are_untouched_and_unreported_by_every_command(
 
     # Nothing outside the scope changed.
     assert _state(kafka_settings, outsiders) == before
+
+
+@given(hostile_scopes)
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_a_catalog_with_a_hostile_scope_creates_nothing(kafka_bootstrap, kafka_settings, scope):
+    from click.testing import CliRunner
+
+    from ecap_ops.cli import main
+    from ecap_ops.gateway import KafkaGateway
+
+    if scope == {"include": None}:
+        scope = {"include": 5}
+    name = f"hs{uuid.uuid4().hex[:10]}.orders"
+    path = Path(tempfile.mkdtemp()) / "catalog.yaml"
+    path.write_text(catalog_text(scope, {name: {"partitions": 1}}))
+    res = CliRunner().invoke(main, ["-b", kafka_bootstrap, "--catalog", str(path), "create-topics"])
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "scope" in res.output
+    with KafkaGateway(kafka_settings) as gw:
+        assert gw.topics([name]) == {}
