@@ -463,3 +463,60 @@ def test_snapshot_diff_shows_quota_changes_and_old_snapshots_still_read() -> Non
     old = parse_snapshot(serialize(make_doc()), "old.json")
     assert "quotas" not in old.doc and not snapshot_access(old.doc).quotas_recorded
     assert diff_snapshots(old, b).quota_changes == []
+
+
+def test_dagster_dr_restore_takes_passwords_by_variable_name(
+    secure_kafka: LocalCluster,  # noqa: F811
+    secure_kafka_standby: LocalCluster,  # noqa: F811
+    run,
+    tmp_path: Path,
+    monkeypatch,
+) -> None:
+
+    from ecap_ops.orchestration.dr import dr_restore
+    from ecap_ops.orchestration.resources import KafkaResource
+
+    p = "dg" + uuid.uuid4().hex[:6]
+    catalog = prefixed_catalog(tmp_path, p)
+    assert run(secure_kafka, "create-topics", catalog=catalog).returncode == 0
+    assert run(secure_kafka, "access", "apply", catalog=catalog, extra=PASSWORD_ENV).returncode == 0
+    snap_file = tmp_path / "s.json"
+    assert run(secure_kafka, "snapshot", "--file", str(snap_file), catalog=catalog).returncode == 0
+    for k, v in secure_env(secure_kafka_standby).items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("ECAP_CATALOG", str(catalog))
+    monkeypatch.setenv("ECAP_SNAPSHOT_DIR", str(tmp_path / "snaps"))
+    monkeypatch.setenv("DAG_FRAUD_PW", PASSWORDS["fraud-detector"])
+    for name in PASSWORD_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+    def config(**kw):
+        base = {"snapshot_path": str(snap_file), "allow_other_cluster": True}
+        return {"ops": {"restore_from_snapshot": {"config": {**base, **kw}}}}
+
+    result = dr_restore.execute_in_process(
+        run_config=config(password_env={"fraud-detector": "DAG_FRAUD_PW"}),
+        resources={"kafka": KafkaResource()},
+    )
+    assert result.success
+    out = result.output_for_node("restore_from_snapshot")
+    assert out["executed"] is False  # dry run by default
+    users = {u["name"]: u for u in out["plan"]["users"]}
+    if "fraud-detector" in users:  # absent only when an earlier test already restored it
+        assert users["fraud-detector"]["password_source"] == "env DAG_FRAUD_PW"
+        assert users["fraud-detector"]["origin"] == "password_env"
+    _no_secret(json.dumps(out, default=str), "the restore job's output")
+    for event in result.all_events:
+        _no_secret(str(event.message) + str(event.event_specific_data), "a Dagster event")
+
+    # A variable that is not set (or a user the snapshot lacks) refuses the run.
+    for bad in ({"fraud-detector": "NOT_SET_ANYWHERE"}, {"ghost-" + p: "DAG_FRAUD_PW"}):
+        failed = dr_restore.execute_in_process(
+            run_config=config(password_env=bad, dry_run=False),
+            resources={"kafka": KafkaResource()},
+            raise_on_error=False,
+        )
+        assert not failed.success
+        text = "\n".join(f"{e.message} {e.event_specific_data}" for e in failed.all_events)
+        assert "NOT_SET_ANYWHERE is not set" in text or "no SCRAM user of that name" in text
+        _no_secret(text, "a failed restore run")
