@@ -1,14 +1,16 @@
 """The metadata snapshot: one import for its document, verification and diff.
 
 A snapshot is one JSON document describing a cluster's shape (topics, partitions,
-replication, topic-level overrides), consumer groups' committed offsets, ACLs and SCRAM
-user names, sealed with a checksum and, with ECAP_SIGNING_KEY, signed. Where each part
+replication, topic-level overrides), consumer groups' committed offsets, ACLs, SCRAM
+user names with mechanisms (never a password), and client quotas, sealed with a checksum and, with ECAP_SIGNING_KEY, signed. Where each part
 lives:
 
 - `core/snapshot_doc.py`: the document (`build_snapshot`, `topic_entry`, `group_entry`,
   `Snapshot`), its canonical form, checksum (`seal`), signature and file layout (`serialize`);
 - `core/snapshot_verify.py`: reading a file back (`parse_snapshot`), byte for byte, with
   size and nesting caps (`max_snapshot_bytes`);
+- `core/snapshot_access.py`: the access sections (ACLs, SCRAM users, quotas), checked field
+  by field on reading and typed for restore and the drill (`snapshot_access`);
 - `core/snapshot_diff.py`: what changed between two snapshots (`diff_snapshots`,
   `render_diff`).
 

@@ -1,8 +1,9 @@
 """The metadata snapshot document: its fields, canonical form, checksum, signature and layout.
 
 A snapshot is one JSON document describing a cluster's shape (topics, partitions,
-replication, topic-level overrides), consumer groups' committed offsets, ACLs and SCRAM
-user names. Its checksum is SHA-256 over the canonical JSON of everything but the
+replication, topic-level overrides), consumer groups' committed offsets, ACLs, SCRAM
+user names with mechanisms and iterations (never a password, salt or hash) and client
+quotas (`core/snapshot_access.py`). Its checksum is SHA-256 over the canonical JSON of everything but the
 checksum (and the signature); with a signing key its `signature` is an HMAC-SHA256 over
 the canonical JSON of the whole document but the signature. The file is written in one
 deterministic layout (`serialize`). Reading a file back is `core/snapshot_verify.py`,
