@@ -18,10 +18,35 @@ SHIPPED = default_catalog_path()
 
 
 def copy_catalog(tmp: Path) -> Path:
-    """The shipped catalog and its schemas in a scratch folder."""
+    """The shipped catalog in a scratch folder, each topic's inline schema moved to a file
+    `schemas/<topic>.json` beside it (the other way to declare a schema)."""
     shutil.copy(SHIPPED, tmp / "topics.yaml")
-    shutil.copytree(SHIPPED.parent / "schemas", tmp / "schemas", dirs_exist_ok=True)
-    return tmp / "topics.yaml"
+    (tmp / "schemas").mkdir(exist_ok=True)
+    path = tmp / "topics.yaml"
+    lines = path.read_text().splitlines(keepends=True)
+    shipped = contracts_of(load_catalog())
+    out, skipping = [], False
+    for line in lines:
+        if skipping and line.startswith("      "):
+            continue
+        skipping = False
+        if (
+            line.startswith("    schema:")
+            and out[-1].startswith("  ")
+            and out[-1].rstrip().endswith(":")
+        ):
+            topic = out[-1].strip().rstrip(":")
+            (tmp / "schemas" / f"{topic}.json").write_text(json.dumps(shipped.get(topic).schema))
+            out.append(f"    schema: schemas/{topic}.json\n")
+            skipping = True
+            continue
+        out.append(line)
+    path.write_text("".join(out))
+    assert (
+        contracts_of(load_catalog(path)).get("transactions").schema_source
+        == "schemas/transactions.json"
+    )
+    return path
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -109,7 +134,7 @@ def test_bad_schema_files(tmp_path, text, expected):
 
 def test_schema_files_stay_inside_the_catalog_folder_and_are_bounded(tmp_path):
     path = copy_catalog(tmp_path)
-    edit(path, "schemas/transactions.json", "../etc/passwd")
+    edit(path, "    schema: schemas/transactions.json", "    schema: ../etc/passwd")
     edit(path, "schemas/user-events.json", "/etc/passwd")
     (tmp_path / "schemas" / "fraud-alerts.json").write_text(" " * (MAX_SCHEMA_BYTES + 1))
     errs = errors_of(path)
@@ -139,9 +164,15 @@ def test_contract_for_unknown_topic_unknown_key_and_bad_fields(tmp_path):
 
 def test_inline_schema_and_no_contracts_section(tmp_path):
     path = copy_catalog(tmp_path)
-    edit(path, "schema: schemas/transactions.json", 'schema: {type: object, required: ["user_id"]}')
+    edit(
+        path,
+        "    schema: schemas/transactions.json",
+        '    schema: {type: object, required: ["user_id"]}',
+    )
+    (tmp_path / "schemas" / "transactions.json").unlink()
     c = contracts_of(load_catalog(path)).get("transactions")
     assert c.schema_source == "inline" and c.schema["required"] == ["user_id"]
+    assert contracts_of(load_catalog()).get("transactions").schema_source == "inline"
     text = path.read_text()
     start = text.index("contracts:\n")
     end = text.index("# ---- Access")
