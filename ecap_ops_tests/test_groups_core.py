@@ -1,12 +1,16 @@
 """Consumer groups as typed data, and how the readers' findings combine (core/groups.py),
 and kafka-python's answers turned into them (gateway/groups.py's converters). No broker."""
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from ecap_ops.core.groups import (
     ConsumerGroup,
     GroupDescription,
     GroupListing,
     GroupMember,
     combine,
+    share_position,
 )
 from ecap_ops.gateway.groups import describable, description_from, listing_from
 
@@ -59,3 +63,31 @@ def test_combine_prefers_the_coordinators_state_and_keeps_what_is_missing_unknow
     g = combine(listing, GroupDescription("g", "Unknown", None, "boom"), {}, "g")
     assert (g.state, g.members, g.error) == ("Stable", None, "boom")
     assert combine(None, None, None, "x").state == "Unknown"
+
+
+@given(
+    start=st.integers(0, 10**6),
+    extra=st.integers(0, 10**6),
+    broker_lag=st.one_of(st.none(), st.integers(0, 3 * 10**6)),
+)
+def test_a_share_group_stands_where_its_coordinators_lag_puts_it_within_spso_and_end(
+    start, extra, broker_lag
+):
+    end = start + extra
+    pos = share_position(start, broker_lag, end)
+    assert start <= pos <= end  # never before the SPSO, never past the end
+    if broker_lag is None:
+        assert pos == start  # nothing better known than the SPSO
+    elif broker_lag <= extra:
+        assert end - pos == broker_lag  # lag counted from it is the coordinator's own
+    assert share_position(start, broker_lag, None) == start  # no end offset: the SPSO
+
+
+def test_positions_at_moves_only_share_groups_with_a_reported_lag():
+    listing = GroupListing("s", "Empty", "share", "share")
+    tp, other = ("t", 0), ("t", 1)
+    g = combine(listing, None, {tp: 10, other: 5}, "s", {tp: 0})
+    assert g.positions == {tp: 10, other: 5}  # the SPSOs, as read
+    assert g.positions_at({tp: 13, other: 9}) == {tp: 13, other: 5}  # acknowledged up to 13
+    classic = combine(GroupListing("c", "Empty", "classic", "consumer"), None, {tp: 3}, "c")
+    assert classic.positions_at({tp: 13}) == {tp: 3} and classic.share_lag == {}

@@ -8,6 +8,7 @@ starts fast.
 
 import functools
 import json
+import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,17 @@ import click
 
 from ecap_ops.errors import EcapOpsError
 from ecap_ops.settings import KafkaSettings
+
+
+class FiniteRange(click.FloatRange):
+    """A number in a range, as every numeric option takes it; NaN (which compares false
+    with any bound, so a plain range lets it through) and infinities are refused."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{str(value)[:20]!r} is not a finite number.", param, ctx)
+        return rv
 
 
 @dataclass

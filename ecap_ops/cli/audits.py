@@ -6,6 +6,7 @@ import click
 
 from ecap_ops.cli.app import (
     CliContext,
+    FiniteRange,
     emit_json,
     guarded,
     main,
@@ -18,7 +19,7 @@ from ecap_ops.cli.app import (
 @main.command("retention-audit")
 @click.option(
     "--interval-hours",
-    type=click.FloatRange(min=0),
+    type=FiniteRange(min=0),
     default=24.0,
     show_default=True,
     help="How often the audit runs: part of the grace before data counts as older than retention.",
@@ -88,7 +89,7 @@ def _idle_duration(ctx, param, value):
 )
 @click.option(
     "--idle-days",
-    type=click.FloatRange(min=0, max=36_500),
+    type=FiniteRange(min=0, max=36_500),
     default=None,
     help="The idle window in days [default: 7]: end offsets unchanged across this job's "
     "observations spanning it.",

@@ -1,27 +1,14 @@
 """`ecap-ops exporter`: consumer lag and cluster health as Prometheus metrics on /metrics."""
 
 import logging
-import math
 import signal
 import threading
 
 import click
 
-from ecap_ops.cli.app import CliContext, guarded, main, pass_cli
+from ecap_ops.cli.app import CliContext, FiniteRange, guarded, main, pass_cli
 
-
-class Seconds(click.FloatRange):
-    """A number of seconds in a range; NaN, which compares false with any bound, and
-    infinities are refused too."""
-
-    def convert(self, value, param, ctx):
-        rv = super().convert(value, param, ctx)
-        if not math.isfinite(rv):
-            self.fail(f"{str(value)[:20]!r} is not a finite number of seconds.", param, ctx)
-        return rv
-
-
-INTERVAL_RANGE = Seconds(min=1.0, max=86400.0)
+INTERVAL_RANGE = FiniteRange(min=1.0, max=86400.0)
 
 
 @main.command("exporter")
@@ -75,7 +62,7 @@ INTERVAL_RANGE = Seconds(min=1.0, max=86400.0)
 )
 @click.option(
     "--budget",
-    type=Seconds(min=1, max=50),
+    type=FiniteRange(min=1, max=50),
     default=20.0,
     show_default=True,
     envvar="ECAP_LAG_TICK_BUDGET_SECONDS",

@@ -6,6 +6,7 @@ import click
 
 from ecap_ops.cli.app import (
     CliContext,
+    FiniteRange,
     emit_json,
     guarded,
     main,
@@ -26,7 +27,7 @@ from ecap_ops.cli.app import (
 )
 @click.option(
     "--canary-timeout",
-    type=click.FloatRange(0.1, 30),
+    type=FiniteRange(0.1, 30),
     default=5.0,
     show_default=True,
     help="Longest wait in seconds for the canary's messages.",

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ecap_ops.cli.app import (
+    FiniteRange,
     fmt_int,
     guarded,
     main,
@@ -157,7 +158,7 @@ def lag_table(statuses, types: dict[str, str] | None = None) -> str:
     "--interval",
     default=10.0,
     show_default=True,
-    type=click.FloatRange(min=0.5),
+    type=FiniteRange(min=0.5),
     help="Seconds between refreshes with --watch.",
 )
 @click.option(
@@ -170,7 +171,7 @@ def lag_table(statuses, types: dict[str, str] | None = None) -> str:
     "--budget",
     default=20.0,
     show_default=True,
-    type=click.FloatRange(min=1, max=50),
+    type=FiniteRange(min=1, max=50),
     help="Time budget of one measurement, seconds.",
 )
 @output_option

@@ -83,6 +83,8 @@ class ConsumerGroup:
     error: str | None = None
     # A share group's position: (topic, partition) -> share-partition start offset (SPSO)
     share_start: dict[TP, int] = field(default_factory=dict)
+    # A share group's lag as its coordinator reports it (KIP-1226), where known
+    share_lag: dict[TP, int] = field(default_factory=dict)
 
     @property
     def is_share_group(self) -> bool:
@@ -93,6 +95,16 @@ class ConsumerGroup:
         """Where the group stands on each partition, as lag counts from it: the committed
         offsets, or a share group's share-partition start offsets."""
         return self.share_start if self.is_share_group else self.committed
+
+    def positions_at(self, ends: dict[TP, int]) -> dict[TP, int]:
+        """`positions`, with a share group's taken where its coordinator's own lag puts
+        them (`share_position`) on the partitions whose end offset is in `ends`."""
+        if not self.is_share_group or not self.share_lag:
+            return self.positions
+        return {
+            tp: share_position(start, self.share_lag.get(tp), ends.get(tp))
+            for tp, start in self.share_start.items()
+        }
 
     def topics(self) -> set[str]:
         """Topics the group has committed offsets on or whose partitions its members hold."""
@@ -112,11 +124,25 @@ class ConsumerGroup:
         )
 
 
+def share_position(start: int, broker_lag: int | None, end: int | None) -> int:
+    """Where a share group stands on a partition, as lag counts from it.
+
+    The share-partition start offset (SPSO) is the first record not yet acknowledged for
+    good, but records above it may be acknowledged already (delivered out of order, or the
+    SPSO not yet advanced): counting from the SPSO alone overstates the lag. Kafka 4.2+
+    reports the coordinator's own lag (KIP-1226); with the end offset known, the group
+    stands at `end - lag`, never before the SPSO nor past the end."""
+    if broker_lag is None or end is None:
+        return start
+    return min(end, max(start, end - broker_lag))
+
+
 def combine(
     listing: GroupListing | None,
     description: GroupDescription | None,
     committed: dict[TP, int] | None,
     group_id: str,
+    share_lag: dict[TP, int] | None = None,
 ) -> ConsumerGroup:
     """One group from what each reader found about it (any of them may be missing).
     `committed`: the group's positions (a share group's are its share-partition start
@@ -135,4 +161,5 @@ def combine(
         committed={} if share else dict(committed or {}),
         error=description.error if description is not None else None,
         share_start=dict(committed or {}) if share else {},
+        share_lag=dict(share_lag or {}) if share else {},
     )

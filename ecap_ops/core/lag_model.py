@@ -66,6 +66,7 @@ class GroupObservation:
     committed: dict[TP, int] = field(default_factory=dict)
     assigned: frozenset[TP] = frozenset()  # partitions that some member owns
     member_ids: tuple[str, ...] = ()
+    group_type: str = "classic"  # classic, consumer (KIP-848), share, streams
 
 
 @dataclass(frozen=True)

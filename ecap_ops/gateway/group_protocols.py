@@ -485,12 +485,17 @@ def _streams_members(g) -> tuple[GroupMember, ...]:
 
 
 def share_starts_from(
-    response, problems: list[str], failed: dict[str, str] | None = None
+    response,
+    problems: list[str],
+    failed: dict[str, str] | None = None,
+    lags: dict[str, dict[TP, int]] | None = None,
 ) -> dict[str, dict[TP, int]]:
     """The share-partition start offset (SPSO) of each partition of each share group in a
     DescribeShareGroupOffsets answer: the first offset not yet acknowledged for good, where
     the group's consumption stands. A partition the group has not started on (-1) is left
-    out; a group that failed is noted in `problems` and `failed`."""
+    out; a group that failed is noted in `problems` and `failed`. `lags`, when given, gets
+    the lag the share coordinator reports per partition (version 1, KIP-1226; left out when
+    unknown): the SPSO alone counts acknowledged records above it as lag."""
     out: dict[str, dict[TP, int]] = {}
     for g in response.groups:
         if g.error_code:
@@ -509,5 +514,10 @@ def share_starts_from(
                     )
                 elif p.start_offset is not None and p.start_offset >= 0:
                     starts[(t.topic_name, p.partition_index)] = p.start_offset
+                    broker_lag = getattr(p, "lag", None)
+                    if lags is not None and broker_lag is not None and broker_lag >= 0:
+                        lags.setdefault(g.group_id, {})[(t.topic_name, p.partition_index)] = (
+                            broker_lag
+                        )
         out[g.group_id] = starts
     return out

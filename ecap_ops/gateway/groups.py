@@ -62,6 +62,8 @@ class Waiter:
         self.failed: dict[str, str] = {}
         # What the last listing found (the lag tick shows every listed group).
         self.listed: dict[str, GroupListing] = {}
+        # Share groups: the lag their coordinator reports per partition (KIP-1226).
+        self.share_lags: dict[str, dict[TP, int]] = {}
 
     def fail(self, group_ids: Iterable[str], reason: str) -> None:
         for g in group_ids:
@@ -268,7 +270,9 @@ async def describe_and_fetch(
             if what == "offsets":
                 positions.update(committed_from(resp, w.problems, w.failed))
             elif what == "share offsets":
-                positions.update(group_protocols.share_starts_from(resp, w.problems, w.failed))
+                positions.update(
+                    group_protocols.share_starts_from(resp, w.problems, w.failed, w.share_lags)
+                )
             elif kind == "classic":
                 raw = w.admin._describe_groups_process_response(resp)
                 descriptions.update({g: description_from(g, d) for g, d in raw.items()})
@@ -311,6 +315,8 @@ class GroupsRead:
     # Share groups' share-partition start offsets.
     share_starts: dict[str, dict[TP, int]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    # Share groups' lag as their coordinator reports it (KIP-1226), per partition.
+    share_lags: dict[str, dict[TP, int]] = field(default_factory=dict)
 
     def add_positions(self, positions: dict[str, dict[TP, int]]) -> None:
         """Positions from `describe_and_fetch`, each into its place by the group's type."""
@@ -329,6 +335,7 @@ class GroupsRead:
             self.descriptions.get(group_id),
             self.positions(group_id),
             group_id,
+            self.share_lags.get(group_id),
         )
 
     def groups(self, ids: Iterable[str] | None = None) -> list[ConsumerGroup]:
@@ -404,7 +411,9 @@ def read_groups(
             + "; ".join(w.problems)[:500]
             + ". Check that every broker is up, then try again."
         )
-    result = GroupsRead(chosen, desc, problems=w.problems, failed=dict(w.failed))
+    result = GroupsRead(
+        chosen, desc, problems=w.problems, failed=dict(w.failed), share_lags=w.share_lags
+    )
     result.add_positions(committed)
     while True:
         todo = result.unread(describe, offsets)

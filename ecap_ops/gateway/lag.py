@@ -18,10 +18,16 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ecap_ops.catalog.model import LagThresholds
-from ecap_ops.core.groups import CONSUMER_PROTOCOL_TYPES, ConsumerGroup, GroupListing, combine
+from ecap_ops.core.groups import (
+    CONSUMER_PROTOCOL_TYPES,
+    ConsumerGroup,
+    GroupListing,
+    combine,
+    share_position,
+)
 from ecap_ops.core.lag import GroupObservation, Observation, PartitionOffsets, group_selected
 from ecap_ops.core.lag_model import TP
 from ecap_ops.errors import KafkaUnavailable
@@ -93,6 +99,7 @@ def observe_group(g: ConsumerGroup) -> GroupObservation:
         committed=g.positions,
         assigned=g.assigned,
         member_ids=tuple(sorted(m.member_id for m in g.members or ())),
+        group_type=g.group_type,
     )
 
 
@@ -109,6 +116,29 @@ async def _groups(
         for g in selected
         if g in committed
     }
+
+
+def _share_positions(
+    groups: dict[str, GroupObservation],
+    share_lags: dict[str, dict[tuple[str, int], int]],
+    offsets: dict[tuple[str, int], PartitionOffsets],
+) -> dict[str, GroupObservation]:
+    """Share groups placed where their coordinator's own lag puts them, now that the end
+    offsets are known (`core.groups.share_position`): from the share-partition start offset
+    alone, records acknowledged above it would count as lag."""
+    out = dict(groups)
+    for g, lags in share_lags.items():
+        go = out.get(g)
+        if go is None or not lags:
+            continue
+        out[g] = replace(
+            go,
+            committed={
+                tp: share_position(start, lags.get(tp), offsets[tp].end if tp in offsets else None)
+                for tp, start in go.committed.items()
+            },
+        )
+    return out
 
 
 def _wanted_partitions(
@@ -241,6 +271,7 @@ async def _measure(
         groups = await _groups(tick, listed, selected)
         wanted = _wanted_partitions(groups, leaders)
         offsets = await _partition_offsets(tick, wanted, leaders, thresholds, transactional, now)
+        groups = _share_positions(groups, tick.share_lags, offsets)
     time_notes: list[str] = []
     if exact_seconds and offsets:
         offsets = await _record_times(tick, groups, offsets, leaders, transactional, time_notes)

@@ -111,7 +111,10 @@ def summarize(
     per_topic: dict[str, list[tuple[int, int] | None]] = {}
     ages: dict[str, list[tuple[float | None, str]]] = {}
     types: dict[str, str] = {}
-    for (topic, p), committed in g.positions.items():
+    positions = g.positions
+    if g.share_lag:  # a share group stands where its coordinator's lag puts it
+        positions = g.positions_at({tp: po.end for tp, po in offsets.items() if tp in positions})
+    for (topic, p), committed in positions.items():
         po = offsets.get((topic, p))
         count = None if po is None else partition_lag(committed, po.start, po.end)
         per_topic.setdefault(topic, []).append(None if count is None else count[1:])
@@ -165,7 +168,8 @@ def group_summaries(
             groups.append(g)
     parts = sorted({tp for g in groups for tp in g.positions})
     offsets = partition_offsets(gw, parts, transactional) if parts else {}
-    positions = lagging_positions((g.positions for g in groups), offsets)
+    ends = {tp: po.end for tp, po in offsets.items()}
+    positions = lagging_positions((g.positions_at(ends) for g in groups), offsets)
     times, _notes = read_record_times(gw, positions, transactional)
     for tp, t in times.items():
         po = offsets[tp]
