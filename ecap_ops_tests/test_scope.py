@@ -320,3 +320,32 @@ def test_a_catalog_with_a_hostile_scope_creates_nothing(kafka_bootstrap, kafka_s
     assert "scope" in res.output
     with KafkaGateway(kafka_settings) as gw:
         assert gw.topics([name]) == {}
+
+
+def test_delete_topic_refuses_a_topic_outside_the_scope_unless_forced():
+    from ecap_ops.core.changes import make_delete_plan
+
+    c = parse_catalog(SCOPED, env="dev")
+    cluster = _cluster("team-a.orders", "team-a.old", "team-b.orders", "team-a.tmp-1")
+    plan = make_delete_plan(c, cluster, ["team-b.orders", "team-a.tmp-1", "team-a.old"])
+    assert {r.topic: r.code for r in plan.refusals} == {
+        "team-b.orders": "out_of_scope",
+        "team-a.tmp-1": "out_of_scope",  # excluded by the scope
+    }
+    assert "outside the catalog's scope" in plan.refusals[0].message
+    assert [a.topic for a in plan.actions] == ["team-a.old"]
+    forced = make_delete_plan(c, cluster, ["team-b.orders"], force=True)
+    assert [a.topic for a in forced.actions] == ["team-b.orders"]
+
+
+def test_a_topic_is_labelled_by_the_one_scope_rule():
+    from ecap_ops.core.scope import topic_label
+
+    c = parse_catalog(SCOPED, env="dev")
+    assert topic_label(c, "team-a.orders") == "managed"
+    assert topic_label(c, "team-a.new") == "unmanaged"  # in scope, not declared: drift
+    assert topic_label(c, "team-a.tmp-1") == "outside scope"
+    assert topic_label(c, "team-b.orders") == "outside scope"
+    assert topic_label(c, "__consumer_offsets", internal=True) == "internal"
+    unscoped = parse_catalog(catalog_text(...), env="dev")
+    assert topic_label(unscoped, "team-b.orders") == "unmanaged"

@@ -56,7 +56,7 @@ def retention_audit(cli: CliContext, interval_hours, include_internal, csv_path,
         emit_json(report.to_dict())
     else:
         click.echo(render_table(REPORT_HEADERS, report_rows(report), right=(5, 6)))
-        click.echo(render_forecast(report.forecast))
+        click.echo(render_forecast(report.forecast, report.scope))
         click.echo(f"{len(report.rows)} topic(s), {len(report.flagged)} flagged")
     if strict and report.flagged:
         sys.exit(1)
@@ -211,6 +211,8 @@ def _print_cleanup(result) -> None:
         "REASONS",
     ]
     click.echo(render_table(headers, rows) if rows else "No topic matches the patterns.")
+    if result.scope:
+        click.echo(result.scope)
     for topic, why in sorted(result.skipped.items()):
         click.echo(f"kept {topic}: {why}")
     for topic, why in sorted(result.failed.items()):

@@ -15,6 +15,7 @@ from ecap_ops.cli.app import (
     pass_cli,
     render_table,
 )
+from ecap_ops.core.scope import topic_label
 from ecap_ops.core.state import CANARY_TOPIC
 
 ACK_HELP = "Accept the destructive changes (retention decrease, cleanup.policy change) of this topic; repeat it, or 'all'."
@@ -136,16 +137,17 @@ def list_topics(cli: CliContext, include_internal, output):
         t = state.topics[name]
         if t.internal and not include_internal:
             continue
-        spec = catalog.get(name)
         if name == CANARY_TOPIC and not include_internal:
             continue  # ecap-ops' own health canary: neither managed nor unmanaged
+        label = topic_label(catalog, name, t.internal)
         rows.append(
             {
                 "name": name,
                 "partitions": t.partition_count,
                 "replication_factor": t.replication_factor,
-                "managed": spec is not None and spec.name == name,
+                "managed": label == "managed",
                 "internal": t.internal,
+                "catalog": label,
             }
         )
     if output == "json":
@@ -159,7 +161,7 @@ def list_topics(cli: CliContext, include_internal, output):
                     r["name"],
                     r["partitions"],
                     r["replication_factor"],
-                    "managed" if r["managed"] else ("internal" if r["internal"] else "unmanaged"),
+                    r["catalog"],
                 ]
                 for r in rows
             ],
@@ -189,6 +191,8 @@ def describe_topic(cli: CliContext, name, output):
     if spec:
         click.echo(f"  purpose: {spec['purpose']}")
         click.echo(f"  partition key: {spec['partition_key'] or '-'}")
+    elif d.get("catalog_status") == "outside scope":
+        click.echo(f"  outside the catalog's {catalog.scope_summary()}: left alone")
     else:
         click.echo("  not in the catalog (unmanaged)")
     click.echo(

@@ -125,7 +125,8 @@ def make_delete_plan(
     ranges: dict[tuple[str, int], tuple[int, int]] | None = None,
 ) -> Plan:
     """Delete topics by their exact names. Refused: a topic that does not exist, Kafka's
-    internal topics, ecap-ops' canary and the catalog's topics (unless `force`)."""
+    internal topics, ecap-ops' canary, the catalog's topics and topics outside the
+    catalog's scope (unless `force`)."""
     actions, refusals = [], []
     names = list(dict.fromkeys(names))
     for name in names:
@@ -157,6 +158,16 @@ def make_delete_plan(
                     "catalog_topic",
                     f"{name} is in the catalog ({spec.purpose}); producers and consumers depend on it. Refused "
                     "(--force overrides, or `reset-topics` to recreate the catalog's topics)",
+                )
+            )
+            continue
+        if not force and name != CANARY_TOPIC and not catalog.manages(name):
+            refusals.append(
+                Refusal(
+                    name,
+                    "out_of_scope",
+                    f"{name} is outside the catalog's {catalog.scope_summary()}: another team's "
+                    "topic, never touched from here. Refused (--force overrides)",
                 )
             )
             continue

@@ -41,3 +41,17 @@ def scope_line(catalog: Catalog, cluster: ClusterState | None = None) -> str | N
     if not catalog.scope.declared:
         return None
     return catalog.scope_summary(user_topics(cluster) if cluster is not None else None)
+
+
+def topic_label(catalog: Catalog, name: str, internal: bool = False) -> str:
+    """How the catalog sees one topic, for list-topics and describe-topic: `managed`
+    (declared), `internal` (Kafka's own), `outside scope` (another team's, left alone) or
+    `unmanaged` (within the scope but not declared: what `plan` reports)."""
+    spec = catalog.get(name)
+    if spec is not None and spec.name == name:
+        return "managed"
+    if internal or is_internal_topic(name, internal):
+        return "internal"
+    if not catalog.manages(name):
+        return "outside scope"
+    return "unmanaged"

@@ -145,8 +145,9 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
             "stale_data_topics": dg.MetadataValue.int(
                 sum(r.data_older_than_retention for r in report.rows)
             ),
-            "forecast": dg.MetadataValue.text(render_forecast(f)),
+            "forecast": dg.MetadataValue.text(render_forecast(f, report.scope)),
             "requests": dg.MetadataValue.int(requests),
+            "scope": dg.MetadataValue.text(report.scope or "every topic"),
         }
         if f.days_until_full is not None:
             metadata["days_until_disk_full"] = dg.MetadataValue.float(round(f.days_until_full, 2))

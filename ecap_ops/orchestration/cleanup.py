@@ -103,6 +103,7 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
             )
             context.log.info(f"{d.topic}: {action}: {'; '.join(d.reasons)}")
         metadata = {
+            "scope": dg.MetadataValue.text(result.scope or "every topic"),
             "decisions": dg.MetadataValue.md(
                 md_table(
                     [

@@ -2,6 +2,7 @@
 
 from ecap_ops.catalog.model import Catalog
 from ecap_ops.core.plan import make_plan
+from ecap_ops.core.scope import topic_label
 from ecap_ops.errors import EcapOpsError
 from ecap_ops.gateway import KafkaGateway
 
@@ -53,6 +54,7 @@ def describe_topic(gateway: KafkaGateway, catalog: Catalog, name: str) -> dict:
         "topic_id": topic.topic_id,
         "cluster_id": state.cluster_id,
         "internal": topic.internal,
+        "catalog_status": topic_label(catalog, name, topic.internal),
         "replication_factor": topic.replication_factor,
         "partitions": partitions,
         "records": sum(records) if all(r is not None for r in records) else None,
