@@ -10,7 +10,17 @@ in ecap_ops_tests/golden/definitions_names.txt.
 import dagster as dg
 
 from ecap_ops.catalog import load_catalog
-from ecap_ops.orchestration import access, audits, cleanup, dr, failures, health, lag, topics
+from ecap_ops.orchestration import (
+    access,
+    audits,
+    cleanup,
+    contracts,
+    dr,
+    failures,
+    health,
+    lag,
+    topics,
+)
 from ecap_ops.orchestration.alerts import alerts_resource_from_env
 from ecap_ops.orchestration.resources import kafka_resource_from_env
 
@@ -21,6 +31,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions.merge(
         topics.build_defs(catalog),
         access.build_defs(catalog),
+        contracts.build_defs(catalog),
         dr.build_defs(catalog),
         health.build_defs(catalog),
         audits.build_defs(catalog),

@@ -478,15 +478,16 @@ def volume_in_band(
         meta["expected_min_per_hour"] = ("int", spec_volume.min_per_hour)
         meta["expected_max_per_hour"] = ("int", spec_volume.max_per_hour)
     span = (now - ref[0]) if ref else 0.0
+    if ref is not None and span > 0:  # shown (and plotted) even before it is judged
+        written = max(0, _total(cur) - _total(ref[1]))
+        per_hour = written / span * 3600.0
+        meta["records_per_hour"] = ("float", round(per_hour, 1))
+        meta["records_in_window"] = ("int", written)
+        meta["observed_over"] = ("text", format_seconds(span))
     if ref is None or span < window / 4 or span <= 0:
         seen = format_seconds(span) if ref else "nothing yet"
         desc = f"{topic}'s volume not judged yet: observed over {seen}, needs {format_seconds(window / 4)}"
         return ContractResult(topic, "volume_in_band", True, OK, desc, meta, judged=False)
-    written = max(0, _total(cur) - _total(ref[1]))
-    per_hour = written / span * 3600.0
-    meta["records_per_hour"] = ("float", round(per_hour, 1))
-    meta["records_in_window"] = ("int", written)
-    meta["observed_over"] = ("text", format_seconds(span))
     rate = f"{per_hour:,.0f} records/hour ({written:,} in {format_seconds(span)})"
     if spec_volume is None:
         return ContractResult(
