@@ -7,6 +7,8 @@ nested at most 64 levels, no lone surrogate escapes (\\ud800) that no UTF-8 deco
 represent. The key is `--key`, or else the value of the catalog's partition-key field in the
 message (`user_id` for transactions, ...), so the message lands where the platform's
 producers would put it; a message larger than the topic's max.message.bytes is refused.
+With a contract in the catalog (`contracts:`), the message must also match the topic's
+JSON Schema, fit its max_record_bytes, and a --key must equal the message's key field.
 Nothing is produced unless every check passes, and every refusal names the problem and
 where it is.
 """
@@ -201,6 +203,38 @@ def key_for(message: object, field: str | None, topic: str) -> str | None:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def _contract(catalog: Catalog, spec):
+    """The topic's declared contract (catalog `contracts:`), or None."""
+    from ecap_ops.catalog.contracts import contracts_of
+
+    if spec is None:
+        return None
+    contract = contracts_of(catalog).get(spec.key)
+    return contract if contract.declared else None
+
+
+def check_contract(message: object, key: str | None, spec, contract) -> None:
+    """Refuse a message its topic's contract refuses: one that fails the topic's JSON
+    Schema, or a --key that is not the message's key field (the record would land on
+    another partition than the platform's producers put that key's records)."""
+    from ecap_ops.core.contracts import key_text, schema_reason
+
+    if contract.schema is not None:
+        reason = schema_reason(contract.schema, message)
+        if reason is not None:
+            raise MessageInvalid(
+                f"the message does not match topic {spec.name}'s schema: {reason}; fix the message "
+                f"(the schema is in the catalog's contracts); {NOTHING}"
+            )
+    if key is not None and spec.partition_key:
+        expected = key_text(message, spec.partition_key)
+        if expected is not None and expected != key:
+            raise MessageInvalid(
+                f"--key {_short(key)} is not the message's {spec.partition_key} {_short(expected)}; "
+                f"topic {spec.name} is keyed by {spec.partition_key}: leave out --key or make them agree; {NOTHING}"
+            )
+
+
 def test_produce(
     gw: KafkaGateway,
     catalog: Catalog,
@@ -221,6 +255,9 @@ def test_produce(
         raise MessageInvalid(f"topic {topic!r} does not exist on the cluster; nothing was produced")
     spec = catalog.get(topic)
     spec = spec if spec is not None and spec.name == topic else None
+    contract = _contract(catalog, spec)
+    if contract is not None:
+        check_contract(message, key, spec, contract)
     if key is not None:
         source = "--key"
     elif spec is not None and spec.partition_key:
@@ -236,6 +273,13 @@ def test_produce(
     value = text.strip(" \t\r\n").encode("utf-8")
     key_bytes = key.encode("utf-8") if key is not None else None
     size = len(value) + len(key_bytes or b"") + BATCH_OVERHEAD
+    if contract is not None and contract.max_record_bytes is not None:
+        record = len(value) + len(key_bytes or b"")
+        if record > contract.max_record_bytes:
+            raise MessageInvalid(
+                f"the record is {record:,} bytes (value and key), more than topic {topic}'s contract allows "
+                f"(max_record_bytes {contract.max_record_bytes:,}); {NOTHING}"
+            )
     if size > max_bytes:
         raise MessageInvalid(
             f"the message is {size:,} bytes as a record batch (value {len(value):,} + key {len(key_bytes or b''):,} + {BATCH_OVERHEAD} overhead), "
