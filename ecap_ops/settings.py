@@ -89,46 +89,68 @@ class KafkaSettings:
         return s
 
     def validate(self) -> None:
-        problems = []
+        problems = [message for _key, message in self.problems()]
+        if problems:
+            raise ConfigError("Kafka connection settings are invalid: " + "; ".join(problems))
+
+    def problems(self, environment: bool = True) -> list[tuple[str, str]]:
+        """Each problem with these settings as (field name, message). `environment=False`
+        leaves out what depends on the machine rather than on the settings as written (the
+        password's presence, the CA file's existence), so a clusters file can be checked
+        whole before those are known."""
+        found: list[tuple[str, str]] = []
         servers = [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
         if not servers:
-            problems.append("bootstrap servers: empty")
+            found.append(("bootstrap_servers", "bootstrap servers: empty"))
         bad = [s for s in servers if not _host_port(s)]
         for s in bad[:3]:
-            problems.append(f"bootstrap servers: {_shown(s)} is not host:port")
+            found.append(("bootstrap_servers", f"bootstrap servers: {_shown(s)} is not host:port"))
         if len(bad) > 3:
-            problems.append(f"bootstrap servers: {len(bad) - 3} more are not host:port")
+            found.append(
+                ("bootstrap_servers", f"bootstrap servers: {len(bad) - 3} more are not host:port")
+            )
         proto = self.security_protocol.upper()
         if proto not in SECURITY_PROTOCOLS:
-            problems.append(
-                f"security protocol: {_shown(self.security_protocol)} is not one of {', '.join(SECURITY_PROTOCOLS)}"
+            found.append(
+                (
+                    "security_protocol",
+                    f"security protocol: {_shown(self.security_protocol)} is not one of {', '.join(SECURITY_PROTOCOLS)}",
+                )
             )
         if proto in ("SASL_PLAINTEXT", "SASL_SSL"):
             if (self.sasl_mechanism or "").upper() not in SASL_MECHANISMS:
-                problems.append(
-                    f"SASL mechanism: {_shown(self.sasl_mechanism)} is not one of {', '.join(SASL_MECHANISMS)}"
+                found.append(
+                    (
+                        "sasl_mechanism",
+                        f"SASL mechanism: {_shown(self.sasl_mechanism)} is not one of {', '.join(SASL_MECHANISMS)}",
+                    )
                 )
             if not self.sasl_username:
-                problems.append("SASL username: required with " + proto)
-            if not self.sasl_password:
-                problems.append(
-                    "SASL password: required with " + proto + " (set KAFKA_SASL_PASSWORD)"
+                found.append(("sasl_username", "SASL username: required with " + proto))
+            if environment and not self.sasl_password:
+                found.append(
+                    (
+                        "sasl_password",
+                        "SASL password: required with " + proto + " (set KAFKA_SASL_PASSWORD)",
+                    )
                 )
-        if self.ssl_cafile and not os.path.isfile(self.ssl_cafile):
-            problems.append(f"SSL CA file: {_shown(self.ssl_cafile)} does not exist")
+        if environment and self.ssl_cafile and not os.path.isfile(self.ssl_cafile):
+            found.append(("ssl_cafile", f"SSL CA file: {_shown(self.ssl_cafile)} does not exist"))
         for key in ("connect_timeout_ms", "request_timeout_ms"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool):
-                problems.append(f"{key}: must be a whole number of milliseconds ({ENV_VARS[key]})")
+                problem = f"{key}: must be a whole number of milliseconds ({ENV_VARS[key]})"
             elif value <= 0:
-                problems.append(f"{key}: must be > 0 ({ENV_VARS[key]})")
+                problem = f"{key}: must be > 0 ({ENV_VARS[key]})"
             elif value > MAX_TIMEOUT_MS:
-                problems.append(
+                problem = (
                     f"{key}: {value:,} ms is longer than the {MAX_TIMEOUT_MS:,} ms ecap-ops "
                     f"waits at most ({ENV_VARS[key]})"
                 )
-        if problems:
-            raise ConfigError("Kafka connection settings are invalid: " + "; ".join(problems))
+            else:
+                continue
+            found.append((key, problem))
+        return found
 
     @property
     def servers(self) -> list[str]:
