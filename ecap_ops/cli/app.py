@@ -36,17 +36,38 @@ class CliContext:
     overrides: dict[str, Any] = field(default_factory=dict)
     env: str | None = None
     catalog_path: str | None = None
+    # --cluster NAME (from the clusters file); None: the KAFKA_* variables, as always.
+    cluster: str | None = None
+    # --env given on the command line (not just ECAP_ENV): it wins over the cluster's env.
+    env_from_flag: bool = False
     _settings: KafkaSettings | None = None
+
+    def cluster_config(self):
+        """The cluster this command talks to (`ecap_ops.clusters.ClusterConfig`)."""
+        from ecap_ops.clusters import cluster_config
+
+        return cluster_config(self.cluster)
 
     def settings(self) -> KafkaSettings:
         if self._settings is None:
-            self._settings = KafkaSettings.from_env(**self.overrides)
+            if self.cluster is None:
+                self._settings = KafkaSettings.from_env(**self.overrides)
+            else:
+                from ecap_ops.clusters import cluster_settings
+
+                self._settings = cluster_settings(self.cluster).with_overrides(**self.overrides)
         return self._settings
+
+    def catalog_env(self) -> str | None:
+        """The catalog overlay: --env, else the cluster's env, else ECAP_ENV."""
+        if self.cluster is not None and not self.env_from_flag:
+            return self.cluster_config().env
+        return self.env
 
     def catalog(self):
         from ecap_ops.catalog import load_catalog
 
-        return load_catalog(self.catalog_path, env=self.env)
+        return load_catalog(self.catalog_path, env=self.catalog_env())
 
     def gateway(self):
         from ecap_ops.gateway import KafkaGateway
@@ -113,10 +134,17 @@ class EcapOpsGroup(click.Group):
 )
 @click.option("--ssl-cafile", help="CA bundle (PEM) for TLS [env KAFKA_SSL_CAFILE].")
 @click.option(
+    "--cluster",
+    "cluster",
+    metavar="NAME",
+    help="A cluster named in the clusters file [env ECAP_CLUSTERS_FILE]: its brokers, "
+    "security and catalog overlay. Without it, the KAFKA_* variables.",
+)
+@click.option(
     "--env",
     "env_name",
     envvar="ECAP_ENV",
-    help="Catalog overlay: dev or prod [env ECAP_ENV, default dev].",
+    help="Catalog overlay: dev or prod [env ECAP_ENV, default dev; with --cluster, the cluster's].",
 )
 @click.option(
     "--catalog",
@@ -133,6 +161,7 @@ def main(
     sasl_mechanism,
     sasl_username,
     ssl_cafile,
+    cluster,
     env_name,
     catalog_path,
 ):
@@ -151,6 +180,9 @@ def main(
         },
         env=env_name,
         catalog_path=catalog_path,
+        cluster=cluster,
+        env_from_flag=ctx.get_parameter_source("env_name")
+        == click.core.ParameterSource.COMMANDLINE,
     )
 
 
