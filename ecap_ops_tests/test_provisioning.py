@@ -361,6 +361,7 @@ BROKER_DOWN_COMMANDS = {
     "delete-topic": ["delete-topic", "old-topic", "--yes"],
     "reset-topics": ["reset-topics", "--yes"],
     "test-produce": ["test-produce", "transactions", '{"user_id": "u1", "amount": 100}'],
+    "load-test": ["load-test", "user-events", "--rate", "10/s", "--duration", "1s"],
     "consumer-groups": ["consumer-groups"],
     "health-check": ["health-check"],
     "lag": ["lag"],

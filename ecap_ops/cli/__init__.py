@@ -18,6 +18,7 @@ COMMANDS = {
     "delete-topic": "admin",
     "reset-topics": "admin",
     "test-produce": "produce",
+    "load-test": "load_test",
     "consumer-groups": "admin",
     "retention-audit": "audits",
     "cleanup-test-topics": "audits",
