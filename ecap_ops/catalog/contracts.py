@@ -82,14 +82,9 @@ EMPTY = Contracts()
 
 
 def contracts_of(catalog: Any) -> Contracts:
-    """The contracts the loader attached to a catalog (none on one built by hand)."""
+    """A catalog's contracts (`Catalog.contracts`, set by the loader and kept by `select()`
+    and `dataclasses.replace`); none on a catalog built by hand."""
     return getattr(catalog, "contracts", None) or EMPTY
-
-
-def attach(catalog: Any, contracts: Contracts) -> Any:
-    """`catalog` with its contracts (Catalog is frozen; contracts ride beside its fields)."""
-    object.__setattr__(catalog, "contracts", contracts)
-    return catalog
 
 
 def build_contracts(errors: Any, data: dict, topics: list, source: str) -> Contracts:

@@ -36,7 +36,7 @@ from ecap_ops.catalog.build import (
     lag_defaults,
     resolve_environments,
 )
-from ecap_ops.catalog.contracts import CONTRACT_TOP_KEYS, attach, build_contracts
+from ecap_ops.catalog.contracts import CONTRACT_TOP_KEYS, build_contracts
 from ecap_ops.catalog.model import Catalog, Scope, TopicSpec
 from ecap_ops.catalog.units import parse_size_bytes, show
 from ecap_ops.catalog.yaml_reader import MAX_DEPTH, MAX_ERRORS, decode_catalog, read_yaml
@@ -135,8 +135,9 @@ def parse_catalog(
         environments=tuple(sorted(resolved_envs)),
         access=access,
         scope=scope,
+        contracts=contracts,
     )
-    return attach(catalog, contracts)
+    return catalog
 
 
 def _read_document(errors: Errors, text: str, source: str) -> dict[str, Any]:

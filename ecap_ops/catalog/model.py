@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass, field
 
 from ecap_ops.catalog.access import AccessSpec
+from ecap_ops.catalog.contracts import Contracts
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,9 @@ class Catalog:
     access: AccessSpec = field(default_factory=AccessSpec)
     # The topics this catalog manages (`scope:`); by default every topic.
     scope: Scope = field(default_factory=Scope)
+    # What flows through each topic (catalog/contracts.py): every topic's contract by its
+    # catalog key, set by the loader; empty on a catalog built by hand.
+    contracts: Contracts = field(default_factory=Contracts)
 
     def manages(self, topic: str) -> bool:
         """Whether `topic` is within the catalog's scope: the one rule every plan, check,
@@ -192,4 +196,11 @@ class Catalog:
             self.environments,
             self.access,
             self.scope,
+            Contracts(
+                {
+                    t.key: self.contracts.by_topic[t.key]
+                    for t in chosen
+                    if t.key in self.contracts.by_topic
+                }
+            ),
         )

@@ -777,7 +777,4 @@ def _from_wire(d: dict) -> ContractEvent:
     )
 
 
-# The built-in sources register on first use (core.incidents._EVENT_MODULES); load them
-# before this one so that their count stays whole.
-incidents._types()
 incidents.register(incidents.EventType(SOURCE, ContractEvent, _to_wire, _from_wire, contract_alert))

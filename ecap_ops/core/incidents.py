@@ -186,6 +186,7 @@ _EVENT_MODULES = (
     "ecap_ops.core.lag_alerts",
     "ecap_ops.core.health_alerts",
     "ecap_ops.core.drill_incidents",
+    "ecap_ops.core.contracts",
 )
 
 
@@ -194,9 +195,10 @@ def register(event_type: EventType) -> None:
 
 
 def _types() -> dict[str, EventType]:
-    if len(_TYPES) < len(_EVENT_MODULES):
-        for name in _EVENT_MODULES:
-            importlib.import_module(name)
+    """Every source's event type: each module of _EVENT_MODULES imported (once: an imported
+    module is only looked up), whichever of them registered first."""
+    for name in _EVENT_MODULES:
+        importlib.import_module(name)
     return _TYPES
 
 
