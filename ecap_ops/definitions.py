@@ -26,6 +26,11 @@ from ecap_ops.orchestration.resources import kafka_resource_from_env
 
 
 def build_definitions() -> dg.Definitions:
+    from ecap_ops.clusters import load_clusters
+
+    clusters = load_clusters()
+    if clusters:
+        return build_cluster_definitions(clusters)
     catalog = load_catalog()
     # Each area hands up its own definitions; add an area here.
     return dg.Definitions.merge(
@@ -42,6 +47,57 @@ def build_definitions() -> dg.Definitions:
             resources={"kafka": kafka_resource_from_env(), "alerts": alerts_resource_from_env()}
         ),
     )
+
+
+def build_cluster_definitions(clusters: dict) -> dg.Definitions:
+    """Every cluster of the clusters file in one code location (docs/clusters.md).
+
+    The home cluster (the primary, else the first listed) keeps every name of the
+    single-cluster location and runs every area, on resource `kafka`. Each other cluster
+    gets its own topics, topic checks, provisioning job, health job, schedule and incident
+    sensor, lag sensor, and the comparison with the home cluster, all prefixed with its
+    name and run on its own resource `kafka_<name>`, so a cluster that is down holds up
+    only its own runs and ticks."""
+    from ecap_ops.clusters import primary_of
+    from ecap_ops.orchestration import compare
+    from ecap_ops.orchestration.cluster_scope import ClusterScope
+    from ecap_ops.orchestration.resources import cluster_resource
+
+    home = primary_of(clusters) or next(iter(clusters.values()))
+    catalogs: dict[str, object] = {}
+
+    def catalog_of(env: str):
+        if env not in catalogs:
+            catalogs[env] = load_catalog(env=env)
+        return catalogs[env]
+
+    home_scope = ClusterScope(home.name, home.role, prefixed=False)
+    home_catalog = catalog_of(home.env)
+    parts = [
+        topics.build_defs(home_catalog, home_scope),
+        access.build_defs(home_catalog),
+        contracts.build_defs(home_catalog),
+        dr.build_defs(home_catalog),
+        health.build_defs(home_catalog, home_scope),
+        audits.build_defs(home_catalog),
+        cleanup.build_defs(home_catalog),
+        lag.build_defs(home_catalog, home_scope),
+        failures.build_defs(),
+    ]
+    resources = {"kafka": cluster_resource(home), "alerts": alerts_resource_from_env()}
+    for cluster in clusters.values():
+        if cluster.name == home.name:
+            continue
+        scope = ClusterScope(cluster.name, cluster.role, prefixed=True)
+        catalog = catalog_of(cluster.env)
+        parts += [
+            topics.build_defs(catalog, scope),
+            health.build_defs(catalog, scope),
+            lag.build_defs(catalog, scope),
+            compare.build_defs(scope, catalog, home_scope, home_catalog),
+        ]
+        resources[scope.resource_key] = cluster_resource(cluster)
+    return dg.Definitions.merge(*parts, dg.Definitions(resources=resources))
 
 
 defs = build_definitions()

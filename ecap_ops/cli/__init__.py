@@ -31,6 +31,9 @@ COMMANDS = {
     "dr-drill": "dr",
     "access": "access",
     "import": "import_cmd",
+    "mirror": "mirror",
+    "failover": "failover",
+    "compare": "compare",
 }
 main.lazy_commands = {name: f"ecap_ops.cli.{module}" for name, module in COMMANDS.items()}
 

@@ -36,6 +36,7 @@ from ecap_ops.orchestration.alerts import (
     events_metadata,
     notify_job,
 )
+from ecap_ops.orchestration.cluster_scope import SINGLE, ClusterScope
 from ecap_ops.orchestration.common import as_failure, md_table
 from ecap_ops.orchestration.resources import KafkaResource
 
@@ -91,7 +92,9 @@ STATE_METADATA = "incident_state"
 VERDICT_TAG = "ecap/health"
 
 
-def read_incident_state(instance: dg.DagsterInstance) -> tuple[object, str | None]:
+def read_incident_state(
+    instance: dg.DagsterInstance, key: dg.AssetKey = HEALTH_STATE_KEY
+) -> tuple[object, str | None]:
     """The incident state the latest run recorded (raw, checked by the caller), or None;
     with why it could not be read. Never raises: a lost state means no open incident.
 
@@ -103,7 +106,7 @@ def read_incident_state(instance: dg.DagsterInstance) -> tuple[object, str | Non
             (instance.fetch_materializations, "asset_materialization"),
             (instance.fetch_observations, "asset_observation"),
         ):
-            records = fetch(HEALTH_STATE_KEY, limit=1).records
+            records = fetch(key, limit=1).records
             if records and (latest is None or records[0].storage_id > latest[0].storage_id):
                 latest = (records[0], getattr(records[0], attr))
     except Exception as exc:  # storage trouble must not stop the health check
@@ -115,7 +118,7 @@ def read_incident_state(instance: dg.DagsterInstance) -> tuple[object, str | Non
     if entry is None:
         return (
             None,
-            f"the latest event of {HEALTH_STATE_KEY.to_user_string()} has no {STATE_METADATA}",
+            f"the latest event of {key.to_user_string()} has no {STATE_METADATA}",
         )
     return entry.value, None
 
@@ -293,23 +296,32 @@ def state_observation(state: dict, events) -> dg.AssetObservation:
 
 
 def health_materialization(
-    report, state: dict, events, now: float, seconds: float | None = None
+    report,
+    state: dict,
+    events,
+    now: float,
+    seconds: float | None = None,
+    key: dg.AssetKey = HEALTH_STATE_KEY,
 ) -> dg.AssetMaterialization:
     """This run's health, as people read it on the asset page (and the state, last)."""
     return dg.AssetMaterialization(
-        asset_key=HEALTH_STATE_KEY,
+        asset_key=key,
         description=f"{report.status}: {_headline(report)}",
         metadata=health_page_metadata(report, state, events, now, seconds),
         tags={VERDICT_TAG: report.status},
     )
 
 
-def build_defs(catalog: Catalog) -> dg.Definitions:
+def build_defs(catalog: Catalog, cluster: ClusterScope = SINGLE) -> dg.Definitions:
+    state_key = cluster.key(*HEALTH_STATE_KEY.path)
+
     @dg.op(
-        name="kafka_health_report",
+        name=cluster.name("kafka_health_report"),
+        tags=cluster.tags,
         description="Observe the cluster (brokers, KRaft quorum, partitions, catalog, log directories, disk, canary) and judge it OK, WARN or CRIT; record the health incident's events (opens, escalates, changes, stays open, resolves) for kafka_health_incident_sensor to notify.",
         out=dg.Out(dict, description="The health report as JSON-able data."),
     )
+    @cluster.bind
     def kafka_health_report(
         context: dg.OpExecutionContext,
         config: HealthCheckConfig,
@@ -340,7 +352,7 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
             )
         took = time.monotonic() - started
         report = check.report
-        checks = [check_evaluation(o, catalog) for o in judge_topic_checks(check, catalog)]
+        checks = [check_evaluation(o, catalog, cluster) for o in judge_topic_checks(check, catalog)]
         # The verdict on the run, so the runs list shows WARN and CRIT runs as such.
         try:
             context.instance.add_run_tags(context.run_id, {VERDICT_TAG: report.status})
@@ -359,7 +371,7 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
             remind_critical_s=config.remind_critical_minutes * 60,
             resolve_after_runs=config.resolve_after_healthy_runs,
         )
-        stored, why = read_incident_state(context.instance)
+        stored, why = read_incident_state(context.instance, state_key)
         if why:
             context.log.warning(f"health incident state: {why}; treating it as no open incident")
         now = time.time()
@@ -372,7 +384,7 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
                 f"kafka_health_incident_sensor (run key {event.run_key})"
             )
         context.log_event(
-            health_materialization(report, decision.state, decision.events, now, took)
+            health_materialization(report, decision.state, decision.events, now, took, state_key)
         )
         inc = decision.incident
         if not decision.events:
@@ -396,9 +408,11 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         return dg.Output(report.to_dict(), metadata=metadata)
 
     @dg.job(
-        name="kafka_health_check",
-        description="Health check of the Kafka cluster: brokers, KRaft quorum, offline / under-replicated / under-min-ISR partitions, catalog topics, log directories, disk use and a produce-then-consume canary. Records the topic assets' availability and replication checks, and the health incident's events on change (open, escalate, changed, reminders, resolved), which kafka_health_incident_sensor notifies through notify_kafka_health.",
-        tags={"ecap_ops/area": "health"},
+        name=cluster.name("kafka_health_check"),
+        description=cluster.describe(
+            "Health check of the Kafka cluster: brokers, KRaft quorum, offline / under-replicated / under-min-ISR partitions, catalog topics, log directories, disk use and a produce-then-consume canary. Records the topic assets' availability and replication checks, and the health incident's events on change (open, escalate, changed, reminders, resolved), which kafka_health_incident_sensor notifies through notify_kafka_health."
+        ),
+        tags={"ecap_ops/area": "health", **cluster.tags},
     )
     def kafka_health_check():
         kafka_health_report()
@@ -406,31 +420,37 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
     # ECAP_HEALTH_CRON overrides the 5-minute cadence (tests tick it every minute).
     cron = os.environ.get("ECAP_HEALTH_CRON") or "*/5 * * * *"
     schedule = dg.ScheduleDefinition(
-        name="kafka_health_check_schedule",
+        name=cluster.name("kafka_health_check_schedule"),
         job=kafka_health_check,
+        tags=cluster.tags,
         cron_schedule=cron,
         default_status=schedule_default_status(),
-        description=f"The health check on cron `{cron}` (every 5 minutes unless ECAP_HEALTH_CRON says otherwise).",
+        description=cluster.describe(
+            f"The health check on cron `{cron}` (every 5 minutes unless ECAP_HEALTH_CRON says otherwise)."
+        ),
     )
     state_asset = dg.AssetSpec(
-        HEALTH_STATE_KEY,
-        group_name="health",
-        description="The Kafka cluster's health, recorded by every run of the job kafka_health_check "
-        "(every 5 minutes): the verdict (OK, WARN or CRIT, also the run tag ecap/health), the findings "
-        "with since when each problem has been seen, the open health incident and its age, and numbers "
-        "plotted over time (Metadata > Plots: findings by severity, brokers up, offline, under-replicated "
-        "and under-min-ISR partitions, canary latency, disk use, how long the check took). The last "
-        "metadata entry, incident_state, is the incident as the next run reads it back.",
+        state_key,
+        group_name=cluster.group("health"),
+        tags=cluster.tags,
+        description=cluster.describe(
+            "The Kafka cluster's health, recorded by every run of the job kafka_health_check "
+            "(every 5 minutes): the verdict (OK, WARN or CRIT, also the run tag ecap/health), the findings "
+            "with since when each problem has been seen, the open health incident and its age, and numbers "
+            "plotted over time (Metadata > Plots: findings by severity, brokers up, offline, under-replicated "
+            "and under-min-ISR partitions, canary latency, disk use, how long the check took). The last "
+            "metadata entry, incident_state, is the incident as the next run reads it back."
+        ),
         kinds={"kafka"},
     )
     notify = notify_job(
-        "notify_kafka_health",
+        cluster.name("notify_kafka_health"),
         "Notify one health incident event (open, escalate, changed, remind-N, resolve) of the job kafka_health_check. Launched by kafka_health_incident_sensor with a run key per event.",
         "health",
     )
     sensor = build_incident_sensor(
-        "kafka_health_incident_sensor",
-        HEALTH_STATE_KEY,
+        cluster.name("kafka_health_incident_sensor"),
+        state_key,
         notify,
         "Every 30 s (ECAP_INCIDENT_SENSOR_INTERVAL): the health incident events that runs of kafka_health_check recorded on "
         "ecap_ops/kafka_cluster_health since the last tick, each notified by one run of "

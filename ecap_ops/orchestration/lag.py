@@ -27,6 +27,7 @@ from ecap_ops.orchestration.alerts import (
     notification_run_request,
     notify_job,
 )
+from ecap_ops.orchestration.cluster_scope import SINGLE, ClusterScope
 from ecap_ops.orchestration.common import md_table
 from ecap_ops.orchestration.resources import KafkaResource
 from ecap_ops.orchestration.topics import topic_key
@@ -178,6 +179,7 @@ def _topic_observations(
     now: float | None = None,
     every_s: float = OBSERVE_EVERY_SECONDS,
     complete: bool = True,
+    cluster: ClusterScope = SINGLE,
 ) -> list[dg.AssetObservation]:
     """Per catalog topic: lag over all its groups, when `worth_recording` (against
     `previous`: topic -> (its last recorded figures, when)). A topic no group consumes
@@ -213,12 +215,12 @@ def _topic_observations(
             if rows
             else "no consumer group has offsets on this topic"
         )
-        out.append(dg.AssetObservation(asset_key=topic_key(spec), metadata=meta))
+        out.append(dg.AssetObservation(asset_key=topic_key(spec, cluster), metadata=meta))
     return out
 
 
 def recorded_lag_figures(
-    instance: dg.DagsterInstance, catalog: Catalog
+    instance: dg.DagsterInstance, catalog: Catalog, cluster: ClusterScope = SINGLE
 ) -> dict[str, tuple[dict, float]]:
     """Each catalog topic's last recorded lag figures and when (epoch seconds), read back
     from the instance (one query per topic). A topic whose record cannot be read is left
@@ -226,7 +228,7 @@ def recorded_lag_figures(
     out: dict[str, tuple[dict, float]] = {}
     for spec in catalog.topics:
         try:
-            records = instance.fetch_observations(topic_key(spec), limit=3).records
+            records = instance.fetch_observations(topic_key(spec, cluster), limit=3).records
         except Exception:  # storage trouble costs one extra observation, nothing more
             continue
         for record in records:
@@ -251,6 +253,7 @@ def build_lag_sensor(
     default_status: dg.DefaultSensorStatus | None = None,
     cursor_max_bytes: int | None = None,
     job: dg.JobDefinition = notify_consumer_lag,
+    cluster: ClusterScope = SINGLE,
 ) -> dg.SensorDefinition:
     """The consumer-lag sensor; settings default to the environment (read now, no I/O)."""
     from ecap_ops.gateway.lag import LagScope
@@ -285,13 +288,14 @@ def build_lag_sensor(
         job=job,
         minimum_interval_seconds=interval,
         default_status=default_status or default_sensor_status(),
-        description=(
+        description=cluster.describe(
             f"Every {interval} s: measure every consumer group's lag in messages and seconds, judge it "
             "(DATA_LOSS, STOPPED, STALLED, BEHIND_SLA, REWIND, LAGGING, ...) against the catalog's per-topic "
             "thresholds, record lag observations on the topic assets, and notify incident changes through "
             f"notify_consumer_lag.{scope_text}"
         ),
     )
+    @cluster.bind
     def _sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) -> dg.SensorResult:
         from ecap_ops.services.lag import lag_tick, read_cursor, write_cursor
 
@@ -322,7 +326,12 @@ def build_lag_sensor(
                 )
         runs = [
             notification_run_request(
-                e, {"ecap_ops/lag_event": e.event_name, "ecap_ops/consumer_group": e.group[:250]}
+                e,
+                {
+                    "ecap_ops/lag_event": e.event_name,
+                    "ecap_ops/consumer_group": e.group[:250],
+                    **cluster.tags,
+                },
             )
             for e in ev.notifications
         ]
@@ -335,7 +344,7 @@ def build_lag_sensor(
         )
         context.log.info(f"{name}: {summary}")
         try:
-            previous = recorded_lag_figures(context.instance, catalog)
+            previous = recorded_lag_figures(context.instance, catalog, cluster)
         except Exception:  # no instance (a unit test's context): record every topic
             previous = {}
         observations = _topic_observations(
@@ -345,6 +354,7 @@ def build_lag_sensor(
             now=obs.at,
             every_s=observe_every_s,
             complete=not obs.partial,
+            cluster=cluster,
         )
         if observations:
             context.log.info(
@@ -360,5 +370,18 @@ def build_lag_sensor(
     return _sensor
 
 
-def build_defs(catalog: Catalog) -> dg.Definitions:
-    return dg.Definitions(jobs=[notify_consumer_lag], sensors=[build_lag_sensor(catalog)])
+def build_defs(catalog: Catalog, cluster: ClusterScope = SINGLE) -> dg.Definitions:
+    job = notify_consumer_lag
+    if cluster.prefixed:
+        job = notify_job(
+            cluster.name("notify_consumer_lag"),
+            cluster.describe(
+                "Notify one consumer-lag incident event (open, escalate, remind-N, resolve). "
+                f"Launched by {cluster.name('consumer_lag_sensor')} with a run key per event."
+            ),
+            "consumer_lag",
+        )
+    sensor = build_lag_sensor(
+        catalog, name=cluster.name("consumer_lag_sensor"), job=job, cluster=cluster
+    )
+    return dg.Definitions(jobs=[job], sensors=[sensor])

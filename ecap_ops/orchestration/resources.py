@@ -97,3 +97,54 @@ def kafka_resource_from_env() -> KafkaResource:
         "ssl_cafile": env("KAFKA_SSL_CAFILE"),
     }
     return KafkaResource(**{k: v for k, v in values.items() if v is not None})
+
+
+class ClusterKafkaResource(KafkaResource):
+    """Connection to one named cluster of the clusters file (`ECAP_CLUSTERS_FILE`), as
+    resource `kafka_<cluster>` (and `kafka` for the home cluster). Its fields are the
+    file's, shown in the UI so each resource says which brokers it reaches; the KAFKA_*
+    variables play no part. The SASL password is read, when a run or tick connects, from
+    the variable the file names (`password_env`), never shown."""
+
+    cluster: str = Field(description="The cluster's name in the clusters file.")
+    role: str = Field(default="", description="primary, standby, staging, dev or test.")
+    password_env: str | None = Field(
+        default=None, description="The environment variable holding the SASL password."
+    )
+
+    def settings(self, env: dict[str, str] | None = None) -> KafkaSettings:
+        from ecap_ops.clusters import ClusterConfig
+
+        environ = os.environ if env is None else env
+        settings = KafkaSettings(
+            bootstrap_servers=self.bootstrap_servers or "",
+            security_protocol=self.security_protocol or "PLAINTEXT",
+            sasl_mechanism=self.sasl_mechanism,
+            sasl_username=self.sasl_username,
+            sasl_password=(environ.get(self.password_env) or None) if self.password_env else None,
+            ssl_cafile=self.ssl_cafile,
+            connect_timeout_ms=self.connect_timeout_ms or 6000,
+            request_timeout_ms=self.request_timeout_ms or 8000,
+            client_id=DAGSTER_CLIENT_ID,
+        )
+        config = ClusterConfig(
+            self.cluster, self.role or "dev", "", settings, password_env=self.password_env
+        )
+        return config.checked_settings()
+
+
+def cluster_resource(cluster) -> ClusterKafkaResource:
+    """The resource of one `ecap_ops.clusters.ClusterConfig` (no I/O)."""
+    s = cluster.settings
+    return ClusterKafkaResource(
+        cluster=cluster.name,
+        role=cluster.role,
+        password_env=cluster.password_env,
+        bootstrap_servers=s.bootstrap_servers,
+        security_protocol=s.security_protocol,
+        sasl_mechanism=s.sasl_mechanism,
+        sasl_username=s.sasl_username,
+        ssl_cafile=s.ssl_cafile,
+        connect_timeout_ms=s.connect_timeout_ms,
+        request_timeout_ms=s.request_timeout_ms,
+    )

@@ -13,6 +13,7 @@ import dagster as dg
 
 from ecap_ops.catalog.model import Catalog, TopicSpec
 from ecap_ops.core.topic_checks import CHECK_NAMES, CheckOutcome
+from ecap_ops.orchestration.cluster_scope import SINGLE, ClusterScope
 from ecap_ops.orchestration.common import as_failure, md_table
 from ecap_ops.orchestration.resources import KafkaResource
 
@@ -28,8 +29,8 @@ class ReconcileTopicConfig(dg.Config):
     acknowledge_destructive: bool = False
 
 
-def topic_key(spec: TopicSpec) -> dg.AssetKey:
-    return dg.AssetKey(["kafka", spec.name])
+def topic_key(spec: TopicSpec, cluster: ClusterScope = SINGLE) -> dg.AssetKey:
+    return cluster.key("kafka", spec.name)
 
 
 def _topic_metadata(d: dict) -> dict:
@@ -76,7 +77,9 @@ def _topic_metadata(d: dict) -> dict:
     }
 
 
-def build_topic_asset(catalog: Catalog, spec: TopicSpec) -> dg.AssetsDefinition:
+def build_topic_asset(
+    catalog: Catalog, spec: TopicSpec, cluster: ClusterScope = SINGLE
+) -> dg.AssetsDefinition:
     single = catalog.select([spec.name])
     vol = (
         f" Expected volume: {spec.expected_volume.min_per_hour:,}-{spec.expected_volume.max_per_hour:,} events/hour."
@@ -85,17 +88,21 @@ def build_topic_asset(catalog: Catalog, spec: TopicSpec) -> dg.AssetsDefinition:
     )
 
     @dg.asset(
-        key=topic_key(spec),
-        group_name=GROUP,
-        description=f"Kafka topic `{spec.name}`: {spec.purpose}. {spec.partitions} partitions, "
-        f"replication {spec.replication_factor}, key `{spec.partition_key or '-'}`.{vol} "
-        "Materializing reconciles the topic with the catalog (plan, then apply).",
+        key=topic_key(spec, cluster),
+        group_name=cluster.group(GROUP),
+        description=cluster.describe(
+            f"Kafka topic `{spec.name}`: {spec.purpose}. {spec.partitions} partitions, "
+            f"replication {spec.replication_factor}, key `{spec.partition_key or '-'}`.{vol} "
+            "Materializing reconciles the topic with the catalog (plan, then apply)."
+        ),
         kinds={"kafka"},
+        tags=cluster.tags,
         metadata={
             "catalog_configs": dg.MetadataValue.json(spec.configs),
             "partition_key": spec.partition_key or "",
         },
     )
+    @cluster.bind
     def _topic(
         context: dg.AssetExecutionContext, config: ReconcileTopicConfig, kafka: KafkaResource
     ) -> dg.MaterializeResult:
@@ -136,9 +143,9 @@ def _metadata_value(kind: str, value) -> dg.MetadataValue:
     return getattr(dg.MetadataValue, kind)(value)
 
 
-def _check_fields(outcome: CheckOutcome, catalog: Catalog) -> dict:
+def _check_fields(outcome: CheckOutcome, catalog: Catalog, cluster: ClusterScope) -> dict:
     return dict(
-        asset_key=topic_key(catalog.get(outcome.topic)),
+        asset_key=topic_key(catalog.get(outcome.topic), cluster),
         check_name=outcome.check,
         passed=outcome.passed,
         severity=dg.AssetCheckSeverity[outcome.severity],
@@ -147,14 +154,18 @@ def _check_fields(outcome: CheckOutcome, catalog: Catalog) -> dict:
     )
 
 
-def check_result(outcome: CheckOutcome, catalog: Catalog) -> dg.AssetCheckResult:
+def check_result(
+    outcome: CheckOutcome, catalog: Catalog, cluster: ClusterScope = SINGLE
+) -> dg.AssetCheckResult:
     """A topic check's outcome as the result of a check that runs on its own."""
-    return dg.AssetCheckResult(**_check_fields(outcome, catalog))
+    return dg.AssetCheckResult(**_check_fields(outcome, catalog, cluster))
 
 
-def check_evaluation(outcome: CheckOutcome, catalog: Catalog) -> dg.AssetCheckEvaluation:
+def check_evaluation(
+    outcome: CheckOutcome, catalog: Catalog, cluster: ClusterScope = SINGLE
+) -> dg.AssetCheckEvaluation:
     """A topic check's outcome as an evaluation recorded by another op (the health job)."""
-    return dg.AssetCheckEvaluation(**_check_fields(outcome, catalog))
+    return dg.AssetCheckEvaluation(**_check_fields(outcome, catalog, cluster))
 
 
 def build_topic_checks(catalog: Catalog, spec: TopicSpec) -> list[dg.AssetChecksDefinition]:
@@ -190,27 +201,32 @@ def _check_descriptions(spec: TopicSpec) -> dict[str, str]:
     }
 
 
-def build_catalog_checks(catalog: Catalog) -> dg.AssetChecksDefinition:
+def build_catalog_checks(
+    catalog: Catalog, cluster: ClusterScope = SINGLE
+) -> dg.AssetChecksDefinition:
     """Every topic's matches_catalog, availability and replication checks, from one
     observation of the cluster (runs the selected ones only)."""
     specs = [
         dg.AssetCheckSpec(
             name=check,
-            asset=topic_key(spec),
+            asset=topic_key(spec, cluster),
             description=_check_descriptions(spec)[check],
             blocking=False,
         )
         for spec in catalog.topics
         for check in CHECK_NAMES
     ]
-    by_key = {topic_key(s).to_user_string(): s.name for s in catalog.topics}
+    by_key = {topic_key(s, cluster).to_user_string(): s.name for s in catalog.topics}
 
     @dg.multi_asset_check(
-        name="kafka_topic_checks",
+        name=cluster.name("kafka_topic_checks"),
         specs=specs,
         can_subset=True,
-        description="The topic assets' checks, judged from one health observation of the cluster.",
+        description=cluster.describe(
+            "The topic assets' checks, judged from one health observation of the cluster."
+        ),
     )
+    @cluster.bind
     def kafka_topic_checks(context: dg.AssetCheckExecutionContext, kafka: KafkaResource):
         from ecap_ops.services.health import observe_topic_checks
 
@@ -221,20 +237,24 @@ def build_catalog_checks(catalog: Catalog) -> dg.AssetChecksDefinition:
             outcomes = observe_topic_checks(gw, catalog, names)
         for o in outcomes:
             if (o.topic, o.check) in wanted:
-                yield check_result(o, catalog)
+                yield check_result(o, catalog, cluster)
 
     return kafka_topic_checks
 
 
-def build_defs(catalog: Catalog) -> dg.Definitions:
-    assets = [build_topic_asset(catalog, spec) for spec in catalog.topics]
+def build_defs(catalog: Catalog, cluster: ClusterScope = SINGLE) -> dg.Definitions:
+    assets = [build_topic_asset(catalog, spec, cluster) for spec in catalog.topics]
     provision_topics = dg.define_asset_job(
-        "provision_topics",
-        selection=dg.AssetSelection.groups(GROUP),
-        description="Reconcile every catalog topic with the cluster (plan, then apply), one topic at a time, then run the topic checks. Never deletes a topic.",
+        cluster.name("provision_topics"),
+        selection=dg.AssetSelection.groups(cluster.group(GROUP)),
+        description=cluster.describe(
+            "Reconcile every catalog topic with the cluster (plan, then apply), one topic at a time, then run the topic checks. Never deletes a topic."
+        ),
         executor_def=dg.in_process_executor,
-        tags=PROVISIONING_TAG,
+        tags={**PROVISIONING_TAG, **cluster.tags},
     )
     return dg.Definitions(
-        assets=assets, asset_checks=[build_catalog_checks(catalog)], jobs=[provision_topics]
+        assets=assets,
+        asset_checks=[build_catalog_checks(catalog, cluster)],
+        jobs=[provision_topics],
     )
