@@ -372,6 +372,7 @@ BROKER_DOWN_COMMANDS = {
     "dr-drill": ["dr-drill", "--snapshot", "{snapshot}"],
     "access": ["access", "plan"],
     "import": ["import", "--file", "{tmp}/imported.yaml"],
+    "compare": ["compare", "default", "127.0.0.1:9"],
 }
 # Commands that never reach a cluster; and the exporter, which keeps serving while the
 # cluster is down, with its `up` gauge at 0 (test_exporter.py).

@@ -31,12 +31,14 @@ from ecap_ops.cli.app import (
 @guarded
 def compare_cmd(cli: CliContext, cluster_a, cluster_b, no_groups, drift_only, output):
     """Compare clusters A and B of the clusters file (ECAP_CLUSTERS_FILE; `default` is the
-    cluster of the KAFKA_* variables): topics, partitions, replication, topic-level
+    cluster of the KAFKA_* variables, and HOST:PORT[,...] those brokers with its security): topics, partitions, replication, topic-level
     overrides, ACL bindings and consumer groups.
 
     Each cluster is judged by its own catalog environment: a difference both sides' overlays
     declare (replication 1 in dev, 3 in prod) is "expected"; anything else is "drift".
     Consumer groups are shown as notes. Nothing is changed on either cluster."""
+    from dataclasses import replace
+
     from ecap_ops.catalog import load_catalog
     from ecap_ops.clusters import DEFAULT_CLUSTER, cluster_config, load_clusters
     from ecap_ops.errors import ConfigError
@@ -47,7 +49,13 @@ def compare_cmd(cli: CliContext, cluster_a, cluster_b, no_groups, drift_only, ou
     known = load_clusters()
     sides = []
     for name in (cluster_a, cluster_b):
-        cfg = cluster_config(None if name == DEFAULT_CLUSTER else name, clusters=known)
+        if ":" in name:  # host:port[,...]: the KAFKA_* cluster's security, these brokers
+            cfg = cluster_config(None)
+            cfg = replace(
+                cfg, name=name, settings=cfg.settings.with_overrides(bootstrap_servers=name)
+            )
+        else:
+            cfg = cluster_config(None if name == DEFAULT_CLUSTER else name, clusters=known)
         settings = cfg.checked_settings()
         sides.append((cfg.name, settings, load_catalog(cli.catalog_path, env=cfg.env)))
     (na, sa, ca), (nb, sb, cb) = sides

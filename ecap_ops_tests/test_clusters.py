@@ -1,0 +1,264 @@
+"""The clusters file (ECAP_CLUSTERS_FILE) and the global --cluster: parsed whole with YAML
+paths, hostile files refused with clear errors, secrets only by variable name, and the
+single-cluster variables unchanged when no clusters file is given."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ecap_ops.clusters import (
+    DEFAULT_CLUSTER,
+    cluster_config,
+    cluster_settings,
+    load_clusters,
+    parse_clusters,
+)
+from ecap_ops.errors import CatalogInvalid, ConfigError, EcapOpsError
+from ecap_ops.settings import KafkaSettings
+
+GOOD = """\
+version: 1
+clusters:
+  prod:
+    role: primary
+    env: prod
+    bootstrap_servers: [p1:9093, p2:9093]
+    security_protocol: SASL_SSL
+    sasl_mechanism: SCRAM-SHA-512
+    sasl_username: ops
+    password_env: PROD_PW
+  dr:
+    role: standby
+    env: prod
+    bootstrap_servers: d1:9092
+    request_timeout_ms: 3000
+"""
+
+
+def test_a_good_file_gives_each_cluster_its_settings_and_the_password_from_its_variable():
+    clusters = parse_clusters(GOOD, environ={"PROD_PW": "s3cret-value"})
+    assert list(clusters) == ["prod", "dr"]
+    prod = clusters["prod"]
+    assert (prod.role, prod.env, prod.password_env) == ("primary", "prod", "PROD_PW")
+    assert prod.settings.servers == ["p1:9093", "p2:9093"]
+    assert prod.checked_settings().sasl_password == "s3cret-value"
+    assert "s3cret-value" not in repr(prod)
+    assert clusters["dr"].settings.request_timeout_ms == 3000
+    assert clusters["dr"].settings.security_protocol == "PLAINTEXT"
+
+
+def test_an_unset_password_variable_is_reported_when_the_cluster_is_used_not_at_load():
+    clusters = parse_clusters(GOOD, environ={})
+    with pytest.raises(ConfigError, match="PROD_PW.*not set"):
+        clusters["prod"].checked_settings()
+    assert clusters["dr"].checked_settings().bootstrap_servers == "d1:9092"
+
+
+def test_every_problem_is_reported_at_once_with_its_yaml_path():
+    text = """\
+clusters:
+  Bad-Name:
+    role: boss
+    bootstrap_servers: nope
+  prod:
+    role: primary
+    bootstrap_servers: a:1
+    password: hunter2
+    security_protocol: SASL_SSL
+    sasl_mechanism: MD5
+    connect_timeout_ms: 0
+  prod2:
+    role: primary
+    bootstrap_servers: b:1
+    password_env: "not a name"
+"""
+    with pytest.raises(CatalogInvalid) as e:
+        parse_clusters(text, environ={})
+    msg = str(e.value)
+    for expected in (
+        "clusters.Bad-Name: a cluster name",
+        "clusters.Bad-Name.role: 'boss' is not one of",
+        "clusters.Bad-Name.bootstrap_servers",
+        "clusters.prod.password: a clusters file never holds a password",
+        "clusters.prod.sasl_mechanism",
+        "clusters.prod.sasl_username: SASL username: required",
+        "clusters.prod.connect_timeout_ms: connect_timeout_ms: must be > 0",
+        "clusters.prod2.password_env: must be an environment variable name",
+    ):
+        assert expected in msg, (expected, msg)
+    assert "hunter2" not in msg
+
+
+def test_two_primaries_are_refused():
+    text = "clusters:\n  a: {role: primary, bootstrap_servers: 'a:1'}\n  b: {role: primary, bootstrap_servers: 'b:1'}\n"
+    with pytest.raises(CatalogInvalid, match="2 clusters have role primary"):
+        parse_clusters(text, environ={})
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("", "found nothing"),
+        ("- a\n- b\n", "found a list"),
+        ("clusters: {}\n", "non-empty mapping"),
+        ("clusters:\n  a: &x {role: dev}\n  b: *x\n", "anchors"),
+        ("clusters:\n  a: !!python/object {}\n", "tags"),
+        ("clusters:\n  yes: {role: dev, bootstrap_servers: 'a:1'}\n", "read by YAML as a boolean"),
+        (
+            "version: 2\nclusters:\n  a: {role: dev, bootstrap_servers: 'a:1'}\n",
+            "unsupported version",
+        ),
+        ("clusters:\n  default: {role: dev, bootstrap_servers: 'a:1'}\n", "kept for the cluster"),
+        ("clusters:\n  a: {role: dev}\n", "bootstrap_servers: required"),
+        ("clusters:\n  a: {role: dev, bootstrap_servers: 'a:1', extra: 1}\n", "unknown key"),
+        (
+            "clusters:\n  a: {role: dev, bootstrap_servers: 'a:1'}\n---\nx: 1\n",
+            "second YAML document",
+        ),
+    ],
+)
+def test_hostile_or_wrong_files_are_refused_naming_the_problem(text, problem):
+    with pytest.raises(CatalogInvalid, match=problem):
+        parse_clusters(text, environ={})
+
+
+_key = st.text(st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=30)
+_scalar = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**30), 10**30), st.floats(allow_nan=True), _key
+)
+_entry = st.dictionaries(
+    st.sampled_from(
+        [
+            "role",
+            "env",
+            "bootstrap_servers",
+            "security_protocol",
+            "sasl_mechanism",
+            "sasl_username",
+            "password_env",
+            "ssl_cafile",
+            "connect_timeout_ms",
+            "request_timeout_ms",
+            "description",
+            "password",
+            "zzz",
+        ]
+    )
+    | _key,
+    _scalar | st.lists(_scalar, max_size=3),
+    max_size=8,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(_key, _entry | _scalar, max_size=4), st.integers(0, 3))
+def test_generated_files_load_or_are_refused_with_a_clear_error(clusters, version):
+    import yaml
+
+    text = yaml.safe_dump({"version": version, "clusters": clusters}, allow_unicode=True)
+    try:
+        out = parse_clusters(text, environ={})
+    except CatalogInvalid as exc:
+        assert exc.errors and all(isinstance(e, str) and e for e in exc.errors)
+        for e in exc.errors:
+            assert len(e) < 1500
+        return
+    for name, cfg in out.items():
+        assert cfg.name == name and cfg.role in ("primary", "standby", "staging", "dev", "test")
+        assert cfg.settings.problems(environment=False) == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_never_escape_as_anything_but_our_error(tmp_path_factory, data):
+    p = tmp_path_factory.mktemp("c") / "clusters.yaml"
+    p.write_bytes(data)
+    try:
+        load_clusters(p, environ={})
+    except EcapOpsError:
+        pass
+
+
+def test_a_huge_file_is_refused_by_its_size(tmp_path):
+    p = tmp_path / "big.yaml"
+    p.write_text("clusters:\n" + "# pad\n" * 100_000)
+    with pytest.raises(CatalogInvalid, match="larger than"):
+        load_clusters(p, environ={})
+
+
+def test_without_a_clusters_file_the_single_cluster_variables_are_used_as_before():
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "x:1", "ECAP_ENV": "prod"}
+    assert load_clusters(environ=env) == {}
+    assert cluster_settings(None, environ=env) == KafkaSettings.from_env(env)
+    default = cluster_config(None, environ=env)
+    assert (default.name, default.env, default.role) == (DEFAULT_CLUSTER, "prod", "primary")
+    with pytest.raises(ConfigError, match="no clusters file is configured"):
+        cluster_config("prod", environ=env)
+
+
+def test_an_unknown_cluster_is_refused_naming_the_known_ones(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(GOOD)
+    with pytest.raises(ConfigError, match="known clusters: prod, dr"):
+        cluster_config("staging", environ={"ECAP_CLUSTERS_FILE": str(p)})
+
+
+def test_the_shipped_example_is_valid():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    clusters = load_clusters(os.path.join(root, "clusters.example.yaml"), environ={})
+    assert {c.role for c in clusters.values()} >= {"primary", "standby"}
+
+
+def _cli(*args, env=None):
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "ECAP_"))}
+    full.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "ecap_ops", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=120,
+    )
+
+
+def test_cli_cluster_flag_refuses_bad_names_and_files_clearly(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(GOOD)
+    out = _cli("--cluster", "nope", "list-topics", env={"ECAP_CLUSTERS_FILE": str(p)})
+    assert out.returncode == 1 and "known clusters: prod, dr" in out.stderr
+    out = _cli("--cluster", "prod", "list-topics", env={"ECAP_CLUSTERS_FILE": str(p)})
+    assert out.returncode == 1 and "PROD_PW" in out.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("clusters:\n  x: {role: dev, bootstrap_servers: 'a:1', password: topsecret}\n")
+    out = _cli("--cluster", "x", "list-topics", env={"ECAP_CLUSTERS_FILE": str(bad)})
+    assert out.returncode == 1 and "never holds a password" in out.stderr
+    assert "topsecret" not in out.stderr + out.stdout
+    for o in (out,):
+        assert "Traceback" not in o.stderr
+
+
+def test_cli_cluster_flag_talks_to_that_cluster_with_its_catalog_overlay(kafka_cluster, tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        "clusters:\n"
+        f"  local: {{role: primary, env: prod, bootstrap_servers: '{kafka_cluster.bootstrap_servers}'}}\n"
+    )
+    env = {"ECAP_CLUSTERS_FILE": str(p), "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
+    out = _cli("--cluster", "local", "plan", "-o", "json", env=env)
+    import json
+
+    doc = json.loads(out.stdout)
+    # The cluster's prod overlay (replication 3) judged against its one broker: refused,
+    # which only the cluster's brokers and the prod overlay together produce.
+    assert out.returncode == 1 and doc["summary"]["refused"] == 5, out.stdout[:800]
+    assert "Traceback" not in out.stderr
+    out = _cli("--cluster", "local", "--env", "dev", "plan", "-o", "json", env=env)
+    assert out.returncode in (0, 2), out.stderr
+    assert json.loads(out.stdout)["summary"]["refused"] == 0
+    # Without --cluster, the KAFKA_* variables (a dead address here) as before.
+    out = _cli("list-topics", env={**env, "ECAP_KAFKA_CONNECT_TIMEOUT_MS": "1500"})
+    assert out.returncode == 1 and "Traceback" not in out.stderr
