@@ -37,6 +37,7 @@ from ecap_ops.catalog.build import (
     resolve_environments,
 )
 from ecap_ops.catalog.contracts import CONTRACT_TOP_KEYS, build_contracts
+from ecap_ops.catalog.mirror import MIRROR_TOP_KEYS, attach_mirror, build_mirror
 from ecap_ops.catalog.model import Catalog, Scope, TopicSpec
 from ecap_ops.catalog.units import parse_size_bytes, show
 from ecap_ops.catalog.yaml_reader import MAX_DEPTH, MAX_ERRORS, decode_catalog, read_yaml
@@ -123,6 +124,7 @@ def parse_catalog(
     scope = build_scope(errors, data)
     check_scope(errors, scope, topics)
     contracts = build_contracts(errors, data, topics, source)  # catalog/contracts.py
+    mirror = build_mirror(errors, data, topics)  # catalog/mirror.py
     if errors.items or access is None:
         raise CatalogInvalid(errors.items, source)
     catalog = Catalog(
@@ -137,7 +139,7 @@ def parse_catalog(
         scope=scope,
         contracts=contracts,
     )
-    return catalog
+    return attach_mirror(catalog, mirror)
 
 
 def _read_document(errors: Errors, text: str, source: str) -> dict[str, Any]:
@@ -158,7 +160,7 @@ def _read_document(errors: Errors, text: str, source: str) -> dict[str, Any]:
         raise CatalogInvalid(
             [f"(top): the catalog must be a mapping with a `topics:` key, found {found}"], source
         )
-    errors.unknown_keys("", data, TOP_KEYS | CONTRACT_TOP_KEYS)
+    errors.unknown_keys("", data, TOP_KEYS | CONTRACT_TOP_KEYS | MIRROR_TOP_KEYS)
     version = data.get("version", 1)
     if type(version) is not int or version != 1:
         errors.add(

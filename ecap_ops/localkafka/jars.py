@@ -31,6 +31,18 @@ KAFKA_VERSION = "4.4.0"
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 POM_PATH = PACKAGE_DIR / "pom.xml"
+# MirrorMaker 2's own pom and version (see mirror-pom.xml for why it is pinned apart from the
+# broker's: connect-mirror is not on Maven Central at 4.4.0). Keep equal to <mirror.version>.
+MIRROR_POM_PATH = PACKAGE_DIR / "mirror-pom.xml"
+MIRROR_VERSION = "4.3.1"
+MIRROR_LOG_CONFIG = PACKAGE_DIR / "mirror-log4j2.properties"
+MIRROR_REQUIRED_JARS = (
+    f"connect-mirror-{MIRROR_VERSION}.jar",
+    f"connect-mirror-client-{MIRROR_VERSION}.jar",
+    f"connect-runtime-{MIRROR_VERSION}.jar",
+    f"kafka-clients-{MIRROR_VERSION}.jar",
+    "log4j-slf4j-impl-",
+)
 BROKER_LOG_CONFIG = PACKAGE_DIR / "log4j2.yaml"
 TOOLS_LOG_CONFIG = PACKAGE_DIR / "tools-log4j2.yaml"
 
@@ -262,3 +274,93 @@ def fetch_streams_jar(quiet: bool = True) -> Path:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return jar
+
+
+def mirror_home() -> Path:
+    """The cache folder of MirrorMaker 2's jars (holds `lib/`)."""
+    return cache_dir() / "kafka" / f"mirror-{MIRROR_VERSION}"
+
+
+def _mirror_complete(lib: Path) -> bool:
+    try:
+        marker = json.loads((lib / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    jars = marker.get("jars") or []
+    return (
+        marker.get("version") == MIRROR_VERSION
+        and bool(jars)
+        and all((lib / j).is_file() for j in jars)
+    )
+
+
+def fetch_mirror_jars(quiet: bool = True) -> Path:
+    """MirrorMaker 2 (connect-mirror, connect-mirror-client, connect-runtime and their
+    runtime dependencies, all at MIRROR_VERSION) copied with Maven once into
+    `<cache>/kafka/mirror-<version>/lib`; return that folder. Complete only with its marker,
+    written last before an atomic rename, like the broker's jars."""
+    home = mirror_home()
+    lib = home / "lib"
+    if _mirror_complete(lib):
+        return lib
+    find_executable("java")
+    mvn = find_executable("mvn")
+    with file_lock(home / ".fetch.lock", LOCK_TIMEOUT_S):
+        if _mirror_complete(lib):
+            return lib
+        log.info("fetching MirrorMaker 2 %s jars with Maven into %s", MIRROR_VERSION, lib)
+        tmp = Path(tempfile.mkdtemp(prefix="lib.tmp-", dir=home))
+        try:
+            cmd = [
+                mvn,
+                "-B",
+                "-Dstyle.color=never",
+                "-f",
+                str(MIRROR_POM_PATH),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={tmp}",
+            ]
+            if quiet:
+                cmd.insert(1, "-q")
+            rc, tail = _run_maven(cmd, quiet)
+            if rc != 0:
+                raise LocalKafkaError(
+                    f"Maven could not fetch MirrorMaker 2 (connect-mirror {MIRROR_VERSION}, exit {rc}); "
+                    f"check network access to Maven Central. Last lines of its output:\n{tail}"
+                )
+            jars = sorted(p.name for p in tmp.glob("*.jar"))
+            missing = [r for r in MIRROR_REQUIRED_JARS if not any(j.startswith(r) for j in jars)]
+            if missing:
+                raise LocalKafkaError(
+                    f"Maven finished but these MirrorMaker 2 jars are missing: {', '.join(missing)}"
+                )
+            (tmp / MARKER).write_text(
+                json.dumps({"version": MIRROR_VERSION, "jars": jars}, indent=1)
+            )
+            if lib.exists():
+                shutil.rmtree(lib)
+            os.rename(tmp, lib)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return lib
+
+
+def mirror_java_command(
+    args: Sequence[str], heap: str = "384m", jvm_opts: Sequence[str] = ()
+) -> list[str]:
+    """The command line of MirrorMaker 2 in dedicated mode, from its own jars."""
+    java = find_executable("java")
+    return [
+        java,
+        f"-Xmx{heap}",
+        *BASE_JVM_OPTS,
+        "-XX:TieredStopAtLevel=1",
+        f"-Dlog4j2.configurationFile={MIRROR_LOG_CONFIG}",
+        *jvm_opts,
+        "-cp",
+        str(fetch_mirror_jars() / "*"),
+        "org.apache.kafka.connect.mirror.MirrorMaker",
+        *args,
+    ]
