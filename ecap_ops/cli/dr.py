@@ -148,6 +148,14 @@ def snapshot(cli: CliContext, file_path, output):
     is_flag=True,
     help="Restore topics (and offsets) only; leave ACLs, SCRAM users and quotas alone.",
 )
+@click.option(
+    "--to-cluster",
+    "--target-cluster",
+    "to_cluster",
+    metavar="NAME",
+    help="Restore into this cluster of the clusters file (a DR standby), with its catalog "
+    "overlay; naming it allows a cluster other than the snapshot's source.",
+)
 @output_option
 @pass_cli
 @guarded
@@ -162,6 +170,7 @@ def restore(
     password_env,
     password_file,
     no_access,
+    to_cluster,
     output,
 ):
     """Restore snapshot PATH (default: the newest in the snapshot directory): plan first, dry
@@ -182,21 +191,50 @@ def restore(
         raise ConfigError(
             "--no-access leaves SCRAM users alone: drop --password-env/--password-file"
         )
+    target = None
+    if to_cluster:
+        from ecap_ops.clusters import cluster_config
+
+        if cli.cluster is not None:
+            raise ConfigError(
+                "give the restore's target once: --to-cluster NAME (or the global --cluster), not both"
+            )
+        target = cluster_config(to_cluster)
+        target.checked_settings()
     path = path or _newest_snapshot()
     snap = load_snapshot(path)
-    catalog = cli.catalog()
+    if target is not None:
+        from ecap_ops.catalog import load_catalog
+
+        catalog = load_catalog(cli.catalog_path, env=target.env)
+    else:
+        catalog = cli.catalog()
     options = RestoreOptions(
         include_offsets=include_offsets,
-        allow_other_cluster=allow_other_cluster,
+        allow_other_cluster=allow_other_cluster or target is not None,
         topics=tuple(topics),
         replication_factor=replication_factor,
         access=not no_access,
         passwords=() if no_access else password_supplies(catalog, envs, files),
     )
-    with cli.gateway() as gw:
+    if target is not None:
+        from ecap_ops.gateway import KafkaGateway
+
+        gateway = KafkaGateway(target.settings.with_overrides(**cli.overrides))
+    else:
+        gateway = cli.gateway()
+    with gateway as gw:
         result = do_restore(gw, catalog, snap, options, execute=execute)
     if output == "json":
-        emit_json({**result.to_dict(), "dry_run": not execute, "snapshot": str(path)})
+        emit_json(
+            {
+                **result.to_dict(),
+                "dry_run": not execute,
+                "snapshot": str(path),
+                "target_cluster": target.name if target is not None else None,
+                "recovery_seconds": round(result.seconds, 3) if result.executed else None,
+            }
+        )
     else:
         click.echo(render_restore_plan(result.plan))
         if not execute:
@@ -207,6 +245,11 @@ def restore(
             click.echo(
                 f"Applied {sum(s.ok for s in result.steps)}/{len(result.steps)} steps in {result.seconds:.2f} s."
             )
+            if result.ok:
+                click.echo(
+                    f"Recovery time {result.seconds:.2f} s (restore start to verified)"
+                    + (f" into cluster {target.name}." if target is not None else ".")
+                )
     if not result.ok or result.plan.conflicts:
         sys.exit(1)
     if not execute and result.plan.has_changes:
@@ -312,6 +355,14 @@ def snapshot_verify(path, output):
     help="A scratch cluster to restore onto; default this cluster under --prefix.",
 )
 @click.option(
+    "--to-cluster",
+    "--target-cluster",
+    "to_cluster",
+    metavar="NAME",
+    help="Drill into this cluster of the clusters file (a real DR standby): created under "
+    "--prefix and removed after, so the standby is left as it was.",
+)
+@click.option(
     "--prefix",
     "name_prefix",
     default="drill.",
@@ -324,15 +375,25 @@ def snapshot_verify(path, output):
 @output_option
 @pass_cli
 @guarded
-def dr_drill(cli: CliContext, path, snapshot_path, target_bootstrap, name_prefix, topics, output):
+def dr_drill(
+    cli: CliContext, path, snapshot_path, target_bootstrap, to_cluster, name_prefix, topics, output
+):
     """Restore snapshot PATH (default: the newest in the snapshot directory) onto a scratch
     target, check it topic by topic, remove what was created. Exit 1 on failure."""
     from ecap_ops.services.dr import drill_target, run_drill
 
     if path and snapshot_path and path != snapshot_path:
         raise click.UsageError("give the snapshot once: as PATH or as --snapshot, not both")
+    if to_cluster and target_bootstrap:
+        raise click.UsageError(
+            "give the drill's target once: --to-cluster NAME or --target HOST:PORT"
+        )
+    if to_cluster:
+        from ecap_ops.clusters import cluster_config
+
+        cluster_config(to_cluster).checked_settings()  # an unknown name fails before anything
     path = path or snapshot_path or _newest_snapshot()
-    target, same = drill_target(cli.settings(), target_bootstrap)
+    target, same = drill_target(cli.settings(), target_bootstrap, to_cluster)
     with target:
         report = run_drill(
             target,

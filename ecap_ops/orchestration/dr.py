@@ -273,6 +273,11 @@ class DrillConfig(dg.Config):
         default=None,
         description="A second (scratch) cluster to restore onto; empty: this cluster, under name_prefix.",
     )
+    target_cluster: str | None = Field(
+        default=None,
+        description="A cluster of the clusters file (ECAP_CLUSTERS_FILE) to drill into, such as the DR "
+        "standby 'dr': topics are created under name_prefix and removed after, leaving it as it was.",
+    )
     name_prefix: str = Field(
         default="drill.",
         description="Topics are created as <prefix><name>; required on the same cluster.",
@@ -342,7 +347,12 @@ def _drill(config: DrillConfig, kafka: KafkaResource):
 
     with as_failure("running the DR drill"):
         path = _resolve(config.snapshot_path)
-        target, same = drill_target(kafka.settings(), config.target_bootstrap_servers)
+        target, same = drill_target(
+            kafka.settings(),
+            config.target_bootstrap_servers,
+            config.target_cluster,
+            client_id=kafka.settings().client_id,
+        )
         with target:
             return run_drill(
                 target,
@@ -368,6 +378,7 @@ def _drill_metadata(report, text: str) -> dict:
             else "not checked: " + str(report.access.get("reason", "-"))
         ),
         "seconds": rounded(report.seconds, 1),
+        "recovery_seconds": rounded(report.recovery_seconds, 2),
         "report": dg.MetadataValue.md("```\n" + text[:30000] + "\n```"),
         "checks": dg.MetadataValue.md(
             md_table(

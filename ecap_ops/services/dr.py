@@ -343,6 +343,9 @@ class DrillReport:
     deleted: list[str] = field(default_factory=list)
     left_behind: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # Recovery time: wall time from the start of the restore to its topics verified (the
+    # figure a failover into this target would take), before the drill's cleanup.
+    recovery_seconds: float | None = None
     plan_text: str = ""
     # The access check: {checked, ok, how, reason, problems, notes, bindings, quotas,
     # users_not_created, created, removed, left_behind}.
@@ -375,6 +378,11 @@ class DrillReport:
             f"  created {len(self.created)}, removed {len(self.deleted)}"
             + (f", LEFT BEHIND: {', '.join(self.left_behind)}" if self.left_behind else "")
         )
+        if self.recovery_seconds is not None:
+            lines.append(
+                f"  recovery time {self.recovery_seconds:.1f} s (restore start to verified, "
+                f"{len(self.created)} topic(s))"
+            )
         lines.append(f"  took {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -500,11 +508,13 @@ def _restore_check_and_clean(
     check, and the removal of exactly what it created, whatever happened in between."""
     result = None
     try:
+        began = time.monotonic()
         result = restore(gw, catalog, snap, options, execute=True, purpose="dr-drill")
         report.created = result.created
         report.problems += [f"{s.step} {s.subject}: {s.detail}" for s in result.steps if not s.ok]
         observed = gw.read_cluster_state([c.name for c in plan.creates], with_data=False)
         report.checks = check_restored(plan, snap, observed)
+        report.recovery_seconds = round(time.monotonic() - began, 3)
         if options.access:
             _check_restored_access(gw, snap, result, report)
     except Exception as exc:  # report, then clean up below
@@ -653,9 +663,20 @@ def _remove_created(
 
 
 def drill_target(
-    settings: KafkaSettings, target_bootstrap: str | None
+    settings: KafkaSettings,
+    target_bootstrap: str | None,
+    target_cluster: str | None = None,
+    client_id: str | None = None,
 ) -> tuple[KafkaGateway, bool]:
-    """The drill's target gateway, and whether it is the snapshot's own cluster."""
+    """The drill's target gateway, and whether it is the snapshot's own cluster: a named
+    cluster of the clusters file (a real standby), another bootstrap, or this cluster."""
+    if target_cluster and target_bootstrap:
+        raise ConfigError("give the drill's target once: a cluster name or a bootstrap, not both")
+    if target_cluster:
+        from ecap_ops.clusters import cluster_settings
+
+        s = cluster_settings(target_cluster)
+        return KafkaGateway(s.with_overrides(client_id=client_id) if client_id else s), False
     if not target_bootstrap:
         return KafkaGateway(settings), True
     return KafkaGateway(settings.with_overrides(bootstrap_servers=target_bootstrap)), False
