@@ -53,7 +53,7 @@ def import_cmd(cli: CliContext, match, exclude, path, force, with_access, env_na
     shows no change. Internal topics are left out."""
     from ecap_ops.services.import_catalog import import_catalog
 
-    env = env_name or cli.env or "dev"
+    env = env_name or cli.catalog_env() or "dev"
     with cli.gateway() as gw:
         result = import_catalog(
             gw, env, tuple(match), tuple(exclude), path, force, with_access=with_access

@@ -4,6 +4,7 @@ import click
 
 from ecap_ops.cli.app import (
     CliContext,
+    FiniteRange,
     emit_json,
     guarded,
     main,
@@ -62,6 +63,7 @@ def _duration(text: str) -> float:
     "--skew",
     default=0.0,
     show_default=True,
+    type=FiniteRange(0, 1),
     help="Share of records on the first key (a hot key), 0..1.",
 )
 @output_option
