@@ -138,3 +138,105 @@ def test_empty_and_missing_partitions(kafka_settings, unique_name):
     with pytest.raises(ValueError):
         with KafkaGateway(kafka_settings) as gw:
             sample_topic(gw, name, max_bytes=0)
+
+
+class _MeteredGateway:
+    """The gateway as the sampler sees it, counting every byte its consumer reads off its
+    sockets (kafka-python's `bytes-received` sensor, given a running total before the first
+    fetch; metadata responses included, so the count errs high)."""
+
+    def __init__(self, gw):
+        self._gw = gw
+        self.wire_bytes: float | None = None
+
+    def __getattr__(self, name):
+        return getattr(self._gw, name)
+
+    def consumer(self, doing, **options):
+        import contextlib
+
+        from kafka.metrics.stats.total import Total
+
+        @contextlib.contextmanager
+        def metered():
+            with self._gw.consumer(doing, **options) as consumer:
+                registry = consumer._metrics
+                total = registry.metric_name("bytes-received-total", "ecap-test")
+                registry.sensor("bytes-received").add(total, Total())
+                try:
+                    yield consumer
+                finally:
+                    self.wire_bytes = registry.metrics[total].value()
+
+        return metered()
+
+
+@pytest.mark.slow
+def test_sampling_a_1_gb_topic_stays_within_its_byte_cap(kafka_settings, unique_name):
+    """A topic of 1 GB (1,000 records of 1,000,000 bytes on 4 partitions, written by Kafka's
+    own kafka-producer-perf-test: acks=1, no compression, batches of one record) sampled with
+    the default cap of 4 MiB: at most 4 MiB of records kept. On the wire (every byte the
+    sampler's consumer read off its sockets) it costs at most two fetches' worth: the cap
+    plus one record batch per partition (Kafka always returns a partition's first batch
+    whole), twice, because kafka-python sends the next fetch before the sampler has judged
+    the records of the last one. Either way a few megabytes of a gigabyte. The broker holds
+    the topic's gigabyte on disk (its log directories say so); the topic is deleted
+    afterwards. About a minute and a half on a 2-core machine."""
+    from ecap_ops.gateway.activity import log_dirs, topic_sizes
+    from ecap_ops.gateway.sample import DEFAULT_MAX_BYTES
+
+    name = unique_name
+    record, count, partitions = 1_000_000, 1_000, 4
+    create(
+        kafka_settings,
+        name,
+        partitions,
+        {"max.message.bytes": str(2 * record), "segment.bytes": str(1024**3)},
+    )
+    try:
+        written = kafka_tool(
+            kafka_settings,
+            "kafka-producer-perf-test",
+            "--topic",
+            name,
+            "--num-records",
+            str(count),
+            "--record-size",
+            str(record),
+            "--throughput",
+            "-1",
+            "--producer-props",
+            f"bootstrap.servers={kafka_settings.bootstrap_servers}",
+            "acks=1",
+            "compression.type=none",
+            "linger.ms=20",
+            f"max.request.size={4 * record}",
+            "buffer.memory=67108864",
+            timeout=900,
+        )
+        assert written.returncode == 0, written.stderr[-2000:]
+        assert f"{count} records sent" in written.stdout, written.stdout[-1000:]
+        with KafkaGateway(kafka_settings) as gw:
+            ends = gw.offsets([(name, p) for p in range(partitions)], "latest")
+            assert sum(ends.values()) == count
+            state = gw.topics([name])[name]
+            leaders = {p.leader for p in state.partitions}
+            size = topic_sizes(log_dirs(gw, leaders, {name: list(range(partitions))}))[name]
+            assert size >= count * record  # a gigabyte on the broker's disk
+
+            metered = _MeteredGateway(gw)
+            obs = sample_topic(metered, name)
+        cap = DEFAULT_MAX_BYTES
+        assert obs.byte_cap == cap and obs.capped
+        assert 0 < obs.bytes_read <= cap
+        assert 1 <= len(obs.records) <= cap // record
+        assert all(r.size >= record for r in obs.records)
+        # what the consumer fetched: two fetches of at most the cap plus one whole batch per
+        # partition (the pipelined second fetch), metadata responses besides
+        assert metered.wire_bytes is not None and metered.wire_bytes >= obs.bytes_read
+        one_fetch = cap + partitions * (record + 1024)
+        assert metered.wire_bytes <= 2 * one_fetch + 64 * 1024, metered.wire_bytes
+        assert metered.wire_bytes < count * record / 100  # far from reading the topic
+    finally:
+        with KafkaGateway(kafka_settings) as gw:
+            gw.delete_topics([name])
