@@ -29,7 +29,7 @@ override DAGSTER_HOME := $(abspath $(DAGSTER_HOME))
 QUIET_NOTICES := ignore:Function `dev_command` is superseded,ignore:Parameter `owners`
 QUIET_SETUPTOOLS := ignore:Editable installation
 
-.PHONY: setup system-deps system-deps-run run run-secure stop test test-fast bench validate lint format clean
+.PHONY: setup system-deps system-deps-run run run-secure stop test test-fast bench bench-scale validate lint format clean
 
 # Idempotent: checks the system tools, creates the venv, installs the package with its
 # pinned dependencies when pyproject.toml changed, and fetches the Kafka jars once into .cache/.
@@ -109,6 +109,15 @@ test-fast: setup
 
 bench: setup
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS); done
+
+# The scale figures (docs/scale.md): each benchmark at 1,000 and 10,000 topics or groups,
+# each size on a fresh local broker with a 2 GiB heap (512m does not hold ~8,000 topics).
+SCALE_SIZES ?= 1000 10000
+bench-scale: setup
+	@set -e; for b in provisioning import dr retention; do echo "== benchmarks/bench_$$b.py"; \
+	  $(BIN)/python benchmarks/bench_$$b.py --topics $(SCALE_SIZES) --heap 2g; done; \
+	echo "== benchmarks/bench_lag.py"; \
+	$(BIN)/python benchmarks/bench_lag.py --groups $(SCALE_SIZES) --runs 3 --heap 2g
 
 # `dg check defs` over pyproject's [tool.dg] project: loads the code location as the code
 # server would and checks every definition; needs only the venv (no broker, no Kafka jars).

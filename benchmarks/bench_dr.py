@@ -9,11 +9,16 @@ consumer groups with committed offsets. Measured:
    (`kafka-topics --describe`, `kafka-configs --describe --entity-type topics --all`,
    `kafka-consumer-groups --describe --all-groups`): wall time and output size.
 
-Usage: python benchmarks/bench_dr.py [--quick]   (--quick: 100 topics and 100 groups)
+With --topics N [N ...] (and --groups, default the same sizes), each size on a fresh
+cluster: also the whole `ecap-ops snapshot --file F` process (wall time, peak RSS), and a
+growth table (seconds per 1,000 topics and groups).
+
+Usage: python benchmarks/bench_dr.py [--quick] [--topics N ...] [--groups N ...] [--heap 2g]
+(--quick: 100 topics and 100 groups)
 """
 
 import argparse
-import subprocess
+import os
 import sys
 import tempfile
 import time
@@ -21,7 +26,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import kafka_script_command, local_cluster, print_table  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    add_size_args,
+    ecap_ops_command,
+    kafka_script_command,
+    local_cluster,
+    print_growth,
+    print_table,
+    run_process,
+)
 from ecap_ops.catalog import load_catalog  # noqa: E402
 from ecap_ops.core.restore import RestoreOptions  # noqa: E402
 from ecap_ops.gateway import KafkaGateway  # noqa: E402
@@ -32,27 +45,24 @@ from ecap_ops.settings import KafkaSettings  # noqa: E402
 
 def populate(gw: KafkaGateway, n_topics: int, n_groups: int) -> None:
     names = [f"bench.t{i:04d}" for i in range(n_topics)]
-    for i in range(0, n_topics, 200):
+    for i in range(0, n_topics, 1000):
         batch = {
             n: {
                 "num_partitions": 1 + (j % 3),
                 "replication_factor": 1,
                 "configs": {"retention.ms": str(3_600_000 * (1 + j % 5))},
             }
-            for j, n in enumerate(names[i : i + 200], start=i)
+            for j, n in enumerate(names[i : i + 1000], start=i)
         }
         gw.require(gw.create_topics(batch), "creating benchmark topics")
     for g in range(n_groups):
         write_group_offsets(gw, f"bench.g{g:04d}", {(names[g % n_topics], 0): 0})
 
 
-def run_ref(tool: str, args: list[str]) -> tuple[float, int]:
-    started = time.perf_counter()
-    out = subprocess.run(kafka_script_command(tool, args), capture_output=True, text=True)
-    took = time.perf_counter() - started
-    if out.returncode != 0:
-        raise SystemExit(f"{tool} failed: {out.stderr[-800:]}")
-    return took, len(out.stdout.encode())
+def run_ref(tool: str, args: list[str]) -> tuple[float, int, float]:
+    """Kafka's tool as a whole process: (seconds, output bytes, peak RSS MB)."""
+    p = run_process(kafka_script_command(tool, args))
+    return p.seconds, len(p.stdout.encode()), p.rss_mb
 
 
 def main() -> None:
@@ -60,16 +70,40 @@ def main() -> None:
     ap.add_argument(
         "--quick", action="store_true", help="100 topics and 100 groups instead of 1,000 each"
     )
+    add_size_args(ap, groups=True)
     args = ap.parse_args()
-    n = 100 if args.quick else 1000
+    sizes = args.topics or [100 if args.quick else 1000]
+    groups = args.groups or sizes
+    if len(groups) != len(sizes):
+        raise SystemExit("give as many --groups sizes as --topics sizes (or none)")
+    growth: dict[str, dict[int, float]] = {
+        "ecap-ops snapshot (in process)": {},
+        "ecap-ops snapshot (whole process)": {},
+        "restore plan (dry run)": {},
+        "Kafka's three tools": {},
+    }
+    for n, g in zip(sizes, groups, strict=True):
+        for label, secs in run_size(n, g, args.heap).items():
+            growth[label][n] = secs
+    if len(sizes) > 1:
+        print_growth("Snapshot by topics (and as many groups)", growth)
+
+
+def run_size(n: int, n_groups: int, heap: str | None) -> dict[str, float]:
     catalog = load_catalog(env="dev")
-    with local_cluster() as cluster, tempfile.TemporaryDirectory(prefix="ecap-bench-dr-") as tmp:
+    with (
+        local_cluster(heap=heap) as cluster,
+        tempfile.TemporaryDirectory(prefix="ecap-bench-dr-") as tmp,
+    ):
         bootstrap = cluster.bootstrap_servers
         settings = KafkaSettings(bootstrap_servers=bootstrap, request_timeout_ms=60000)
         with KafkaGateway(settings) as gw:
             t0 = time.perf_counter()
-            populate(gw, n, n)
-            print(f"set up {n:,} topics and {n:,} groups in {time.perf_counter() - t0:.1f} s")
+            populate(gw, n, n_groups)
+            print(
+                f"set up {n:,} topics and {n_groups:,} groups in {time.perf_counter() - t0:.1f} s",
+                flush=True,
+            )
 
         with KafkaGateway(settings) as gw:
             started = time.perf_counter()
@@ -81,7 +115,12 @@ def main() -> None:
             plan_s = time.perf_counter() - started
             plan_requests = dict(gw.requests)
         s = snap.snapshot.summary()
-        assert s["topics"] >= n and s["groups"] >= n, s
+        assert s["topics"] >= n and s["groups"] >= n_groups, s
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DAGSTER_HOME": tmp}
+        env.pop("ECAP_CATALOG", None)
+        whole = run_process(
+            [*ecap_ops_command(), "snapshot", "--file", str(Path(tmp) / "whole.json")], env
+        )
         assert len(plan.in_sync) >= n and not plan.creates, (
             "the plan against the same cluster should find nothing to create"
         )
@@ -97,36 +136,52 @@ def main() -> None:
         ref["kafka-consumer-groups --describe --all-groups"] = run_ref(
             "kafka-consumer-groups", ["--bootstrap-server", bootstrap, "--describe", "--all-groups"]
         )
-        ref_total = sum(t for t, _ in ref.values()), sum(b for _, b in ref.values())
+        ref_total = sum(t for t, _, _ in ref.values()), sum(b for _, b, _ in ref.values())
 
         print_table(
             f"Snapshot and restore plan: {s['topics']:,} topics ({s['partitions']:,} partitions), {s['groups']:,} groups",
-            ["what", "wall time", "requests", "size"],
+            ["what", "wall time", "peak RSS", "requests", "size"],
             [
                 [
-                    "ecap-ops snapshot (verified, checksummed)",
+                    "ecap-ops snapshot (verified, checksummed; in process)",
                     f"{snap_s:.2f} s",
+                    "-",
                     f"{sum(snap.requests.values())} ({', '.join(f'{k} {v}' for k, v in sorted(snap.requests.items()))})",
                     f"{snap.size_bytes:,} B",
                 ],
                 [
+                    "ecap-ops snapshot --file (whole process)",
+                    f"{whole.seconds:.2f} s",
+                    f"{whole.rss_mb:,.0f} MB",
+                    "-",
+                    "-",
+                ],
+                [
                     "ecap-ops restore plan (dry run, with offsets)",
                     f"{plan_s:.2f} s",
+                    "-",
                     f"{sum(plan_requests.values())} ({', '.join(f'{k} {v}' for k, v in sorted(plan_requests.items()))})",
                     "-",
                 ],
                 *[
-                    [f"reference: {k}", f"{t:.2f} s", "-", f"{b:,} B text"]
-                    for k, (t, b) in ref.items()
+                    [f"reference: {k}", f"{t:.2f} s", f"{r:,.0f} MB", "-", f"{b:,} B text"]
+                    for k, (t, b, r) in ref.items()
                 ],
                 [
                     "reference: the three tools together",
                     f"{ref_total[0]:.2f} s",
                     "-",
+                    "-",
                     f"{ref_total[1]:,} B text (no checksum, no restore)",
                 ],
             ],
         )
+    return {
+        "ecap-ops snapshot (in process)": snap_s,
+        "ecap-ops snapshot (whole process)": whole.seconds,
+        "restore plan (dry run)": plan_s,
+        "Kafka's three tools": ref_total[0],
+    }
 
 
 if __name__ == "__main__":

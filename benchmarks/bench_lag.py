@@ -16,14 +16,16 @@ the same cluster in the same run, each the median of --runs runs:
     JVM start included); its requests are counted in one more run with its client's DEBUG
     log ("Sending <API> request"), not timed.
 
-    .venv/bin/python benchmarks/bench_lag.py [--quick] [--nodes N] [--runs R]
+With --groups N [N ...] (`make bench-scale`: 1000 10000) those sizes instead; every
+whole process's peak RSS is shown, and a growth table (seconds per 1,000 groups).
+
+    .venv/bin/python benchmarks/bench_lag.py [--quick] [--nodes N] [--runs R] [--groups N ...] [--heap 2g]
 """
 
 import argparse
 import json
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +34,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import kafka_script_command  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    add_size_args,
+    ecap_ops_command,
+    kafka_script_command,
+    print_growth,
+    run_process,
+)
+
+RSS: dict[str, float] = {}  # peak RSS (MB) of each whole process, by what it is
 
 LOG4J = """Configuration:
   Appenders:
@@ -63,12 +73,12 @@ def kafka_tool_describe(bootstrap: str, log_config: Path | None = None) -> tuple
     )
     if log_config is not None:
         cmd.insert(cmd.index("-cp"), f"-Dlog4j2.configurationFile={log_config}")
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    secs = time.perf_counter() - t
+    proc = run_process(cmd, timeout=1800, ok=range(256))
     if proc.returncode != 0:
         print(proc.stderr[-2000:], file=sys.stderr)
-    return secs, proc.stdout, proc.stderr
+    if log_config is None:
+        RSS["kafka-consumer-groups"] = max(RSS.get("kafka-consumer-groups", 0), proc.rss_mb)
+    return proc.seconds, proc.stdout, proc.stderr
 
 
 def kafka_tool_requests(bootstrap: str, log_config: Path) -> tuple[Counter, int]:
@@ -78,21 +88,13 @@ def kafka_tool_requests(bootstrap: str, log_config: Path) -> tuple[Counter, int]
     return apis, sum(1 for line in out.splitlines() if line.startswith("bench-"))
 
 
-def ecap_ops_command() -> list[str]:
-    """`ecap-ops` as installed next to this interpreter (else `python -m ecap_ops`)."""
-    script = Path(sys.executable).with_name("ecap-ops")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "ecap_ops"]
-
-
 def cli_lag(bootstrap: str, output: str) -> tuple[float, int]:
     """One whole `ecap-ops lag --output table|json` process: (seconds, groups in its output)."""
     cmd = [*ecap_ops_command(), "--bootstrap-servers", bootstrap]
     cmd += ["lag", "--group", "bench-*", "--output", output]
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    secs = time.perf_counter() - t
-    if proc.returncode not in (0, 1):  # 1: some group is critical
-        raise SystemExit(f"ecap-ops lag failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    proc = run_process(cmd, timeout=600, ok=(0, 1))  # 1: some group is critical
+    secs = proc.seconds
+    RSS[f"ecap-ops lag -o {output}"] = max(RSS.get(f"ecap-ops lag -o {output}", 0), proc.rss_mb)
     if output == "json":
         return secs, len({s["group"] for s in json.loads(proc.stdout)["statuses"]})
     lines = proc.stdout.splitlines()
@@ -108,6 +110,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="G = 10 and 100 only")
     ap.add_argument("--nodes", type=int, default=1, help="brokers in the local cluster (default 1)")
     ap.add_argument("--runs", type=int, default=5, help="runs per figure, median (default 5)")
+    add_size_args(ap, topics=False, groups=True)
     args = ap.parse_args()
 
     import dagster as dg
@@ -125,14 +128,15 @@ def main() -> int:
     from ecap_ops.services.lag import lag_tick
     from ecap_ops.settings import KafkaSettings
 
-    sizes = [10, 100] if args.quick else [10, 100, 1000]
+    sizes = args.groups or ([10, 100] if args.quick else [10, 100, 1000])
     catalog = load_catalog()
     tmp = Path(tempfile.mkdtemp(prefix="bench-lag-"))
     log_config = tmp / "log4j2.yaml"
     log_config.write_text(LOG4J)
-    cluster = LocalCluster(tmp / "kafka", nodes=args.nodes, port=0)
+    extra = {"heap": args.heap} if args.heap else {}
+    cluster = LocalCluster(tmp / "kafka", nodes=args.nodes, port=0, **extra)
     print(f"starting a {args.nodes}-node local Kafka ...", flush=True)
-    cluster.start(timeout=240)
+    cluster.start(timeout=600)
     try:
         bs = cluster.bootstrap_servers
         settings = KafkaSettings(bootstrap_servers=bs, request_timeout_ms=30000)
@@ -280,6 +284,23 @@ def main() -> int:
         print(
             f"G={g}: kafka-consumer-groups requests {dict(sorted(apis.items()))} "
             f"({their_rows} rows of bench groups)"
+        )
+    print()
+    print(
+        "Peak RSS of the whole processes, largest size: "
+        + ", ".join(f"{k} {v:,.0f} MB" for k, v in sorted(RSS.items()))
+    )
+    big = [r for r in rows if r[0] >= 1000]
+    if len(big) > 1:
+        print_growth(
+            "Consumer lag by groups",
+            {
+                "tick (in process)": {r[0]: r[1] for r in big},
+                "sensor tick": {r[0]: r[3] for r in big},
+                "ecap-ops lag (table)": {r[0]: r[5] for r in big},
+                "ecap-ops lag -o json": {r[0]: r[6] for r in big},
+                "kafka-consumer-groups": {r[0]: r[7] for r in big},
+            },
         )
     return 0
 

@@ -9,7 +9,14 @@
    means "this can be applied"): plan alone vs plan + validation, for 5 and 1,000 topics
    still to create, in-process, median of N.
 
-Usage: python benchmarks/bench_provisioning.py [--quick]
+With --topics N [N ...] (`make bench-scale`: 1000 10000), instead, for each size on a
+fresh local cluster: the first apply of a generated catalog of N topics (`ecap-ops
+create-topics`, whole process), the no-op `ecap-ops plan` after it, Kafka's own
+`kafka-topics --describe` of every topic, and the Dagster code location's load with that
+catalog (`from ecap_ops.definitions import defs`): wall time and peak RSS of each, and a
+growth table (seconds per 1,000 topics).
+
+Usage: python benchmarks/bench_provisioning.py [--quick] [--topics N ...] [--heap 2g]
 """
 
 import argparse
@@ -23,7 +30,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import kafka_script_command, local_cluster, print_table  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    add_size_args,
+    ecap_ops_command,
+    generated_catalog,
+    kafka_script_command,
+    local_cluster,
+    print_growth,
+    print_table,
+    run_process,
+)
 from ecap_ops.catalog import load_catalog, parse_catalog  # noqa: E402
 from ecap_ops.gateway import KafkaGateway  # noqa: E402
 from ecap_ops.services.provisioning import apply_topics, plan_topics  # noqa: E402
@@ -51,7 +67,10 @@ def main() -> None:
     ap.add_argument(
         "--quick", action="store_true", help="fewer runs and 200 topics instead of 1,000"
     )
+    add_size_args(ap)
     args = ap.parse_args()
+    if args.topics:
+        return scale(args.topics, args.heap)
     runs = 3 if args.quick else 7
     n_topics = 200 if args.quick else 1000
 
@@ -179,6 +198,59 @@ def main() -> None:
                 ["what ecap_ops adds", f"{ours_v - base_v:+.2f} s"],
             ],
         )
+
+
+DEFS_LOAD = (
+    "from ecap_ops.definitions import defs; "
+    "print(len(list(defs.resolve_asset_graph().get_all_asset_keys())))"
+)
+
+
+def scale(sizes: list[int], heap: str | None) -> None:
+    growth: dict[str, dict[int, float]] = {
+        "first apply (create-topics)": {},
+        "no-op plan": {},
+        "kafka-topics --describe": {},
+        "Dagster definitions load": {},
+    }
+    for n in sizes:
+        with local_cluster(heap=heap) as cluster, tempfile.TemporaryDirectory() as tmp:
+            bootstrap = cluster.bootstrap_servers
+            cat = generated_catalog(Path(tmp) / "catalog.yaml", n)
+            env = {
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "ECAP_CATALOG": str(cat),
+                "ECAP_SNAPSHOT_DIR": tmp,
+                "DAGSTER_HOME": tmp,
+            }
+            apply = run_process([*ecap_ops_command(), "create-topics"], env)
+            assert f"Applied {n}/{n} steps" in apply.stdout, apply.stdout[-500:]
+            plan = run_process([*ecap_ops_command(), "plan"], env)
+            assert "No changes." in plan.stdout, plan.stdout[-500:]
+            ref = run_process(
+                kafka_script_command(
+                    "kafka-topics", ["--bootstrap-server", bootstrap, "--describe"]
+                ),
+                env,
+            )
+            assert ref.stdout.count("\tTopicId:") >= n, "kafka-topics described too few topics"
+            defs = run_process([sys.executable, "-c", DEFS_LOAD], env)
+            assets = int(defs.stdout.split()[-1])
+        rows = [
+            ["ecap-ops create-topics (first apply)", apply],
+            ["ecap-ops plan (no-op)", plan],
+            ["kafka-topics --describe (Kafka 4.4, every topic)", ref],
+            [f"Dagster definitions load ({assets:,} assets)", defs],
+        ]
+        print_table(
+            f"Generated catalog of {n:,} topics (1 partition, 3 overrides each), whole processes",
+            ["what", "wall time", "peak RSS"],
+            [[w, f"{p.seconds:.2f} s", f"{p.rss_mb:,.0f} MB"] for w, p in rows],
+        )
+        for (label, _), (_, p) in zip(growth.items(), rows, strict=True):
+            growth[label][n] = p.seconds
+    print_growth("Provisioning and the code location by topics", growth)
 
 
 if __name__ == "__main__":

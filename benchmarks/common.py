@@ -1,9 +1,14 @@
 """What the benchmarks share: a local cluster of their own, Kafka's tools run the way
 Kafka's scripts run them (for fair comparisons), and side-by-side tables."""
 
+import argparse
 import contextlib
+import os
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ecap_ops.localkafka import LocalCluster, fetch_jars, lib_dir
@@ -12,12 +17,14 @@ from ecap_ops.localkafka.tools import tool_spec
 
 
 @contextlib.contextmanager
-def local_cluster(nodes: int = 1) -> Iterator[LocalCluster]:
-    """A fresh local Kafka on free ports, removed afterwards."""
+def local_cluster(nodes: int = 1, heap: str | None = None) -> Iterator[LocalCluster]:
+    """A fresh local Kafka on free ports, removed afterwards. `heap`: the broker's JVM heap
+    (the default 512m does not hold ~8,000 topics; 10,000 need 2g)."""
     fetch_jars()
     with tempfile.TemporaryDirectory(prefix="ecap-bench-") as tmp:
-        cluster = LocalCluster(Path(tmp), nodes=nodes, port=0)
-        cluster.start(timeout=180)
+        extra = {"heap": heap} if heap else {}
+        cluster = LocalCluster(Path(tmp), nodes=nodes, port=0, **extra)
+        cluster.start(timeout=600)
         try:
             yield cluster
         finally:
@@ -50,3 +57,106 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[obje
     print("  " + "  ".join("-" * w for w in widths))
     for r in rows:
         print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)))
+
+
+# -- sizes, whole processes, growth ---------------------------------------------------------
+
+
+def add_size_args(ap: argparse.ArgumentParser, topics: bool = True, groups: bool = False) -> None:
+    """`--topics N [N ...]` / `--groups N [N ...]`: the sizes to run (each on a fresh local
+    cluster), and `--heap` for the broker (2g for 10,000 topics)."""
+    if topics:
+        ap.add_argument(
+            "--topics", type=int, nargs="+", metavar="N", help="sizes in topics, e.g. 1000 10000"
+        )
+    if groups:
+        ap.add_argument(
+            "--groups", type=int, nargs="+", metavar="N", help="sizes in groups, e.g. 1000 10000"
+        )
+    ap.add_argument("--heap", default=None, help="the local broker's JVM heap (2g for 10,000)")
+
+
+@dataclass
+class Proc:
+    """One whole process: wall time, peak resident memory, output."""
+
+    seconds: float
+    rss_mb: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_process(
+    cmd: Sequence[str], env: dict | None = None, timeout: float = 3600, ok=(0,)
+) -> Proc:
+    """Run `cmd` as a whole process and measure it: wall time, and peak RSS from the
+    kernel's accounting of that one child (os.wait4), as `/usr/bin/time -v` reports it."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=env)
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.02)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        result = Proc(
+            seconds,
+            usage.ru_maxrss / 1024,
+            proc.returncode,
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+        )
+    if result.returncode not in ok:
+        raise SystemExit(
+            f"{' '.join(map(str, cmd[:6]))}... failed ({result.returncode}): {result.stderr[-1500:]}"
+        )
+    return result
+
+
+def ecap_ops_command() -> list[str]:
+    """`ecap-ops` as installed next to this interpreter (else `python -m ecap_ops`)."""
+    import sys
+
+    script = Path(sys.executable).with_name("ecap-ops")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ecap_ops"]
+
+
+def generated_catalog(path: Path, n: int, prefix: str = "bench") -> Path:
+    """A catalog of `n` topics as the scale figures use: 1 partition, 3 overrides each."""
+    lines = ["version: 1", "topics:"]
+    for i in range(n):
+        lines.append(
+            f"  {prefix}-{i:05d}: {{partitions: 1, retention: {1 + i % 30}d, "
+            "compression: lz4, max_message_size: 1MiB}"
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def print_growth(title: str, figures: dict[str, dict[int, float]]) -> None:
+    """Seconds per 1,000 (topics or groups) for each measure over the sizes run: flat or
+    falling means linear or better."""
+    sizes = sorted({n for by_size in figures.values() for n in by_size})
+    if not sizes:
+        return
+    rows = []
+    for measure, by_size in figures.items():
+        row = [measure]
+        for n in sizes:
+            row.append(f"{by_size[n] / n * 1000:.2f}" if n in by_size else "-")
+        rows.append(row)
+    print_table(
+        f"{title}: seconds per 1,000 (flat or falling: linear or better)",
+        ["measure", *[f"at {n:,}" for n in sizes]],
+        rows,
+    )

@@ -92,6 +92,7 @@ class _CatalogYaml(yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
         self.dropped = 0  # problems past MAX_ERRORS, counted only
         self._path: list[str | int] = []  # keys, and indexes in lists
         self._depth = 0
+        self._resolved: dict[tuple, str] = {}
 
     def dispose(self) -> None:
         self._parser.dispose()
@@ -142,9 +143,15 @@ class _CatalogYaml(yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
             )
         if isinstance(ev, yaml.ScalarEvent):
             p.get_event()
-            tag = self.resolve(yaml.ScalarNode, ev.value, ev.implicit)
-            if tag == _VALUE:
-                tag = _STR
+            # Resolving tries YAML's implicit-type patterns one by one: the same scalar
+            # (`lz4`, `1MiB`, `1`) is resolved once per document, not once per topic.
+            memo = (ev.value, ev.implicit)
+            tag = self._resolved.get(memo)
+            if tag is None:
+                tag = self.resolve(yaml.ScalarNode, ev.value, ev.implicit)
+                if tag == _VALUE:
+                    tag = _STR
+                self._resolved[memo] = tag
             return yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, style=ev.style)
         if self._depth >= MAX_DEPTH:
             raise _Refused(

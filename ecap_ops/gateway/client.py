@@ -187,28 +187,27 @@ class KafkaGateway:
         self, names: Iterable[str]
     ) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
         """Topic-level overrides of each topic, and the values they would fall back to."""
-        from kafka.admin import ConfigResource, ConfigResourceType
+        from ecap_ops.gateway.topic_configs import (
+            TOPIC_OVERRIDE_CODE,
+            describe_topic_configs,
+            source_name,
+        )
 
         names = sorted(set(names))
         if not names:
             return {}
-        resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in names]
         raw = self.call(
             "reading topic configs",
-            lambda a: a.describe_configs(
-                resources, include_synonyms=True, config_filter="modified"
-            ),
+            lambda a: describe_topic_configs(a, names, True, TOPIC_OVERRIDE_CODE.__eq__),
         )
         out: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
-        for name, entries in (raw.get("topic") or {}).items():
-            if not isinstance(entries, dict):
-                continue
+        for name, entries in raw.items():
             overrides, defaults = {}, {}
-            for key, entry in entries.items():
-                if entry.get("config_source") != TOPIC_OVERRIDE_SOURCE:
-                    continue
-                overrides[key] = entry.get("value")
-                fb = _fallback_value(key, entry.get("synonyms") or [])
+            for key, value, _source, synonyms in entries:
+                overrides[key] = value
+                fb = _fallback_value(
+                    key, [{"name": n, "value": v, "source": source_name(s)} for n, v, s in synonyms]
+                )
                 if fb is not None:
                     defaults[key] = fb
             out[name] = (overrides, defaults)
@@ -217,23 +216,18 @@ class KafkaGateway:
     def all_topic_configs(self, names: Iterable[str]) -> dict[str, dict[str, ConfigValue]]:
         """Every config of each topic with its source (for describe-topic and audits); one
         DescribeConfigs request whatever the number of topics."""
-        from kafka.admin import ConfigResource, ConfigResourceType
+        from ecap_ops.gateway.topic_configs import describe_topic_configs, source_name
 
         names = sorted(set(names))
         if not names:
             return {}
-        resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in names]
         raw = self.call(
-            "reading topic configs", lambda a: a.describe_configs(resources, config_filter="all")
+            "reading topic configs",
+            lambda a: describe_topic_configs(a, names, False, lambda _source: True),
         )
         return {
-            n: {
-                key: ConfigValue(e.get("value"), e.get("config_source"))
-                for key, e in entries.items()
-                if isinstance(e, dict)
-            }
-            for n, entries in (raw.get("topic") or {}).items()
-            if isinstance(entries, dict)
+            n: {key: ConfigValue(value, source_name(source)) for key, value, source, _ in entries}
+            for n, entries in raw.items()
         }
 
     def offsets(

@@ -247,15 +247,17 @@ def wait_for_leaders(gw: KafkaGateway, names: list[str], timeout_s: float | None
     timeout_s = timeout_s if timeout_s is not None else 15.0 + len(names) / 100
     deadline = time.monotonic() + timeout_s
     meta: dict[str, TopicState] = {}
+    waiting = list(names)  # asked again only for the topics still without every leader
     while time.monotonic() < deadline:
         try:
-            meta = gw.topics(names)
+            seen = gw.topics(waiting)
         except EcapOpsError as exc:
             log.warning("could not wait for the new topics' leaders: %s", exc)
             return
-        if len(meta) == len(names) and all(
-            p.leader is not None for t in meta.values() for p in t.partitions
-        ):
+        led = {n: t for n, t in seen.items() if all(p.leader is not None for p in t.partitions)}
+        meta.update(led)
+        waiting = [n for n in waiting if n not in led]
+        if not waiting:
             break
         time.sleep(0.2)
     else:

@@ -1,0 +1,70 @@
+"""DescribeConfigs of many topics, read lean: the gateway's reader of topic configs.
+
+kafka-python's `describe_configs` turns every config entry of every topic into a dict
+and its enums into names before filtering them: about 40 entries a topic, so 400,000
+dicts for 10,000 topics, four times the cost of decoding the answer itself. Here the
+answer's entries are read as they were decoded and only the ones asked for are kept
+(the topic-level overrides, or every entry for `all_topic_configs`). Same request, same
+answer, same errors (the caller's `KafkaGateway.call` translates them).
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+# Kafka's ConfigSource codes (DescribeConfigs v1+) by the names the core uses.
+SOURCE_NAMES = {
+    0: "UNKNOWN",
+    1: "DYNAMIC_TOPIC_CONFIG",
+    2: "DYNAMIC_BROKER_CONFIG",
+    3: "DYNAMIC_DEFAULT_BROKER_CONFIG",
+    4: "STATIC_BROKER_CONFIG",
+    5: "DEFAULT_CONFIG",
+    6: "DYNAMIC_BROKER_LOGGER_CONFIG",
+    7: "DYNAMIC_CLIENT_METRICS_CONFIG",
+    8: "DYNAMIC_GROUP_CONFIG",
+}
+TOPIC_OVERRIDE_CODE = 1
+
+
+def source_name(code: int) -> str:
+    return SOURCE_NAMES.get(code, "UNKNOWN")
+
+
+def describe_topic_configs(
+    admin: Any,
+    names: Sequence[str],
+    include_synonyms: bool,
+    keep: Callable[[int], bool],
+) -> dict[str, list[tuple[str, str | None, int, list[tuple[str, str | None, int]]]]]:
+    """Each topic's config entries whose source code `keep` accepts, as
+    (key, value, source code, synonyms as (name, value, source code)), in one
+    DescribeConfigs request. A topic the broker answered with an error (it does not exist)
+    has no entries, as kafka-python's reader gave it."""
+    from kafka.admin import ConfigResourceType
+    from kafka.protocol.admin.configs import DescribeConfigsRequest
+
+    request = DescribeConfigsRequest(
+        resources=[(ConfigResourceType.TOPIC.value, n, None) for n in names],
+        include_synonyms=include_synonyms,
+        min_version=1,  # config_source exists from v1
+    )
+    manager = admin._manager
+
+    async def send() -> Any:
+        return await manager.send(request)
+
+    response = manager.run(send)
+    out: dict[str, list] = {}
+    for result in response.results:
+        entries = []
+        for c in result.configs:
+            if not keep(c.config_source):
+                continue
+            synonyms = (
+                [(s.name, s.value, s.source) for s in (c.synonyms or ())]
+                if include_synonyms
+                else []
+            )
+            entries.append((c.name, c.value, c.config_source, synonyms))
+        out[result.resource_name] = entries
+    return out
