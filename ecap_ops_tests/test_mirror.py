@@ -1,0 +1,412 @@
+"""Two local clusters: the session's (`prod`) and a second one started here (`dr`), with
+MirrorMaker 2 between them. A drill from prod into the standby passes, reports its recovery
+time and leaves the standby as it was; records produced on prod appear on the standby and
+the replication lag returns to 0; stopping MirrorMaker raises the replication incident
+(one notification per event, by run key) and restarting it resolves the incident; failover
+translates a group's offsets so a consumer on the standby resumes where it stopped (at most
+`offset_lag_max` records before). Bad input: clear errors, nothing changed."""
+
+import json
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from ecap_ops.cli import main
+from ecap_ops.gateway import KafkaGateway
+from ecap_ops.localkafka.cluster import LocalCluster
+from ecap_ops_tests.helpers import topic_name
+
+pytestmark = pytest.mark.kafka
+
+OFFSET_LAG_MAX = 10
+WAIT_S = 180.0
+
+
+@pytest.fixture(scope="module")
+def standby(kafka_lib: Path, tmp_path_factory) -> LocalCluster:
+    cluster = LocalCluster(tmp_path_factory.mktemp("kafka-standby"), nodes=1, port=0)
+    try:
+        cluster.start(timeout=180)
+        yield cluster
+    finally:
+        cluster.stop(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def env(kafka_cluster, standby, tmp_path_factory) -> dict:
+    """A clusters file naming the two clusters, a catalog of three fresh topics (two
+    mirrored, short MirrorMaker intervals, a replication-lag warning at 1 record), and the
+    state and snapshot folders; KAFKA_* unset."""
+    base = tmp_path_factory.mktemp("mirror")
+    names = {k: topic_name(f"mm-{k}") for k in ("orders", "alerts", "plain")}
+    (base / "clusters.yaml").write_text(
+        "version: 1\nclusters:\n"
+        f"  prod: {{role: primary, env: dev, bootstrap_servers: '{kafka_cluster.bootstrap_servers}'}}\n"
+        f"  dr: {{role: standby, env: dev, bootstrap_servers: '{standby.bootstrap_servers}'}}\n"
+    )
+    (base / "catalog.yaml").write_text(
+        f"""version: 1
+environments:
+  dev: {{replication_factor: 1}}
+topics:
+  {names["orders"]}: {{purpose: orders, partitions: 3, retention: 7d}}
+  {names["alerts"]}: {{purpose: alerts, partitions: 2, retention: 30d}}
+  {names["plain"]}: {{purpose: not mirrored, partitions: 1}}
+mirror:
+  topics: [{names["orders"]}, {names["alerts"]}]
+  checkpoint_interval: 1s
+  refresh_interval: 2s
+  offset_lag_max: {OFFSET_LAG_MAX}
+  lag: {{warning_records: 1, critical_records: 100000, warning_seconds: 1h, critical_seconds: 2h}}
+"""
+    )
+    environ = {
+        "ECAP_CLUSTERS_FILE": str(base / "clusters.yaml"),
+        "ECAP_CATALOG": str(base / "catalog.yaml"),
+        "ECAP_STATE_DIR": str(base / "state"),
+        "ECAP_SNAPSHOT_DIR": str(base / "snapshots"),
+        "ECAP_ENV": "dev",
+        "KAFKA_BOOTSTRAP_SERVERS": "",
+    }
+    return {"environ": environ, "names": names, "base": base}
+
+
+def cli(env: dict, *args: str):
+    result = CliRunner().invoke(main, list(args), env=env["environ"])
+    assert "Traceback" not in (result.output + (result.stderr or "")), result.output
+    return result
+
+
+def _topics(bootstrap: str) -> dict[str, int]:
+    from ecap_ops.settings import KafkaSettings
+
+    with KafkaGateway(KafkaSettings(bootstrap_servers=bootstrap)) as gw:
+        return {n: t.partition_count for n, t in gw.topics(None).items()}
+
+
+def _group_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
+    from ecap_ops.gateway.snapshot import read_group_status
+    from ecap_ops.settings import KafkaSettings
+
+    with KafkaGateway(KafkaSettings(bootstrap_servers=bootstrap)) as gw:
+        st_ = read_group_status(gw, [group]).get(group)
+    return dict(st_.offsets) if st_ is not None else {}
+
+
+def _produce(bootstrap: str, topic: str, n: int, start: int = 0) -> None:
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for i in range(start, start + n):
+        p.send(topic, key=f"k{i % 7}".encode(), value=f"v{i}".encode())
+    p.flush(30)
+    p.close()
+
+
+def _status(env: dict) -> dict:
+    r = cli(env, "mirror", "status", "-o", "json")
+    return json.loads(r.stdout)
+
+
+def _wait_caught_up(env: dict) -> dict:
+    deadline = time.monotonic() + WAIT_S
+    last = None
+    while time.monotonic() < deadline:
+        last = _status(env)
+        topics = last["replication"]["topics"]
+        if all(t["on_standby"] and t["records"] == 0 for t in topics):
+            return last
+        time.sleep(2)
+    raise AssertionError(f"replication did not catch up in {WAIT_S:.0f}s: {last}")
+
+
+@pytest.fixture(scope="module")
+def mirror(env, kafka_cluster, standby):
+    """The mirrored topics created on prod, MirrorMaker 2 started; stopped at module end."""
+    from ecap_ops.localkafka.mirror import MirrorProcess
+
+    r = cli(env, "--cluster", "prod", "create-topics")
+    assert r.exit_code == 0, r.output
+    r = cli(env, "mirror", "start")
+    assert r.exit_code == 0, r.output
+    proc = MirrorProcess.for_flow(Path(env["environ"]["ECAP_STATE_DIR"]), "prod", "dr")
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+# -- bad input: clear errors, nothing changed ----------------------------------------------
+
+
+def test_unknown_cluster_names_are_refused(env, standby):
+    before = _topics(standby.bootstrap_servers)
+    for args in (
+        ("mirror", "start", "--from", "nope"),
+        ("mirror", "status", "--to", "nope"),
+        ("failover", "translate-offsets", "--to", "nope", "--execute"),
+        ("restore", "--to-cluster", "nope", "--execute", "x.json"),
+        ("dr-drill", "--to-cluster", "nope", "x.json"),
+    ):
+        r = cli(env, *args)
+        assert r.exit_code == 1, (args, r.output)
+        assert "'nope'" in r.stderr and "known clusters: prod, dr" in r.stderr, r.stderr
+    r = cli(env, "mirror", "start", "--from", "dr", "--to", "dr")
+    assert r.exit_code == 1 and "same cluster" in r.stderr
+    assert _topics(standby.bootstrap_servers) == before
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(name=st.text(min_size=1, max_size=300).filter(lambda n: n not in ("prod", "dr")))
+def test_hostile_cluster_names(env, name):
+    for cmd in (("mirror", "stop", "--to"), ("failover", "translate-offsets", "--from")):
+        r = CliRunner().invoke(main, [*cmd, name], env=env["environ"])
+        assert r.exit_code == 1, r.output
+        assert "Traceback" not in r.output
+        assert r.stderr.startswith("error:") and "cluster" in r.stderr
+        assert len(r.stderr) < 1000  # a long name is cut short in the message
+
+
+def test_failover_before_any_checkpoint_is_a_clear_error(env, standby):
+    before = _topics(standby.bootstrap_servers)
+    r = cli(env, "failover", "translate-offsets", "--execute")
+    assert r.exit_code == 1
+    assert "no checkpoints yet" in r.stderr and "mirror start" in r.stderr
+    assert _topics(standby.bootstrap_servers) == before
+
+
+# -- DR into the standby ------------------------------------------------------------------
+
+
+def test_drill_into_the_standby_passes_reports_its_time_and_leaves_it_as_it_was(
+    env, kafka_cluster, standby
+):
+    names = env["names"]
+    r = cli(env, "--cluster", "prod", "create-topics")
+    assert r.exit_code == 0, r.output
+    snap = env["base"] / "prod.json"
+    r = cli(env, "--cluster", "prod", "snapshot", "--file", str(snap))
+    assert r.exit_code == 0, r.output
+    before = _topics(standby.bootstrap_servers)
+    args = ["dr-drill", str(snap), "--to-cluster", "dr", "-o", "json"]
+    for n in names.values():
+        args += ["--topic", n]
+    r = cli(env, *args)
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["passed"] is True
+    assert sorted(report["created"]) == sorted(f"drill.{n}" for n in names.values())
+    assert sorted(report["deleted"]) == sorted(report["created"]) and not report["left_behind"]
+    assert 0 < report["recovery_seconds"] <= report["seconds"]
+    assert "cluster " in report["target"] and "same" not in report["target"]
+    assert _topics(standby.bootstrap_servers) == before
+    # The restore itself into the standby, plan first, then applied, with its recovery time.
+    r = cli(env, "restore", str(snap), "--to-cluster", "dr", "--topic", names["plain"])
+    assert r.exit_code == 2, r.output
+    assert _topics(standby.bootstrap_servers) == before
+    r = cli(
+        env,
+        "restore",
+        str(snap),
+        "--to-cluster",
+        "dr",
+        "--topic",
+        names["plain"],
+        "--execute",
+        "-o",
+        "json",
+    )
+    assert r.exit_code == 0, r.output
+    done = json.loads(r.stdout)
+    assert done["ok"] and done["target_cluster"] == "dr" and done["recovery_seconds"] > 0
+    assert _topics(standby.bootstrap_servers)[names["plain"]] == 1
+
+
+# -- MirrorMaker 2 ---------------------------------------------------------------------------
+
+
+def test_records_reach_the_standby_and_lag_returns_to_zero(env, mirror, kafka_cluster, standby):
+    names = env["names"]
+    _produce(kafka_cluster.bootstrap_servers, names["orders"], 300)
+    _produce(kafka_cluster.bootstrap_servers, names["alerts"], 40)
+    status = _wait_caught_up(env)
+    assert status["process"]["running"] is True
+    assert status["ok"] is True
+    by = {t["topic"]: t for t in status["replication"]["topics"]}
+    assert by[names["orders"]]["partitions"] == by[names["orders"]]["standby_partitions"] == 3
+    assert all(t["problems"] == [] and t["level"] == "OK" for t in by.values())
+    # What the standby holds is what prod holds, record for record.
+    c = KafkaConsumer(bootstrap_servers=standby.bootstrap_servers, enable_auto_commit=False)
+    tps = [TopicPartition(names["orders"], p) for p in range(3)]
+    c.assign(tps)
+    c.seek_to_beginning()
+    values = set()
+    deadline = time.monotonic() + 60
+    while len(values) < 300 and time.monotonic() < deadline:
+        for msgs in c.poll(timeout_ms=1000).values():
+            values |= {m.value for m in msgs}
+    c.close()
+    assert values == {f"v{i}".encode() for i in range(300)}
+    # Checkpoints flow once a group commits on a mirrored topic.
+    assert status["replication"]["checkpoints_topic"] == "prod.checkpoints.internal"
+
+
+def _consume_and_commit(bootstrap: str, topic: str, group: str, count: int) -> dict:
+    c = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=count,
+    )
+    got = 0
+    deadline = time.monotonic() + 60
+    while got < count and time.monotonic() < deadline:
+        for msgs in c.poll(timeout_ms=1000, max_records=count - got).values():
+            got += len(msgs)
+    c.commit()
+    c.close()
+    return _group_offsets(bootstrap, group)
+
+
+def test_failover_translates_a_groups_offsets(env, mirror, kafka_cluster, standby):
+    names = env["names"]
+    topic = names["orders"]
+    group = topic_name("mm-group")
+    # The group keeps up with the topic (300 records), commits, and the topic moves on by a
+    # few records it has not read; then prod is lost.
+    committed = _consume_and_commit(kafka_cluster.bootstrap_servers, topic, group, 300)
+    assert sum(committed.values()) == 300
+    assert len(committed) == 3, committed  # a position on every partition
+    _produce(kafka_cluster.bootstrap_servers, topic, 6, start=300)
+    _wait_caught_up(env)
+    # Wait for MirrorMaker to checkpoint the group's committed offsets.
+    deadline = time.monotonic() + WAIT_S
+    plan = None
+    while time.monotonic() < deadline:
+        r = cli(env, "failover", "translate-offsets", "--group", group, "-o", "json")
+        if r.exit_code == 2:
+            plan = json.loads(r.stdout)
+            if len(plan["groups"][group]) == len(committed):
+                break
+        time.sleep(2)
+    assert plan is not None, r.output
+    assert _group_offsets(standby.bootstrap_servers, group) == {}  # the dry run wrote nothing
+    r = cli(env, "failover", "translate-offsets", "--group", group, "--execute", "-o", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["ok"] is True
+    on_dr = _group_offsets(standby.bootstrap_servers, group)
+    assert set(on_dr) == set(committed)
+    for tp, src in committed.items():
+        # Never past where the group stopped; at most offset.lag.max records before it.
+        assert src - OFFSET_LAG_MAX <= on_dr[tp] <= src, (tp, src, on_dr[tp])
+    # A consumer of the group on the standby resumes there: it reads what the group had not
+    # consumed, and re-reads at most offset_lag_max records per partition.
+    c = KafkaConsumer(
+        topic,
+        bootstrap_servers=standby.bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    seen: dict[int, list[int]] = {}
+    deadline = time.monotonic() + 60
+    total_left = 306 - sum(on_dr.values())
+    while sum(len(v) for v in seen.values()) < total_left and time.monotonic() < deadline:
+        for tp, msgs in c.poll(timeout_ms=1000).items():
+            seen.setdefault(tp.partition, []).extend(m.offset for m in msgs)
+    c.close()
+    for (_t, p), src in committed.items():
+        first = min(seen.get(p, [src]))
+        assert src - OFFSET_LAG_MAX <= first <= src
+    assert sum(len(v) for v in seen.values()) == total_left
+    assert _status(env)["replication"]["checkpoint_records"] > 0
+    # Again: nothing left to write.
+    r = cli(env, "failover", "translate-offsets", "--group", group, "-o", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["writes"] == 0
+
+
+def test_failover_refuses_unknown_groups_and_active_ones(env, mirror, kafka_cluster, standby):
+    r = cli(env, "failover", "translate-offsets", "--group", "no-such-group", "--execute")
+    assert r.exit_code == 1 and "no checkpoint" in r.stderr
+    assert _group_offsets(standby.bootstrap_servers, "no-such-group") == {}
+    r = cli(env, "failover", "translate-offsets", "--group", "", "--execute")
+    assert r.exit_code == 1 and "not a consumer group id" in r.stderr
+
+
+# -- the replication incident ---------------------------------------------------------------
+
+
+def _tick(env, monkeypatch, cursor):
+    from ecap_ops.orchestration.mirror import build_defs
+
+    for k, v in env["environ"].items():
+        monkeypatch.setenv(k, v)
+    from ecap_ops.orchestration.alerts import AlertsResource
+
+    defs = dg.Definitions.merge(
+        build_defs(None), dg.Definitions(resources={"alerts": AlertsResource()})
+    )
+    sensor = defs.resolve_sensor_def("mirror_replication_sensor")
+    with dg.instance_for_test() as instance:
+        result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
+    return result
+
+
+def test_stopping_mirrormaker_opens_the_incident_once_and_restarting_resolves_it(
+    env, mirror, kafka_cluster, monkeypatch, tmp_path
+):
+    from ecap_ops.orchestration.alerts import AlertsResource
+    from ecap_ops.orchestration.mirror import build_defs
+
+    names = env["names"]
+    _wait_caught_up(env)
+    t = _tick(env, monkeypatch, None)
+    assert t.run_requests == [] and t.cursor
+    cursor = t.cursor
+    r = cli(env, "mirror", "stop")
+    assert r.exit_code == 0 and "Stopped" in r.stdout
+    assert cli(env, "mirror", "status").exit_code == 1
+    _produce(kafka_cluster.bootstrap_servers, names["alerts"], 25, start=1000)
+    t = _tick(env, monkeypatch, cursor)
+    assert len(t.run_requests) == 1
+    opened = t.run_requests[0]
+    assert opened.run_key.endswith(":open") and opened.run_key.startswith("mirror:prod->dr:")
+    event = opened.run_config["ops"]["send_notification"]["config"]["event"]
+    assert event["source"] == "mirror_replication" and names["alerts"] in event["facts"]["lagging"]
+    # Still lagging: the incident stays open and nothing is sent again.
+    cursor = t.cursor
+    t = _tick(env, monkeypatch, cursor)
+    assert t.run_requests == []
+    cursor = t.cursor
+    # The notification run delivers the alert once.
+    jsonl = tmp_path / "alerts.jsonl"
+    defs = dg.Definitions.merge(
+        build_defs(None),
+        dg.Definitions(resources={"alerts": AlertsResource(jsonl_path=str(jsonl))}),
+    )
+    job = defs.resolve_job_def("notify_mirror_replication")
+    done = job.execute_in_process(run_config=opened.run_config)
+    assert done.success
+    lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    assert len(lines) == 1 and lines[0]["source"] == "mirror_replication"
+    assert lines[0]["severity"] == "warning" and "prod->dr" in lines[0]["title"]
+    # Restart: caught up again; two clean checks in a row resolve it.
+    r = cli(env, "mirror", "start")
+    assert r.exit_code == 0, r.output
+    _wait_caught_up(env)
+    t = _tick(env, monkeypatch, cursor)
+    assert t.run_requests == []
+    t = _tick(env, monkeypatch, t.cursor)
+    assert [rr.run_key.rsplit(":", 1)[1] for rr in t.run_requests] == ["resolve"]
+    assert t.run_requests[0].run_key.rsplit(":", 1)[0] == opened.run_key.rsplit(":", 1)[0]
