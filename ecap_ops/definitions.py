@@ -19,6 +19,7 @@ from ecap_ops.orchestration import (
     failures,
     health,
     lag,
+    mirror,
     topics,
 )
 from ecap_ops.orchestration.alerts import alerts_resource_from_env
@@ -42,6 +43,7 @@ def build_definitions() -> dg.Definitions:
         audits.build_defs(catalog),
         cleanup.build_defs(catalog),
         lag.build_defs(catalog),
+        mirror.build_defs(catalog),
         failures.build_defs(),
         dg.Definitions(
             resources={"kafka": kafka_resource_from_env(), "alerts": alerts_resource_from_env()}
@@ -82,6 +84,7 @@ def build_cluster_definitions(clusters: dict) -> dg.Definitions:
         audits.build_defs(home_catalog),
         cleanup.build_defs(home_catalog),
         lag.build_defs(home_catalog, home_scope),
+        mirror.build_defs(home_catalog),
         failures.build_defs(),
     ]
     resources = {"kafka": cluster_resource(home), "alerts": alerts_resource_from_env()}
