@@ -410,3 +410,137 @@ def test_stopping_mirrormaker_opens_the_incident_once_and_restarting_resolves_it
     t = _tick(env, monkeypatch, t.cursor)
     assert [rr.run_key.rsplit(":", 1)[1] for rr in t.run_requests] == ["resolve"]
     assert t.run_requests[0].run_key.rsplit(":", 1)[0] == opened.run_key.rsplit(":", 1)[0]
+
+
+def test_a_standby_that_is_down_is_a_clear_bounded_error(env, kafka_cluster, tmp_path):
+    from ecap_ops.localkafka.cluster import free_port
+
+    dead = f"127.0.0.1:{free_port()}"
+    clusters = tmp_path / "clusters.yaml"
+    clusters.write_text(
+        "version: 1\nclusters:\n"
+        f"  prod: {{role: primary, env: dev, bootstrap_servers: '{kafka_cluster.bootstrap_servers}', "
+        "connect_timeout_ms: 2000, request_timeout_ms: 3000}\n"
+        f"  dr: {{role: standby, env: dev, bootstrap_servers: '{dead}', "
+        "connect_timeout_ms: 2000, request_timeout_ms: 3000}\n"
+    )
+    down = {**env, "environ": {**env["environ"], "ECAP_CLUSTERS_FILE": str(clusters)}}
+    for args in (
+        ("mirror", "status"),
+        ("failover", "translate-offsets", "--execute"),
+        ("dr-drill", str(env["base"] / "nothing.json"), "--to-cluster", "dr"),
+    ):
+        started = time.monotonic()
+        r = cli(down, *args)
+        assert r.exit_code == 1, (args, r.output)
+        assert time.monotonic() - started < 60
+        text = r.output.lower()
+        if args[0] != "dr-drill":
+            assert "no kafka broker answered" in text or "unreachable" in text, r.output
+            assert dead in r.output
+
+
+# -- the pure rules ------------------------------------------------------------------------
+
+
+def _checkpoint_bytes(group: str, topic: str, partition: int, up: int, down: int):
+    def s16(x: str) -> bytes:
+        b = x.encode()
+        return len(b).to_bytes(2, "big") + b
+
+    key = s16(group) + s16(topic) + partition.to_bytes(4, "big")
+    value = (0).to_bytes(2, "big") + up.to_bytes(8, "big") + down.to_bytes(8, "big") + s16("")
+    return key, value
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    group=st.text(max_size=50),
+    topic=st.text(min_size=1, max_size=50),
+    partition=st.integers(0, 2**31 - 1),
+    up=st.integers(0, 2**63 - 1),
+    down=st.integers(0, 2**63 - 1),
+)
+def test_checkpoint_records_decode(group, topic, partition, up, down):
+    from ecap_ops.core.mirror import decode_checkpoint
+
+    key, value = _checkpoint_bytes(group, topic, partition, up, down)
+    c = decode_checkpoint(key, value)
+    assert (c.group, c.topic, c.partition, c.upstream, c.downstream) == (
+        group,
+        topic,
+        partition,
+        up,
+        down,
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.binary(max_size=80), value=st.binary(max_size=80))
+def test_hostile_checkpoint_records_are_refused_not_crashed_on(key, value):
+    from ecap_ops.core.mirror import decode_checkpoint
+
+    try:
+        decode_checkpoint(key, value)
+    except (ValueError, UnicodeDecodeError):
+        pass
+
+
+def test_mm2_properties_hold_no_password_and_one_way_flow():
+    from ecap_ops.catalog.mirror import MirrorSpec
+    from ecap_ops.core.mirror import MirrorCluster, mm2_properties, render_properties
+
+    src = MirrorCluster("prod", "k1:9093", "SASL_SSL", "SCRAM-SHA-512", "ops", "PROD_PW", "/ca.pem")
+    tgt = MirrorCluster("dr", "k2:9092")
+    props = mm2_properties(src, tgt, ["transactions", "fraud.alerts"], MirrorSpec(), 3)
+    assert props["prod->dr.topics"] == "transactions|fraud\\.alerts"
+    assert props["dr->prod.enabled"] == "false"
+    assert props["dr->prod.emit.heartbeats.enabled"] == "false"
+    assert props["prod->dr.sync.group.offsets.enabled"] == "false"
+    assert props["replication.policy.class"].endswith("IdentityReplicationPolicy")
+    assert "${env:PROD_PW}" in props["prod.sasl.jaas.config"]
+    text = render_properties(props)
+    assert 'password="${env:PROD_PW}"' in text
+    with pytest.raises(ValueError, match="same cluster"):
+        mm2_properties(src, src, ["t"], MirrorSpec(), 1)
+    with pytest.raises(ValueError, match="no topics"):
+        mm2_properties(src, tgt, [], MirrorSpec(), 1)
+
+
+def test_replication_levels_and_the_incident():
+    from ecap_ops.catalog.mirror import MirrorLag
+    from ecap_ops.core.mirror import MirrorFacts, decide, topic_lag
+
+    lag = MirrorLag(10, 100, 60.0, 600.0)
+    assert topic_lag("t", lag, {0: 5, 1: 5}, {0: 5, 1: 5}, 0.0).level == "OK"
+    assert topic_lag("t", lag, {0: 15, 1: 5}, {0: 5, 1: 5}, 1.0).level == "WARN"
+    assert topic_lag("t", lag, {0: 500}, {0: 5}, 1.0).level == "CRIT"
+    assert topic_lag("t", lag, {0: 5}, {0: 5}, 0.0).records == 0
+    assert topic_lag("t", lag, {0: 5}, {0: 9}, 0.0).records == 0  # never negative
+    missing = topic_lag("t", lag, {0: 5}, None, None)
+    assert missing.level == "CRIT" and "missing on the standby" in missing.problems[0]
+    d = decide(None, MirrorFacts("prod->dr", "WARN", ("t",)), 1000.0)
+    assert [e.event_name for e in d.events] == ["open"]
+    d2 = decide(d.state, MirrorFacts("prod->dr", "WARN", ("t",)), 1030.0)
+    assert d2.events == ()
+    d3 = decide(d2.state, MirrorFacts("prod->dr", "OK"), 1060.0)
+    d4 = decide(d3.state, MirrorFacts("prod->dr", "OK"), 1090.0)
+    assert d3.events == () and [e.event_name for e in d4.events] == ["resolve"]
+    assert d4.events[0].run_key == d.events[0].run_key.replace(":open", ":resolve")
+    # A stored state that cannot be read is dropped with a note, never a crash.
+    bad = decide({"v": 1, "incident": {"id": 3}}, MirrorFacts("prod->dr", "OK"), 1.0)
+    assert bad.notes and bad.events == ()
+
+
+def test_replication_events_cross_into_a_notification_run_and_back():
+    from ecap_ops.core.incidents import from_wire, to_alert, to_wire
+    from ecap_ops.core.mirror import MirrorFacts, decide
+
+    d = decide(None, MirrorFacts("prod->dr", "CRIT", ("t",), ("t: CRIT: missing",)), 5.0)
+    wire = json.loads(json.dumps(to_wire(d.events[0])))
+    back = from_wire(wire)
+    assert back == d.events[0]
+    alert = to_alert(back)
+    assert alert.severity == "critical" and "prod->dr" in alert.title
+    with pytest.raises(ValueError, match="mirror_replication"):
+        from_wire({"source": "mirror_replication", "kind": "open"})

@@ -375,8 +375,18 @@ BROKER_DOWN_COMMANDS = {
     "compare": ["compare", "default", "127.0.0.1:9"],
 }
 # Commands that never reach a cluster; and the exporter, which keeps serving while the
-# cluster is down, with its `up` gauge at 0 (test_exporter.py).
-LOCAL_ONLY = {"broker", "kafka-cli", "snapshot-diff", "snapshot-verify", "exporter"}
+# cluster is down, with its `up` gauge at 0 (test_exporter.py); and `mirror` and
+# `failover`, which talk to named clusters of a clusters file, never to -b: their
+# broker-down case is in test_mirror.py.
+LOCAL_ONLY = {
+    "broker",
+    "kafka-cli",
+    "snapshot-diff",
+    "snapshot-verify",
+    "exporter",
+    "mirror",
+    "failover",
+}
 
 
 def test_every_command_ends_within_its_configured_waits_with_a_clear_message_when_no_broker_answers(
