@@ -9,7 +9,11 @@ answer, same errors (the caller's `KafkaGateway.call` translates them).
 """
 
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any
+
+# The answer's fields this reader takes from each config entry, by Kafka's names.
+_ENTRY = attrgetter("name", "value", "config_source", "synonyms")
 
 # Kafka's ConfigSource codes (DescribeConfigs v1+) by the names the core uses.
 SOURCE_NAMES = {
@@ -58,13 +62,12 @@ def describe_topic_configs(
     for result in response.results:
         entries = []
         for c in result.configs:
-            if not keep(c.config_source):
+            name, value, source, synonyms = _ENTRY(c)
+            if not keep(source):
                 continue
-            synonyms = (
-                [(s.name, s.value, s.source) for s in (c.synonyms or ())]
-                if include_synonyms
-                else []
+            found = (
+                [(s.name, s.value, s.source) for s in (synonyms or ())] if include_synonyms else []
             )
-            entries.append((c.name, c.value, c.config_source, synonyms))
+            entries.append((name, value, source, found))
         out[result.resource_name] = entries
     return out
