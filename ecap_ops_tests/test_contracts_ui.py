@@ -149,3 +149,28 @@ def test_a_topics_contract_checks_and_volume_plot_in_the_dagster_ui(kafka_bootst
     for name in ("contracts-checks.png", "contracts-plots.png"):
         shot = SCREENSHOTS / name
         assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_contract_check_and_plotted_label_is_documented():
+    """docs/contracts.md names each check and each figure plotted on a topic asset (the
+    labels the job records, read from a real observation), and the README links it."""
+    from ecap_ops.core.contracts import ContractResult
+    from ecap_ops.orchestration.contracts import _topic_observation
+    from ecap_ops_tests.e2e_helpers import REPO
+
+    catalog = load_catalog()
+    name = catalog.get("transactions").name
+    meta = {
+        "volume_in_band": {"records_per_hour": ("float", 1.0)},
+        "partition_balance": {"skew": ("float", 1.0)},
+        "schema_conformance": {"failing_share": ("float", 0.0)},
+        "freshness": {"silent_seconds": ("float", 1.0)},
+        "key_discipline": {},
+    }
+    checks = {c: ContractResult(name, c, True, "OK", "", meta[c]) for c in CHECKS}
+    labels = set(_topic_observation(catalog, name, checks).metadata)
+    assert "records_per_hour" in labels
+    docs = (REPO / "docs" / "contracts.md").read_text()
+    missing = sorted(x for x in labels | set(CHECKS) if f"`{x}`" not in docs)
+    assert not missing, f"not documented in docs/contracts.md: {missing}"
+    assert "(docs/contracts.md)" in (REPO / "README.md").read_text()
