@@ -3,6 +3,7 @@ topics from one named cluster to another (default: the clusters file's primary t
 standby), run locally from Kafka's jars in its own process group."""
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -114,3 +115,27 @@ def mirror_status(cli: CliContext, source, target, output):
         for n in report.notes:
             click.echo(f"  note: {n}")
     sys.exit(0 if ok else 1)
+
+
+@mirror.command("config")
+@_flow_options
+@click.option(
+    "--file",
+    "file_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="PATH",
+    help="Where to write mm2.properties (for MirrorMaker run elsewhere, e.g. the compose service).",
+)
+@pass_cli
+@guarded
+def mirror_config(cli: CliContext, source, target, file_path):
+    """Write the flow's mm2.properties (no password in it: each cluster's JAAS line names its
+    password variable, read by MirrorMaker from its environment) without starting anything."""
+    from ecap_ops.services.dr import write_atomically
+    from ecap_ops.services.mirror import flow_properties, resolve_flow
+
+    flow = resolve_flow(source, target)
+    src_cat, tgt_cat = _catalogs(cli, flow)
+    write_atomically(Path(file_path), flow_properties(flow, src_cat, tgt_cat))
+    click.echo(f"Wrote {file_path} for MirrorMaker 2 {flow.name}")
