@@ -174,3 +174,28 @@ def test_topics_and_configs_are_typed_and_take_one_request_each(
         assert gw.all_topic_configs([]) == {}
         every = gw.topics(None)
         assert {a, b} <= set(every)
+
+
+def test_configs_of_many_topics_are_read_in_chunks_sent_together(
+    kafka_cluster, kafka_settings, unique_name, monkeypatch
+):
+    """A DescribeConfigs of 10,000 topics outlasts a request timeout meant for a quick
+    answer: the reader sends one request per chunk of topics, all at once, and the answer is
+    the same as one request's."""
+    from ecap_ops.gateway import topic_configs
+
+    names = [f"{unique_name}-{i}" for i in range(7)]
+    for i, n in enumerate(names):
+        _create(kafka_cluster, n, 1, f"retention.ms={3600000 + i}")
+    with KafkaGateway(kafka_settings) as gw:
+        whole = gw.all_topic_configs(names)
+        overrides = gw.topic_overrides(names)
+        monkeypatch.setattr(topic_configs, "CHUNK_TOPICS", 3)
+        before = gw.requests["DescribeConfigs"]
+        chunked = gw.all_topic_configs(names)
+        assert gw.requests["DescribeConfigs"] - before == 3  # 3 + 3 + 1 topics
+        assert chunked == whole
+        assert gw.topic_overrides(names) == overrides
+    assert [chunked[n]["retention.ms"].value for n in names] == [
+        str(3600000 + i) for i in range(7)
+    ]

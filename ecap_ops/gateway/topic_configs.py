@@ -28,6 +28,8 @@ SOURCE_NAMES = {
     8: "DYNAMIC_GROUP_CONFIG",
 }
 TOPIC_OVERRIDE_CODE = 1
+# Topics per DescribeConfigs request (one request for up to this many).
+CHUNK_TOPICS = 1000
 
 
 def source_name(code: int) -> str:
@@ -42,24 +44,33 @@ def describe_topic_configs(
 ) -> dict[str, list[tuple[str, str | None, int, list[tuple[str, str | None, int]]]]]:
     """Each topic's config entries whose source code `keep` accepts, as
     (key, value, source code, synonyms as (name, value, source code)), in one
-    DescribeConfigs request. A topic the broker answered with an error (it does not exist)
+    DescribeConfigs request per `CHUNK_TOPICS` topics, sent together. A topic the broker answered with an error (it does not exist)
     has no entries, as kafka-python's reader gave it."""
     from kafka.admin import ConfigResourceType
     from kafka.protocol.admin.configs import DescribeConfigsRequest
 
-    request = DescribeConfigsRequest(
-        resources=[(ConfigResourceType.TOPIC.value, n, None) for n in names],
-        include_synonyms=include_synonyms,
-        min_version=1,  # config_source exists from v1
-    )
     manager = admin._manager
+    # One request per chunk, all sent at once: a single DescribeConfigs of 10,000 topics
+    # takes the broker longer than a request timeout meant for a quick answer, while
+    # chunks of this size each come back well within it.
+    chunks = [names[i : i + CHUNK_TOPICS] for i in range(0, len(names), CHUNK_TOPICS)]
+    requests = [
+        DescribeConfigsRequest(
+            resources=[(ConfigResourceType.TOPIC.value, n, None) for n in chunk],
+            include_synonyms=include_synonyms,
+            min_version=1,  # config_source exists from v1
+        )
+        for chunk in chunks
+    ]
 
-    async def send() -> Any:
-        return await manager.send(request)
+    async def send() -> list[Any]:
+        futures = [manager.send(r) for r in requests]
+        return [await f for f in futures]
 
-    response = manager.run(send)
+    responses = manager.run(send)
     out: dict[str, list] = {}
-    for result in response.results:
+    results = [result for response in responses for result in response.results]
+    for result in results:
         entries = []
         for c in result.configs:
             name, value, source, synonyms = _ENTRY(c)
