@@ -544,3 +544,93 @@ def test_replication_events_cross_into_a_notification_run_and_back():
     assert alert.severity == "critical" and "prod->dr" in alert.title
     with pytest.raises(ValueError, match="mirror_replication"):
         from_wire({"source": "mirror_replication", "kind": "open"})
+
+
+def test_a_notification_run_of_the_code_location_reads_replication_events_back():
+    """A run process imports the Dagster module, not the rule: the event type must be
+    registered by that import, with every other source's still known."""
+    import subprocess
+    import sys
+
+    from ecap_ops.core.incidents import to_wire
+    from ecap_ops.core.mirror import MirrorFacts, decide
+
+    wire = to_wire(decide(None, MirrorFacts("prod->dr", "WARN", ("t",)), 5.0).events[0])
+    code = (
+        "import json, sys\n"
+        "import ecap_ops.orchestration.mirror\n"
+        "from ecap_ops.core.incidents import _types, from_wire\n"
+        "e = from_wire(json.loads(sys.argv[1]))\n"
+        "print(e.run_key, sorted(_types()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(wire)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("mirror:prod->dr:5000:open")
+    for source in ("consumer_lag", "dr_drill", "health_check", "mirror_replication"):
+        assert source in out.stdout
+
+
+_BASE = """version: 1
+environments:
+  dev: {replication_factor: 1}
+topics:
+  orders: {purpose: o, partitions: 2}
+  alerts: {purpose: a, partitions: 1}
+"""
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**13), 10**13),
+    st.text(max_size=30),
+    st.lists(st.text(max_size=10), max_size=4),
+    st.dictionaries(st.text(max_size=10), st.integers(-5, 5), max_size=3),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    section=st.dictionaries(
+        st.sampled_from(
+            ["topics", "checkpoint_interval", "refresh_interval", "offset_lag_max", "lag", "tpoics"]
+        ),
+        _values,
+        max_size=5,
+    )
+)
+def test_hostile_mirror_sections_are_refused_with_their_path(section):
+    import yaml
+
+    from ecap_ops.catalog import parse_catalog
+    from ecap_ops.catalog.mirror import mirror_of
+    from ecap_ops.errors import CatalogInvalid
+
+    text = _BASE + yaml.safe_dump({"mirror": section})
+    try:
+        catalog = parse_catalog(text, env="dev")
+    except CatalogInvalid as exc:
+        assert all(str(e).startswith(("mirror", "(YAML)", "(top)", "...")) for e in exc.errors), exc
+        assert "Traceback" not in str(exc)
+        return
+    spec = mirror_of(catalog)
+    assert spec.topics and set(spec.topics) <= {"orders", "alerts"}
+    assert 1 <= spec.checkpoint_interval_s <= 86400 and spec.offset_lag_max >= 0
+
+
+def test_mirror_section_errors_name_the_path():
+    from ecap_ops.catalog import parse_catalog
+    from ecap_ops.errors import CatalogInvalid
+
+    bad = _BASE + "mirror:\n  topics: [orders, nope, orders]\n  checkpoint_interval: 0s\n"
+    with pytest.raises(CatalogInvalid) as info:
+        parse_catalog(bad, env="dev")
+    text = "\n".join(info.value.errors)
+    assert "mirror.topics[1]: 'nope' is not a topic of the catalog" in text
+    assert "mirror.topics[2]: 'orders' is listed twice" in text
+    assert "mirror.checkpoint_interval: must be between 1s and 24h" in text
+    ok = parse_catalog(_BASE + "mirror: {topics: [alerts, orders]}\n", env="dev")
+    from ecap_ops.catalog.mirror import mirror_of
+
+    assert mirror_of(ok).topics == ("orders", "alerts")  # catalog order

@@ -10,6 +10,9 @@ import time
 
 import dagster as dg
 
+# Registers the replication incident's events with the incident model, so a notification
+# run of this code location can read them back.
+import ecap_ops.core.mirror  # noqa: F401
 from ecap_ops.catalog.model import Catalog
 from ecap_ops.orchestration.alerts import notification_run_request, notify_job
 
