@@ -301,3 +301,27 @@ def test_guide_profile_refuses_when_a_topic_is_missing(kafka_bootstrap, kafka_se
     assert prefix + "user-events" in res.output and "nothing was produced" in res.output
     with KafkaGateway(kafka_settings) as gw:
         assert sum(gw.offsets([(one, p) for p in range(6)], "latest").values()) == 0
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    duration=st.one_of(
+        st.sampled_from(["-1s", "0s", "2h", "nan", "1e400s", "5 minutes", "", "10", "1h1ms"]),
+        st.text(max_size=12),
+    ),
+    keys=st.one_of(st.just("1000"), st.sampled_from(["0", "-3", "x", "1e3", "99999999999"])),
+)
+def test_hostile_guide_durations_and_keys_are_refused_and_nothing_is_produced(
+    guide_topics, kafka_bootstrap, kafka_settings, duration, keys
+):
+    catalog, path = guide_topics
+    before = topic_ends(kafka_settings, catalog)
+    res = run(kafka_bootstrap, path, "--profile", "guide", "--duration", duration, "--keys", keys)
+    assert "Traceback" not in res.output
+    if res.exit_code == 0:  # a text that happens to be a short, sane duration
+        return
+    assert res.exit_code in (1, 2), res.output
+    assert "--duration" in res.output or "--keys" in res.output, res.output
+    assert topic_ends(kafka_settings, catalog) == before
