@@ -172,6 +172,14 @@ def _figure_metadata(figures: dict) -> dict:
     return meta
 
 
+def _own_asset_topics(catalog: Catalog) -> tuple:
+    """The topics with an asset of their own: their lag is plotted there. Topics a large
+    catalog groups under one asset per prefix (docs/scale.md) are not plotted one by one."""
+    from ecap_ops.orchestration.topics import topic_layout
+
+    return topic_layout(catalog).own
+
+
 def _topic_observations(
     catalog: Catalog,
     statuses: tuple[GroupTopicStatus, ...],
@@ -187,9 +195,12 @@ def _topic_observations(
     `complete`, so that its plot drops to zero instead of stopping at the last lag."""
     now = time.time() if now is None else now
     previous = previous or {}
+    by_topic: dict[str, list[GroupTopicStatus]] = {}
+    for s in statuses:
+        by_topic.setdefault(s.topic, []).append(s)
     out = []
-    for spec in catalog.topics:
-        rows = [s for s in statuses if s.topic == spec.name]
+    for spec in _own_asset_topics(catalog):
+        rows = by_topic.get(spec.name, [])
         before, before_at = previous.get(spec.name, (None, None))
         if not rows and not (complete and before and before.get("consumer_groups")):
             continue
@@ -226,7 +237,7 @@ def recorded_lag_figures(
     from the instance (one query per topic). A topic whose record cannot be read is left
     out: it is recorded again, which is the safe side."""
     out: dict[str, tuple[dict, float]] = {}
-    for spec in catalog.topics:
+    for spec in _own_asset_topics(catalog):
         try:
             records = instance.fetch_observations(topic_key(spec, cluster), limit=3).records
         except Exception:  # storage trouble costs one extra observation, nothing more
