@@ -634,3 +634,40 @@ def test_mirror_section_errors_name_the_path():
     from ecap_ops.catalog.mirror import mirror_of
 
     assert mirror_of(ok).topics == ("orders", "alerts")  # catalog order
+
+
+def test_mirror_version_matches_its_pom():
+    import xml.etree.ElementTree as ET
+
+    from ecap_ops.localkafka.jars import MIRROR_POM_PATH, MIRROR_VERSION
+
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    found = ET.parse(MIRROR_POM_PATH).getroot().find("m:properties/m:mirror.version", ns)
+    assert found is not None and found.text == MIRROR_VERSION
+
+
+def test_the_weekly_drill_targets_the_standby_of_the_clusters_file(tmp_path, monkeypatch):
+    from ecap_ops.catalog import load_catalog
+    from ecap_ops.orchestration.dr import DrillConfig, build_defs
+
+    clusters = tmp_path / "clusters.yaml"
+    clusters.write_text(
+        "version: 1\nclusters:\n"
+        "  prod: {role: primary, env: dev, bootstrap_servers: 'p:9092'}\n"
+        "  dr: {role: standby, env: dev, bootstrap_servers: 'd:9092'}\n"
+    )
+    monkeypatch.setenv("ECAP_CLUSTERS_FILE", str(clusters))
+    schedule = next(
+        s for s in build_defs(load_catalog(env="dev")).schedules if s.name == "dr_drill_schedule"
+    )
+    assert "standby cluster dr" in schedule.description
+    with dg.instance_for_test() as instance:
+        tick = schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
+    config = tick.run_requests[0].run_config["ops"]["run_dr_drill"]["config"]
+    assert config == {"target_cluster": "dr"}
+    assert DrillConfig(**config).target_cluster == "dr"
+    monkeypatch.delenv("ECAP_CLUSTERS_FILE")
+    plain = next(
+        s for s in build_defs(load_catalog(env="dev")).schedules if s.name == "dr_drill_schedule"
+    )
+    assert "standby" not in plain.description

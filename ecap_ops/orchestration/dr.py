@@ -457,6 +457,18 @@ def dr_drill():
     run_dr_drill()
 
 
+def standby_cluster() -> str | None:
+    """The clusters file's (first) standby, which the weekly drill targets; None without one.
+    Reads the file only (definitions load connects to nothing)."""
+    from ecap_ops.clusters import load_clusters
+
+    try:
+        clusters = load_clusters()
+    except Exception:  # an invalid file is reported where the code location loads it
+        return None
+    return next((c.name for c in clusters.values() if c.role == "standby"), None)
+
+
 def build_defs(catalog: Catalog) -> dg.Definitions:
     snapshot_asset = build_snapshot_asset(catalog)
     dr_snapshot = dg.define_asset_job(
@@ -472,12 +484,21 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         description="Hourly metadata snapshot (on the hour, UTC).",
         default_status=schedule_status(),
     )
+    standby = standby_cluster()
     dr_drill_schedule = dg.ScheduleDefinition(
         name="dr_drill_schedule",
         job=dr_drill,
         cron_schedule="0 4 * * 1",
         execution_timezone="UTC",
-        description="Weekly DR drill (Mondays 04:00 UTC) on the newest snapshot.",
+        description="Weekly DR drill (Mondays 04:00 UTC) on the newest snapshot"
+        + (
+            f", into the standby cluster {standby} of the clusters file (created as drill.*, removed after)."
+            if standby
+            else "."
+        ),
+        run_config=(
+            {"ops": {"run_dr_drill": {"config": {"target_cluster": standby}}}} if standby else None
+        ),
         default_status=schedule_status(),
     )
     drill_asset = dg.AssetSpec(
