@@ -342,6 +342,32 @@ def test_failover_refuses_unknown_groups_and_active_ones(env, mirror, kafka_clus
     assert _group_offsets(standby.bootstrap_servers, "no-such-group") == {}
     r = cli(env, "failover", "translate-offsets", "--group", "", "--execute")
     assert r.exit_code == 1 and "not a consumer group id" in r.stderr
+    # A group with a live member on the standby is refused, and nothing is written.
+    topic = env["names"]["alerts"]
+    group = topic_name("mm-active")
+    committed = _consume_and_commit(kafka_cluster.bootstrap_servers, topic, group, 10)
+    assert sum(committed.values()) == 10
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        r = cli(env, "failover", "translate-offsets", "--group", group, "-o", "json")
+        if r.exit_code == 2:
+            break
+        time.sleep(2)
+    assert r.exit_code == 2, r.output
+    member = KafkaConsumer(
+        topic, bootstrap_servers=standby.bootstrap_servers, group_id=group, enable_auto_commit=False
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not member.assignment() and time.monotonic() < deadline:
+            member.poll(timeout_ms=500)
+        assert member.assignment()
+        r = cli(env, "failover", "translate-offsets", "--group", group, "--execute")
+        assert r.exit_code == 1, r.output
+        assert "active member(s)" in r.stdout and "nothing was changed" in r.stdout
+        assert _group_offsets(standby.bootstrap_servers, group) == {}
+    finally:
+        member.close()
 
 
 # -- the replication incident ---------------------------------------------------------------
