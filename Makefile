@@ -101,6 +101,7 @@ stop:
 	-@test ! -d '$(SECURE_DATA_DIR)' || $(BIN)/ecap-ops broker stop --data-dir '$(SECURE_DATA_DIR)'
 
 test: system-deps setup
+	@echo 'Kafka Streams and MirrorMaker 2 jars for their tests (fetched once):' && $(BIN)/ecap-ops broker fetch --all
 	$(BIN)/python -m pytest
 
 # Pure logic only: no broker, no Dagster process; seconds, for a quick loop.

@@ -349,3 +349,16 @@ def test_a_topic_is_labelled_by_the_one_scope_rule():
     assert topic_label(c, "__consumer_offsets", internal=True) == "internal"
     unscoped = parse_catalog(catalog_text(...), env="dev")
     assert topic_label(unscoped, "team-b.orders") == "unmanaged"
+
+
+def test_a_run_may_delete_the_topics_it_created_itself_outside_the_scope():
+    """The DR drill's scratch copies (drill.*) are outside a team's scope but its own."""
+    from ecap_ops.core.changes import make_delete_plan
+
+    c = parse_catalog(SCOPED, env="dev")
+    cluster = _cluster("drill.team-a.orders", "team-b.orders")
+    plan = make_delete_plan(
+        c, cluster, ["drill.team-a.orders", "team-b.orders"], created_here=["drill.team-a.orders"]
+    )
+    assert [a.topic for a in plan.actions] == ["drill.team-a.orders"]
+    assert [r.code for r in plan.refusals] == ["out_of_scope"]  # not created here

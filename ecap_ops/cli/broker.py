@@ -221,12 +221,23 @@ def status(data_dir: Path | None, output: str) -> None:
 
 @broker.command()
 @click.option("--verbose", "-v", is_flag=True, help="Show Maven's output.")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Also Kafka Streams (streams groups' tests) and MirrorMaker 2 (`ecap-ops mirror`).",
+)
 @guarded
-def fetch(verbose: bool) -> None:
+def fetch(verbose: bool, everything: bool) -> None:
     """Download Apache Kafka's jars with Maven into the cache (once; later calls return at once)."""
     from ecap_ops.localkafka import fetch_jars
 
     click.echo(str(fetch_jars(quiet=not verbose)))
+    if everything:
+        from ecap_ops.localkafka.jars import fetch_mirror_jars, fetch_streams_jar
+
+        click.echo(str(fetch_streams_jar(quiet=not verbose)))
+        click.echo(str(fetch_mirror_jars(quiet=not verbose)))
 
 
 def _tool_epilog() -> str:

@@ -123,10 +123,14 @@ def make_delete_plan(
     names: Iterable[str],
     force: bool = False,
     ranges: dict[tuple[str, int], tuple[int, int]] | None = None,
+    created_here: Iterable[str] = (),
 ) -> Plan:
     """Delete topics by their exact names. Refused: a topic that does not exist, Kafka's
     internal topics, ecap-ops' canary, the catalog's topics and topics outside the
-    catalog's scope (unless `force`)."""
+    catalog's scope (unless `force`). `created_here`: topics the calling run created itself
+    (the DR drill's scratch copies), which the scope does not protect: they are nobody
+    else's."""
+    own = frozenset(created_here)
     actions, refusals = [], []
     names = list(dict.fromkeys(names))
     for name in names:
@@ -161,7 +165,7 @@ def make_delete_plan(
                 )
             )
             continue
-        if not force and name != CANARY_TOPIC and not catalog.manages(name):
+        if not force and name != CANARY_TOPIC and name not in own and not catalog.manages(name):
             refusals.append(
                 Refusal(
                     name,

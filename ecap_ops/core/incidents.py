@@ -187,6 +187,7 @@ _EVENT_MODULES = (
     "ecap_ops.core.health_alerts",
     "ecap_ops.core.drill_incidents",
     "ecap_ops.core.contracts",
+    "ecap_ops.core.mirror",
 )
 
 

@@ -650,7 +650,9 @@ def _remove_created(
         return [], []
     try:
         state = gw.read_cluster_state(created, with_data=False)
-        plan = make_delete_plan(catalog, state, sorted(n for n in created if n in state.topics))
+        plan = make_delete_plan(
+            catalog, state, sorted(n for n in created if n in state.topics), created_here=created
+        )
         if plan.blocked:
             log.error("the drill may not delete its topics: %s", [r.message for r in plan.refusals])
             return [], sorted(created)
