@@ -75,6 +75,12 @@ def _topic_state(name: str, meta: dict) -> TopicState:
         topic_id=str(meta.get("topic_id")) if meta.get("topic_id") else None,
     )
 
+# Requests the admin client may have in flight on one connection. A wave of the group
+# reader sends, to each coordinator at once, one describe per group type (classic,
+# consumer, share, streams), an OffsetFetch and a DescribeShareGroupOffsets: six, one more
+# than kafka-python's default of 5, which then refuses the sixth ("Node paused").
+ADMIN_MAX_IN_FLIGHT = 32
+
 
 class KafkaGateway:
     """A connection to one Kafka cluster. Use as a context manager; opens lazily."""
@@ -105,7 +111,10 @@ class KafkaGateway:
             from kafka import KafkaAdminClient
 
             with translate(self.settings, "connecting to Kafka"):
-                self._admin = KafkaAdminClient(**self.settings.client_kwargs())
+                self._admin = KafkaAdminClient(
+                    **self.settings.client_kwargs(),
+                    max_in_flight_requests_per_connection=ADMIN_MAX_IN_FLIGHT,
+                )
             self._count_requests(self._admin)
         return self._admin
 
