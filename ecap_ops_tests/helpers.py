@@ -40,11 +40,14 @@ def prod_catalog_named(prefix: str, keys: list[str]):
     import dataclasses
 
     from ecap_ops.catalog import load_catalog
+    from ecap_ops.catalog.access import AccessSpec
 
     picked = load_catalog(env="dev").select(keys)
     return dataclasses.replace(
         picked,
         env="prod",
+        # No declared access: the session's broker runs no authorizer (test_access_health.py).
+        access=AccessSpec(),
         topics=tuple(dataclasses.replace(t, name=f"{prefix}-{t.key}") for t in picked.topics),
     )
 

@@ -22,10 +22,13 @@ def _by_subject(env: str, access: AccessObservation) -> dict[str, str]:
     }
 
 
-def test_no_authorizer_is_critical_in_prod_only() -> None:
-    none = AccessObservation(authorizer=None, allow_everyone=None)
+def test_no_authorizer_is_critical_in_prod_when_the_catalog_declares_access() -> None:
+    none = AccessObservation(authorizer=None, allow_everyone=None, declared=True)
     assert _by_subject("prod", none) == {"authorizer": CRIT}
     assert _by_subject("dev", none) == {"authorizer": OK}
+    undeclared = AccessObservation(authorizer=None, allow_everyone=None)
+    assert _by_subject("prod", undeclared) == {"authorizer": WARN}  # production needs one
+    assert _by_subject("dev", undeclared) == {"authorizer": OK}
 
 
 def test_allow_everyone_super_users_open_topics_and_drift() -> None:

@@ -295,8 +295,10 @@ def check_canary(obs: HealthObservation, th: HealthThresholds) -> Checked:
 
 
 def check_access(obs: HealthObservation, th: HealthThresholds) -> Checked:
-    """No authorizer (in prod: CRIT), allow.everyone.if.no.acl.found=true, catalog topics
-    no ACL names (prod), super users (listed), and drift from the catalog's access."""
+    """No authorizer (in prod: CRIT when the catalog declares access, which the cluster then
+    does not enforce; WARN when it declares none), allow.everyone.if.no.acl.found=true,
+    catalog topics no ACL names (prod), super users (listed), and drift from the catalog's
+    access."""
     a = obs.access
     if a is None:
         return Checked([], {})
@@ -308,9 +310,13 @@ def check_access(obs: HealthObservation, th: HealthThresholds) -> Checked:
         found.append(
             Finding(
                 "access",
-                CRIT if prod else OK,
+                (CRIT if a.declared else WARN) if prod else OK,
                 "authorizer",
-                "no authorizer: every client may do everything (set authorizer.class.name; docs/security.md)"
+                (
+                    "no authorizer: every client may do everything"
+                    + (", whatever the catalog's access declares" if a.declared else "")
+                    + " (set authorizer.class.name; docs/security.md)"
+                )
                 if prod
                 else "no authorizer (fine for development; production needs one)",
             )

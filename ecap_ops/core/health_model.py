@@ -121,6 +121,7 @@ class AccessObservation:
     topics_without_acl: tuple[str, ...] = ()  # catalog topics no binding names
     drift: tuple[str, ...] = ()  # the catalog's access plan, one line per change
     error: str | None = None
+    declared: bool = False  # the catalog declares access (principals, ACLs, users, quotas)
 
 
 @dataclass(frozen=True)

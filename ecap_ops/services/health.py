@@ -137,7 +137,8 @@ def observe_access(gw: KafkaGateway, obs, catalog: Catalog | None):
             if catalog is not None and catalog.access.declared:
                 plan, _report = plan_access(catalog.access, state, obs.cluster.cluster_id)
                 drift = tuple(a.describe() for a in plan.actions)
-        access = AccessObservation(authorizer, allow, supers, without, drift)
+        declared = catalog is not None and catalog.access.declared
+        access = AccessObservation(authorizer, allow, supers, without, drift, declared=declared)
     except EcapOpsError as exc:
         access = AccessObservation(None, None, error=str(exc)[:200])
     return replace(obs, access=access)
