@@ -29,7 +29,7 @@ SHORT_WAITS_ENV = {
 # could not tell a bounded wait from an ignored setting.
 UNBOUNDED_WAIT_S = 30.0
 # Room for a loaded machine: each configured wait may run this much late.
-SCHEDULER_ROOM = 2.0
+SCHEDULER_ROOM = 1.5
 
 
 def measure_cli_startup_s(runs: int = 3) -> float:

@@ -28,8 +28,9 @@ OPS_PASSWORD = "ops-" + secrets.token_urlsafe(12)
 WRONG_PASSWORD = "wrong-" + secrets.token_urlsafe(12)
 SECRETS = (ADMIN_PASSWORD, OPS_PASSWORD, WRONG_PASSWORD)
 # Waits for the fail-fast tests: short enough that an ignored setting (kafka-python's own
-# 30 s) shows, long enough for a TLS handshake and a SCRAM exchange on two loaded cores.
-TLS_CONNECT_MS = 4000
+# 30 s) shows, long enough for a TLS handshake and a SCRAM exchange on two loaded cores
+# (3-4 s was not, with a whole suite running beside the broker).
+TLS_CONNECT_MS = 8000
 TLS_REQUEST_MS = 5000
 TLS_WAITS_ENV = {
     "ECAP_KAFKA_CONNECT_TIMEOUT_MS": str(TLS_CONNECT_MS),
@@ -107,7 +108,9 @@ def test_the_node_listens_with_sasl_ssl_and_keeps_secrets_in_private_files(
     # The CA made here is what the broker presents: TLS with the system CAs fails.
     with pytest.raises(KafkaAuthFailed, match="TLS handshake"):
         with KafkaGateway(
-            secure_cluster.client_settings("ops", ssl_cafile=None, connect_timeout_ms=3000)
+            secure_cluster.client_settings(
+                "ops", ssl_cafile=None, connect_timeout_ms=TLS_CONNECT_MS
+            )
         ) as gw:
             gw.describe_cluster()
 
@@ -243,7 +246,9 @@ def test_a_plaintext_client_in_process_gets_a_bounded_clear_error(
     secure_cluster: LocalCluster,
 ) -> None:
     settings = KafkaSettings(
-        bootstrap_servers=secure_cluster.bootstrap_servers, connect_timeout_ms=3000
+        bootstrap_servers=secure_cluster.bootstrap_servers,
+        connect_timeout_ms=TLS_CONNECT_MS,
+        request_timeout_ms=TLS_REQUEST_MS,
     )
     started = time.monotonic()
     with pytest.raises(KafkaAuthFailed, match="KAFKA_SECURITY_PROTOCOL") as caught:
