@@ -266,6 +266,26 @@ def test_a_group_committing_or_reading_keeps_the_topic(kafka_settings, kafka_boo
 # ---- every other rule, the budget, and the Dagster job ------------------------------------
 
 
+def _commit_offset(kafka_settings, group: str, topic: str) -> None:
+    from kafka import KafkaAdminClient, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    admin = KafkaAdminClient(**kafka_settings.client_kwargs())
+    try:
+        for attempt in range(30):  # the coordinator loads __consumer_offsets on first use
+            try:
+                admin.alter_group_offsets(
+                    group, {TopicPartition(topic, 0): OffsetAndMetadata(1, "", None)}
+                )
+                return
+            except Exception:
+                if attempt == 29:
+                    raise
+                time.sleep(1)
+    finally:
+        admin.close()
+
+
 @pytest.fixture
 def seeded(kafka_settings, tmp_path):
     """Topics named for this test so the shared broker's other topics never match."""
@@ -283,12 +303,15 @@ def seeded(kafka_settings, tmp_path):
     old = int(time.time() * 1000) - 10 * DAY_MS
     for name in names.values():
         _produce(kafka_settings, name, 5, timestamp_ms=old)
+    # A committed offset, so that __consumer_offsets exists (the scene's internal topic that
+    # matches a pattern) whichever tests ran before on the session's broker.
+    _commit_offset(kafka_settings, f"cleanup-{run}", names["nomatch"])
     data = yaml.safe_load(default_catalog_path().read_text())
     tx = data["topics"].pop("transactions")
     data["topics"] = {names["catalog"]: tx}
     # The shipped catalog's access and contracts name its five topics: a one-topic catalog
     # declares neither.
-    for section in ("principals", "acls", "users", "quotas", "access", "contracts"):
+    for section in ("principals", "acls", "users", "quotas", "access", "contracts", "mirror"):
         data.pop(section, None)
     cat_path = tmp_path / "catalog.yaml"
     cat_path.write_text(yaml.safe_dump(data))
