@@ -98,8 +98,12 @@ def exporter_command(
         raise click.BadParameter("must not be empty", param_hint="--host")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     # kafka-python reports every failed connection attempt; the exporter says it once per
-    # measurement (and ecap_kafka_up says it to Prometheus).
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    # measurement (and ecap_kafka_up says it to Prometheus). Kept out of the output by not
+    # propagating, not by a level: the gateway reads those records to tell a TLS or login
+    # failure from a broker that does not answer (gateway/errors.translate).
+    kafka_log = logging.getLogger("kafka")
+    kafka_propagate = kafka_log.propagate
+    kafka_log.propagate = False
     catalog = cli.catalog()
     settings = cli.settings()
     config = ExporterConfig(
@@ -138,4 +142,5 @@ def exporter_command(
         exporter.stop()
         server.shutdown()
         server.server_close()
+        kafka_log.propagate = kafka_propagate
     click.echo("exporter stopped", err=True)
