@@ -939,3 +939,16 @@ def test_bad_hosts_are_clear_errors(host: str, expect: str):
     text = out.output + out.stderr
     assert expect in text, text
     assert "Traceback" not in text
+
+
+def test_the_exporter_leaves_the_kafka_logger_as_it_found_it_in_process():
+    """The gateway reads kafka-python's connection reports to tell a TLS or login failure
+    from a broker that does not answer; an exporter run in process (as these tests do) must
+    not leave that logger silenced for whatever runs next."""
+    import logging
+
+    kafka_log = logging.getLogger("kafka")
+    before = (kafka_log.level, kafka_log.propagate, kafka_log.disabled)
+    run_cli("--port", str(free_port()))  # accepted: stopped as it starts measuring
+    run_cli("--port", "99999")  # refused
+    assert (kafka_log.level, kafka_log.propagate, kafka_log.disabled) == before

@@ -103,7 +103,6 @@ def exporter_command(
     # failure from a broker that does not answer (gateway/errors.translate).
     kafka_log = logging.getLogger("kafka")
     kafka_propagate = kafka_log.propagate
-    kafka_log.propagate = False
     catalog = cli.catalog()
     settings = cli.settings()
     config = ExporterConfig(
@@ -132,6 +131,7 @@ def exporter_command(
         err=True,
     )
     try:
+        kafka_log.propagate = False
         exporter.start()
         while not stop.wait(0.5):
             pass
