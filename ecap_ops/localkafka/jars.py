@@ -79,17 +79,15 @@ def kafka_home() -> Path:
     return cache_dir() / "kafka" / KAFKA_VERSION
 
 
-def _is_complete(lib: Path) -> bool:
-    """True when `lib` holds a finished fetch: the marker and every jar it lists."""
+def _is_complete(lib: Path, version: str = KAFKA_VERSION) -> bool:
+    """True when `lib` holds a finished fetch of `version`: the marker and every jar it lists."""
     try:
         marker = json.loads((lib / MARKER).read_text())
     except (OSError, ValueError):
         return False
     jars = marker.get("jars") or []
     return (
-        marker.get("version") == KAFKA_VERSION
-        and bool(jars)
-        and all((lib / j).is_file() for j in jars)
+        marker.get("version") == version and bool(jars) and all((lib / j).is_file() for j in jars)
     )
 
 
@@ -159,16 +157,28 @@ def _run_maven(cmd: list[str], quiet: bool) -> tuple[int, str]:
 
 def fetch_jars(quiet: bool = True) -> Path:
     """Copy Kafka's jars into the cache with Maven unless already there; return the lib folder."""
-    home = kafka_home()
+    lib = _copy_dependencies(
+        kafka_home(), POM_PATH, KAFKA_VERSION, REQUIRED_JARS, f"Apache Kafka {KAFKA_VERSION}", quiet
+    )
+    log.info("Apache Kafka %s jars ready in %s", KAFKA_VERSION, lib)
+    return lib
+
+
+def _copy_dependencies(
+    home: Path, pom: Path, version: str, required: Sequence[str], what: str, quiet: bool
+) -> Path:
+    """`pom`'s runtime dependencies copied with Maven into `home/lib`, once: complete only
+    with its marker (the version and every jar), written last before an atomic rename, and
+    one process at a time (a file lock). Returns `home/lib`."""
     lib = home / "lib"
-    if _is_complete(lib):
+    if _is_complete(lib, version):
         return lib
     find_executable("java")
     mvn = find_executable("mvn")
     with file_lock(home / ".fetch.lock", LOCK_TIMEOUT_S):
-        if _is_complete(lib):  # another process finished it while we waited
+        if _is_complete(lib, version):  # another process finished it while we waited
             return lib
-        log.info("fetching Apache Kafka %s jars with Maven into %s", KAFKA_VERSION, lib)
+        log.info("fetching %s jars with Maven into %s", what, lib)
         tmp = Path(tempfile.mkdtemp(prefix="lib.tmp-", dir=home))
         try:
             cmd = [
@@ -176,7 +186,7 @@ def fetch_jars(quiet: bool = True) -> Path:
                 "-B",
                 "-Dstyle.color=never",
                 "-f",
-                str(POM_PATH),
+                str(pom),
                 "dependency:copy-dependencies",
                 "-DincludeScope=runtime",
                 f"-DoutputDirectory={tmp}",
@@ -186,25 +196,23 @@ def fetch_jars(quiet: bool = True) -> Path:
             rc, tail = _run_maven(cmd, quiet)
             if rc != 0:
                 raise LocalKafkaError(
-                    f"Maven could not fetch Apache Kafka {KAFKA_VERSION} (exit {rc}); "
+                    f"Maven could not fetch {what} (exit {rc}); "
                     f"check network access to Maven Central. Last lines of its output:\n{tail}"
                 )
             jars = sorted(p.name for p in tmp.glob("*.jar"))
-            missing = [r for r in REQUIRED_JARS if not any(j.startswith(r) for j in jars)]
+            missing = [r for r in required if not any(j.startswith(r) for j in jars)]
             if missing:
                 raise LocalKafkaError(
-                    f"Maven finished but these jars are missing from the copy: {', '.join(missing)}"
+                    f"Maven finished but these {what} jars are missing from the copy: "
+                    f"{', '.join(missing)}"
                 )
-            (tmp / MARKER).write_text(
-                json.dumps({"version": KAFKA_VERSION, "jars": jars}, indent=1)
-            )
+            (tmp / MARKER).write_text(json.dumps({"version": version, "jars": jars}, indent=1))
             if lib.exists():  # an incomplete leftover from an older, interrupted layout
                 shutil.rmtree(lib)
             os.rename(tmp, lib)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-    log.info("Apache Kafka %s jars ready in %s", KAFKA_VERSION, lib)
     return lib
 
 
@@ -281,70 +289,19 @@ def mirror_home() -> Path:
     return cache_dir() / "kafka" / f"mirror-{MIRROR_VERSION}"
 
 
-def _mirror_complete(lib: Path) -> bool:
-    try:
-        marker = json.loads((lib / MARKER).read_text())
-    except (OSError, ValueError):
-        return False
-    jars = marker.get("jars") or []
-    return (
-        marker.get("version") == MIRROR_VERSION
-        and bool(jars)
-        and all((lib / j).is_file() for j in jars)
-    )
-
-
 def fetch_mirror_jars(quiet: bool = True) -> Path:
     """MirrorMaker 2 (connect-mirror, connect-mirror-client, connect-runtime and their
     runtime dependencies, all at MIRROR_VERSION) copied with Maven once into
     `<cache>/kafka/mirror-<version>/lib`; return that folder. Complete only with its marker,
     written last before an atomic rename, like the broker's jars."""
-    home = mirror_home()
-    lib = home / "lib"
-    if _mirror_complete(lib):
-        return lib
-    find_executable("java")
-    mvn = find_executable("mvn")
-    with file_lock(home / ".fetch.lock", LOCK_TIMEOUT_S):
-        if _mirror_complete(lib):
-            return lib
-        log.info("fetching MirrorMaker 2 %s jars with Maven into %s", MIRROR_VERSION, lib)
-        tmp = Path(tempfile.mkdtemp(prefix="lib.tmp-", dir=home))
-        try:
-            cmd = [
-                mvn,
-                "-B",
-                "-Dstyle.color=never",
-                "-f",
-                str(MIRROR_POM_PATH),
-                "dependency:copy-dependencies",
-                "-DincludeScope=runtime",
-                f"-DoutputDirectory={tmp}",
-            ]
-            if quiet:
-                cmd.insert(1, "-q")
-            rc, tail = _run_maven(cmd, quiet)
-            if rc != 0:
-                raise LocalKafkaError(
-                    f"Maven could not fetch MirrorMaker 2 (connect-mirror {MIRROR_VERSION}, exit {rc}); "
-                    f"check network access to Maven Central. Last lines of its output:\n{tail}"
-                )
-            jars = sorted(p.name for p in tmp.glob("*.jar"))
-            missing = [r for r in MIRROR_REQUIRED_JARS if not any(j.startswith(r) for j in jars)]
-            if missing:
-                raise LocalKafkaError(
-                    f"Maven finished but these MirrorMaker 2 jars are missing: {', '.join(missing)}"
-                )
-            (tmp / MARKER).write_text(
-                json.dumps({"version": MIRROR_VERSION, "jars": jars}, indent=1)
-            )
-            if lib.exists():
-                shutil.rmtree(lib)
-            os.rename(tmp, lib)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    return lib
+    return _copy_dependencies(
+        mirror_home(),
+        MIRROR_POM_PATH,
+        MIRROR_VERSION,
+        MIRROR_REQUIRED_JARS,
+        f"MirrorMaker 2 (connect-mirror {MIRROR_VERSION})",
+        quiet,
+    )
 
 
 def mirror_java_command(
