@@ -58,8 +58,9 @@ def build_cluster_definitions(clusters: dict) -> dg.Definitions:
     The home cluster (the primary, else the first listed) keeps every name of the
     single-cluster location and runs every area, on resource `kafka`. Each other cluster
     gets its own topics, topic checks, provisioning job, health job, schedule and incident
-    sensor, lag sensor, and the comparison with the home cluster, all prefixed with its
-    name and run on its own resource `kafka_<name>`, so a cluster that is down holds up
+    sensor, lag sensor, retention audit, metadata snapshot (into its own directory, see
+    `dr.cluster_snapshot_dir`) and the comparison with the home cluster, all prefixed with
+    its name and run on its own resource `kafka_<name>`, so a cluster that is down holds up
     only its own runs and ticks."""
     from ecap_ops.clusters import primary_of
     from ecap_ops.orchestration import compare
@@ -80,9 +81,9 @@ def build_cluster_definitions(clusters: dict) -> dg.Definitions:
         topics.build_defs(home_catalog, home_scope),
         access.build_defs(topics.asset_catalog(home_catalog)),
         contracts.build_defs(topics.asset_catalog(home_catalog)),
-        dr.build_defs(home_catalog),
+        dr.build_defs(home_catalog, home_scope),
         health.build_defs(home_catalog, home_scope),
-        audits.build_defs(home_catalog),
+        audits.build_defs(home_catalog, home_scope),
         cleanup.build_defs(home_catalog),
         lag.build_defs(home_catalog, home_scope),
         mirror.build_defs(home_catalog),
@@ -99,6 +100,8 @@ def build_cluster_definitions(clusters: dict) -> dg.Definitions:
             health.build_defs(catalog, scope),
             lag.build_defs(catalog, scope),
             compare.build_defs(scope, catalog, home_scope, home_catalog),
+            audits.build_defs(catalog, scope),
+            dr.build_snapshot_defs(catalog, scope),
         ]
         resources[scope.resource_key] = cluster_resource(cluster)
     return dg.Definitions.merge(*parts, dg.Definitions(resources=resources))

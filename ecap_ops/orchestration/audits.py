@@ -11,6 +11,7 @@ import dagster as dg
 from pydantic import Field
 
 from ecap_ops.catalog.model import Catalog
+from ecap_ops.orchestration.cluster_scope import SINGLE, ClusterScope
 from ecap_ops.orchestration.common import as_failure
 from ecap_ops.orchestration.health import schedule_default_status
 from ecap_ops.orchestration.resources import KafkaResource
@@ -82,17 +83,24 @@ def _table_records(report) -> list[dg.TableRecord]:
     return out
 
 
-def build_defs(catalog: Catalog) -> dg.Definitions:
+def build_defs(catalog: Catalog, cluster: ClusterScope = SINGLE) -> dg.Definitions:
+    """The retention audit of one cluster (`cluster`: its names and its resource; SINGLE:
+    the single-cluster names, `retention_audit` on resource `kafka`)."""
+
     @dg.asset(
-        name="retention_audit",
-        group_name=GROUP,
+        key=cluster.key("retention_audit"),
+        group_name=cluster.group(GROUP),
         kinds={"kafka", "pandas"},
         freshness_policy=AUDIT_FRESHNESS,
-        description="Retention audit of every topic: retention.ms, retention.bytes, cleanup.policy and segment.ms against the catalog "
-        "(or the default policy), bytes on disk and the oldest record's age, data older than retention + segment.ms + the audit's interval, "
-        "infinite retention, compaction settings, and days until the brokers' disks fill. Taken daily by retention_audit_schedule; "
-        "stale (warning) when the newest audit is over 26 hours old, failing over 50.",
+        tags=cluster.tags,
+        description=cluster.describe(
+            "Retention audit of every topic: retention.ms, retention.bytes, cleanup.policy and segment.ms against the catalog "
+            "(or the default policy), bytes on disk and the oldest record's age, data older than retention + segment.ms + the audit's interval, "
+            "infinite retention, compaction settings, and days until the brokers' disks fill. Taken daily by retention_audit_schedule; "
+            "stale (warning) when the newest audit is over 26 hours old, failing over 50."
+        ),
     )
+    @cluster.bind
     def retention_audit(
         context: dg.AssetExecutionContext, config: RetentionAuditConfig, kafka: KafkaResource
     ):
@@ -156,16 +164,18 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         return dg.Output(df, metadata=metadata)
 
     job = dg.define_asset_job(
-        "retention_audit_job",
+        cluster.name("retention_audit_job"),
         selection=dg.AssetSelection.assets(retention_audit),
-        description="Materialize the retention audit.",
+        description=cluster.describe("Materialize the retention audit."),
+        tags=cluster.tags,
     )
     schedule = dg.ScheduleDefinition(
-        name="retention_audit_schedule",
+        name=cluster.name("retention_audit_schedule"),
         job=job,
         cron_schedule=AUDIT_CRON,
         execution_timezone="UTC",
         default_status=schedule_default_status(),
-        description="Daily at 03:30 UTC: the retention audit.",
+        description=cluster.describe("Daily at 03:30 UTC: the retention audit."),
+        tags=cluster.tags,
     )
     return dg.Definitions(assets=[retention_audit], jobs=[job], schedules=[schedule])

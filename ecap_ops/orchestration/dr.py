@@ -15,6 +15,7 @@ from ecap_ops.orchestration.alerts import (
     events_metadata,
     notify_job,
 )
+from ecap_ops.orchestration.cluster_scope import SINGLE, ClusterScope
 from ecap_ops.orchestration.common import as_failure, md_table, rounded
 from ecap_ops.orchestration.resources import KafkaResource
 
@@ -84,26 +85,49 @@ def _size(n: int) -> str:
     return format_size(n)
 
 
-def build_snapshot_asset(catalog: Catalog) -> dg.AssetsDefinition:
+def cluster_snapshot_dir(cluster: ClusterScope = SINGLE) -> Path:
+    """Where the snapshot asset of `cluster` writes: the snapshot directory itself for the
+    single-cluster location and the home cluster (where restore, the drill and the CLI look
+    for the newest snapshot), `<snapshot directory>/clusters/<name>` for every other
+    cluster, so that no cluster's snapshots are pruned by, diffed against or taken for
+    another's."""
+    from ecap_ops.services.dr import snapshot_dir
+
+    base = snapshot_dir()
+    return base / "clusters" / cluster.cluster if cluster.prefixed else base
+
+
+def build_snapshot_asset(catalog: Catalog, cluster: ClusterScope = SINGLE) -> dg.AssetsDefinition:
+    where = (
+        f" (this cluster's: <snapshot directory>/clusters/{cluster.cluster})"
+        if cluster.prefixed
+        else ""
+    )
+
     @dg.asset(
-        name="kafka_metadata_snapshot",
-        group_name=GROUP,
+        key=cluster.key("kafka_metadata_snapshot"),
+        group_name=cluster.group(GROUP),
         kinds={"kafka", "json"},
         freshness_policy=SNAPSHOT_FRESHNESS,
-        description="A verified, checksummed snapshot of the cluster's metadata (topics, partitions, replication, "
-        "topic-level overrides, consumer-group offsets, ACLs, SCRAM user names and mechanisms, never a password, "
-        "client quotas) written atomically into the "
-        "snapshot directory (ECAP_SNAPSHOT_DIR), which keeps the newest ECAP_SNAPSHOT_KEEP. Each materialization "
-        "is one snapshot: its file, checksum, counts and the diff against the previous one; the history is the "
-        "list of materializations. Taken hourly by dr_snapshot_schedule; materialize it to take one now.",
+        tags=cluster.tags,
+        description=cluster.describe(
+            "A verified, checksummed snapshot of the cluster's metadata (topics, partitions, replication, "
+            "topic-level overrides, consumer-group offsets, ACLs, SCRAM user names and mechanisms, never a password, "
+            "client quotas) written atomically into the "
+            f"snapshot directory (ECAP_SNAPSHOT_DIR){where}, which keeps the newest ECAP_SNAPSHOT_KEEP. Each "
+            "materialization is one snapshot: its file, checksum, counts and the diff against the previous one; the "
+            f"history is the list of materializations. Taken hourly by {cluster.name('dr_snapshot_schedule')}; "
+            "materialize it to take one now."
+        ),
     )
+    @cluster.bind
     def kafka_metadata_snapshot(
         context: dg.AssetExecutionContext, kafka: KafkaResource
     ) -> dg.MaterializeResult:
         from ecap_ops.core.snapshot import diff_snapshots
-        from ecap_ops.services.dr import previous_snapshot, snapshot_dir, take_snapshot
+        from ecap_ops.services.dr import previous_snapshot, take_snapshot
 
-        directory = snapshot_dir()
+        directory = cluster_snapshot_dir(cluster)
         with as_failure("taking the metadata snapshot"), kafka.gateway() as gw:
             result = take_snapshot(gw, catalog, directory=directory)
             prev = previous_snapshot(directory, result.path)
@@ -469,21 +493,38 @@ def standby_cluster() -> str | None:
     return next((c.name for c in clusters.values() if c.role == "standby"), None)
 
 
-def build_defs(catalog: Catalog) -> dg.Definitions:
-    snapshot_asset = build_snapshot_asset(catalog)
+def build_snapshot_defs(catalog: Catalog, cluster: ClusterScope = SINGLE) -> dg.Definitions:
+    """The snapshot of one cluster: the asset `kafka_metadata_snapshot`, the job
+    `dr_snapshot` and its hourly schedule, named for `cluster` and run on its resource
+    (SINGLE: the single-cluster names on resource `kafka`). Restore and the drill are the
+    home cluster's (`build_defs`)."""
+    snapshot_asset = build_snapshot_asset(catalog, cluster)
     dr_snapshot = dg.define_asset_job(
-        "dr_snapshot",
+        cluster.name("dr_snapshot"),
         selection=[snapshot_asset],
-        description="Take a verified snapshot of the cluster's metadata into the snapshot directory.",
+        description=cluster.describe(
+            "Take a verified snapshot of the cluster's metadata into the snapshot directory."
+        ),
+        tags=cluster.tags,
     )
     dr_snapshot_schedule = dg.ScheduleDefinition(
-        name="dr_snapshot_schedule",
+        name=cluster.name("dr_snapshot_schedule"),
         job=dr_snapshot,
         cron_schedule=SNAPSHOT_CRON,
         execution_timezone="UTC",
-        description="Hourly metadata snapshot (on the hour, UTC).",
+        description=cluster.describe("Hourly metadata snapshot (on the hour, UTC)."),
         default_status=schedule_status(),
+        tags=cluster.tags,
     )
+    return dg.Definitions(
+        assets=[snapshot_asset], jobs=[dr_snapshot], schedules=[dr_snapshot_schedule]
+    )
+
+
+def build_defs(catalog: Catalog, cluster: ClusterScope = SINGLE) -> dg.Definitions:
+    """Disaster recovery on the home cluster (or the single one): the snapshot
+    (`build_snapshot_defs`, named for `cluster`), restore, the weekly drill and its incident
+    sensor. Other clusters of a clusters file get the snapshot part only."""
     standby = standby_cluster()
     dr_drill_schedule = dg.ScheduleDefinition(
         name="dr_drill_schedule",
@@ -523,9 +564,12 @@ def build_defs(catalog: Catalog) -> dg.Definitions:
         "since the last tick, each notified by one run of notify_dr_drill (run key <incident id>:<event>: "
         "never twice). run_failure_alert_sensor leaves these drill runs alone.",
     )
-    return dg.Definitions(
-        assets=[snapshot_asset, drill_asset],
-        jobs=[dr_snapshot, dr_restore, dr_drill, notify],
-        schedules=[dr_snapshot_schedule, dr_drill_schedule],
-        sensors=[sensor],
+    return dg.Definitions.merge(
+        build_snapshot_defs(catalog, cluster),
+        dg.Definitions(
+            assets=[drill_asset],
+            jobs=[dr_restore, dr_drill, notify],
+            schedules=[dr_drill_schedule],
+            sensors=[sensor],
+        ),
     )
