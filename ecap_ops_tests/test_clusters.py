@@ -262,3 +262,230 @@ def test_cli_cluster_flag_talks_to_that_cluster_with_its_catalog_overlay(kafka_c
     # Without --cluster, the KAFKA_* variables (a dead address here) as before.
     out = _cli("list-topics", env={**env, "ECAP_KAFKA_CONNECT_TIMEOUT_MS": "1500"})
     assert out.returncode == 1 and "Traceback" not in out.stderr
+
+
+# -- every area on every cluster: the retention audit and the metadata snapshot ----------
+
+
+@pytest.fixture(scope="module")
+def standby_cluster(kafka_lib, tmp_path_factory):
+    """A second one-node cluster of this module's own (the `dr` standby)."""
+    from ecap_ops_tests.conftest import _run_cluster
+
+    yield from _run_cluster(tmp_path_factory.mktemp("kafka-standby"), nodes=1)
+
+
+def _two_clusters(tmp_path, home: str, dr: str, waits: str = ""):
+    """The code location of a clusters file naming `prod` (home) and `dr` (a standby),
+    built without touching the module-level `ecap_ops.definitions.defs`."""
+    from ecap_ops.definitions import build_cluster_definitions
+
+    p = tmp_path / "two-clusters.yaml"
+    p.write_text(
+        "version: 1\nclusters:\n"
+        f"  prod: {{role: primary, env: dev, bootstrap_servers: '{home}'{waits}}}\n"
+        f"  dr: {{role: standby, env: dev, bootstrap_servers: '{dr}'{waits}}}\n"
+    )
+    return build_cluster_definitions(load_clusters(p, environ={}))
+
+
+def test_every_cluster_has_its_own_retention_audit_and_snapshot_on_its_own_resource(tmp_path):
+    import dagster as dg
+
+    defs = _two_clusters(tmp_path, "127.0.0.1:1", "127.0.0.1:2")
+    repo = defs.get_repository_def()
+    graph = repo.asset_graph
+    for key, group, resource, other in (
+        ("retention_audit", "audits", "kafka", "kafka_dr"),
+        ("kafka_metadata_snapshot", "disaster_recovery", "kafka", "kafka_dr"),
+        ("dr/retention_audit", "dr__audits", "kafka_dr", "kafka"),
+        ("dr/kafka_metadata_snapshot", "dr__disaster_recovery", "kafka_dr", "kafka"),
+    ):
+        asset_key = dg.AssetKey.from_user_string(key)
+        node = graph.get(asset_key)
+        assert node.group_name == group, (key, node.group_name)
+        needs = defs.get_assets_def(asset_key).required_resource_keys
+        assert resource in needs and other not in needs, (key, needs)
+        # The page says which cluster it is about.
+        cluster = "dr" if key.startswith("dr/") else "prod"
+        assert node.tags.get("ecap_ops/cluster") == cluster
+        assert node.description.startswith(f"[{cluster} · ")
+    jobs = {j.name: j for j in repo.get_all_jobs()}
+    schedules = {s.name: s for s in repo.schedule_defs}
+    for job, schedule, cron in (
+        ("dr__retention_audit_job", "dr__retention_audit_schedule", "30 3 * * *"),
+        ("dr__dr_snapshot", "dr__dr_snapshot_schedule", "0 * * * *"),
+    ):
+        assert jobs[job].tags.get("ecap_ops/cluster") == "dr"
+        assert schedules[schedule].job_name == job
+        assert schedules[schedule].cron_schedule == cron
+        base = job.removeprefix("dr__")
+        assert base in jobs and jobs[base].tags.get("ecap_ops/cluster") == "prod"
+    # Restore and the drill stay the home cluster's (the drill targets the standby).
+    assert {"dr_restore", "dr_drill"} <= set(jobs)
+    assert not {"dr__dr_restore", "dr__dr_drill"} & set(jobs)
+    assert [s for s in schedules if "drill" in s] == ["dr_drill_schedule"]
+    snap_desc = graph.get(dg.AssetKey(["dr", "kafka_metadata_snapshot"])).description
+    assert "clusters/dr" in snap_desc and "dr__dr_snapshot_schedule" in snap_desc
+
+
+_name = st.text(st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(_name, st.sampled_from(["..", ".", "a/b", "../x", "dr/../prod", "_", "a" * 33])))
+def test_a_clusters_snapshot_directory_is_its_own_and_inside_the_snapshot_directory(name):
+    """Only names the clusters file accepts reach the snapshot directory, and each lands in
+    its own subdirectory under <snapshot directory>/clusters, never outside it."""
+    import yaml
+
+    from ecap_ops.orchestration.cluster_scope import SINGLE, ClusterScope
+    from ecap_ops.orchestration.dr import cluster_snapshot_dir
+    from ecap_ops.settings import snapshot_dir
+
+    text = yaml.safe_dump(
+        {
+            "clusters": {
+                "home": {"role": "primary", "bootstrap_servers": "a:1"},
+                name: {"role": "standby", "bootstrap_servers": "b:1"},
+            }
+        },
+        allow_unicode=True,
+    )
+    try:
+        clusters = parse_clusters(text, environ={})
+    except CatalogInvalid as exc:
+        assert any("clusters." in e for e in exc.errors), exc.errors
+        return
+    base = snapshot_dir()
+    assert cluster_snapshot_dir(SINGLE) == base
+    assert cluster_snapshot_dir(ClusterScope("home", "primary", prefixed=False)) == base
+    for cfg in clusters.values():
+        if cfg.name == "home":
+            continue
+        d = cluster_snapshot_dir(ClusterScope(cfg.name, cfg.role, prefixed=True))
+        assert d.parent == base / "clusters" and d.name == cfg.name
+        assert d.resolve().is_relative_to((base / "clusters").resolve())
+        assert d.resolve() != (base / "clusters").resolve()
+
+
+def _cluster_id(bootstrap: str) -> str:
+    from ecap_ops.gateway import KafkaGateway
+    from ecap_ops.settings import KafkaSettings
+
+    with KafkaGateway(KafkaSettings(bootstrap_servers=bootstrap)) as gw:
+        return gw.brokers()[0]
+
+
+def _topics(bootstrap: str) -> set[str]:
+    from ecap_ops.gateway import KafkaGateway
+    from ecap_ops.settings import KafkaSettings
+
+    with KafkaGateway(KafkaSettings(bootstrap_servers=bootstrap)) as gw:
+        return set(gw.topics(None))
+
+
+def test_the_standbys_snapshot_is_of_the_standby_in_its_own_directory(
+    kafka_cluster, standby_cluster, tmp_path, unique_name, monkeypatch
+):
+    import dagster as dg
+
+    from ecap_ops.services.snapshot_files import latest_snapshot, list_snapshots, load_snapshot
+    from ecap_ops_tests.helpers import kafka_tool
+
+    base = tmp_path / "snapshots"
+    monkeypatch.setenv("ECAP_SNAPSHOT_DIR", str(base))
+    monkeypatch.setenv("ECAP_SNAPSHOT_KEEP", "2")
+    home, dr = kafka_cluster.bootstrap_servers, standby_cluster.bootstrap_servers
+    on_home, on_dr = f"{unique_name}-home", f"{unique_name}-dr"
+    for cluster, topic in ((kafka_cluster, on_home), (standby_cluster, on_dr)):
+        made = kafka_tool(cluster, "kafka-topics", "--create", "--topic", topic)
+        assert made.returncode == 0, made.stderr
+    home_id, dr_id = _cluster_id(home), _cluster_id(dr)
+    assert home_id != dr_id
+    defs = _two_clusters(tmp_path, home, dr)
+    instance = dg.DagsterInstance.ephemeral()
+
+    def take(key: str):
+        asset_key = dg.AssetKey.from_user_string(key)
+        result = dg.materialize(
+            [defs.get_assets_def(asset_key)], resources=defs.resources, instance=instance
+        )
+        assert result.success
+        (mat,) = result.get_asset_materialization_events()
+        return mat.materialization.metadata
+
+    home_before = _topics(home)
+    meta = take("dr/kafka_metadata_snapshot")
+    dr_dir = base / "clusters" / "dr"
+    (written,) = list_snapshots(dr_dir)
+    assert meta["path"].value == str(written) and meta["cluster_id"].value == dr_id
+    snap = load_snapshot(written)
+    assert snap.doc["source"]["cluster_id"] == dr_id
+    assert on_dr in snap.topics and on_home not in snap.topics
+    assert list_snapshots(base) == []  # the home's directory: nothing of the standby's
+    assert _topics(home) == home_before  # the home cluster untouched
+
+    meta = take("kafka_metadata_snapshot")
+    (home_file,) = list_snapshots(base)
+    home_snap = load_snapshot(home_file)
+    assert home_snap.doc["source"]["cluster_id"] == home_id == meta["cluster_id"].value
+    assert on_home in home_snap.topics and on_dr not in home_snap.topics
+    assert list_snapshots(dr_dir) == [written]  # not pruned by the home's snapshot
+    # Restore and the drill take the newest snapshot of the home's directory: the home's.
+    assert latest_snapshot(base) == home_file
+
+    # The standby's next snapshot is diffed against its own previous one, not the home's.
+    meta = take("dr/kafka_metadata_snapshot")
+    assert meta["diff_empty"].value is True, meta["diff_vs_previous"].value
+    assert len(list_snapshots(dr_dir)) == 2 and list_snapshots(base) == [home_file]
+
+
+def test_one_cluster_down_does_not_stop_the_others_retention_audit(
+    kafka_cluster, tmp_path, unique_name
+):
+    import time
+
+    import dagster as dg
+
+    from ecap_ops_tests.bounds import CONNECT_MS, REQUEST_MS, assert_bounded, wait_limit_s
+    from ecap_ops_tests.helpers import free_port, kafka_tool
+
+    made = kafka_tool(kafka_cluster, "kafka-topics", "--create", "--topic", unique_name)
+    assert made.returncode == 0, made.stderr
+    dead = f"127.0.0.1:{free_port()}"
+    waits = f", connect_timeout_ms: {CONNECT_MS}, request_timeout_ms: {REQUEST_MS}"
+    # The home cluster is the one that is down; the standby answers.
+    defs = _two_clusters(tmp_path, dead, kafka_cluster.bootstrap_servers, waits)
+    instance = dg.DagsterInstance.ephemeral()
+    home_key, dr_key = dg.AssetKey(["retention_audit"]), dg.AssetKey(["dr", "retention_audit"])
+
+    def audit(*keys):
+        return dg.materialize(
+            [defs.get_assets_def(k) for k in keys],
+            resources=defs.resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+
+    # The down cluster's audit gives up within its own waits, naming its address.
+    started = time.monotonic()
+    alone = audit(home_key)
+    took = time.monotonic() - started
+    assert not alone.success
+    assert_bounded(
+        took, wait_limit_s(CONNECT_MS, REQUEST_MS, sequential_waits=2), "audit of a dead cluster"
+    )
+    # Both in one run: the down one fails, the other is audited all the same.
+    result = audit(home_key, dr_key)
+    assert not result.success
+    for failing in (alone, result):
+        by_step = {e.step_key: e for e in failing.all_events if e.is_step_failure}
+        assert list(by_step) == ["retention_audit"], by_step
+        why = by_step["retention_audit"].event_specific_data.error.message
+        assert "retention audit" in why and dead in why, why
+        assert "Traceback" not in why
+    (mat,) = result.get_asset_materialization_events()
+    assert mat.asset_key == dr_key
+    audited = {r.data["topic"] for r in mat.materialization.metadata["report"].value.records}
+    assert unique_name in audited
