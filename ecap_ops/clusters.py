@@ -403,3 +403,36 @@ def with_client_id(cluster: ClusterConfig, client_id: str) -> ClusterConfig:
 def primary_of(clusters: Mapping[str, ClusterConfig]) -> ClusterConfig | None:
     """The primary cluster, if the file names one."""
     return next((c for c in clusters.values() if c.role == "primary"), None)
+
+
+def home_of(clusters: Mapping[str, ClusterConfig]) -> ClusterConfig:
+    """The code location's home cluster: the primary, else the first one listed. It keeps
+    every single-cluster name and file place; `clusters` is not empty."""
+    return primary_of(clusters) or next(iter(clusters.values()))
+
+
+def snapshot_dir_of(cluster: str | None, environ: Mapping[str, str] | None = None) -> Path:
+    """Where the snapshots of cluster `cluster` of the clusters file live (`--cluster NAME`;
+    None: the single-cluster variables): `other_cluster_snapshot_dir` of its name, or of
+    None for the home cluster."""
+    environ = os.environ if environ is None else environ
+    if cluster is not None:
+        clusters = load_clusters(environ=environ)
+        cluster_config(cluster, environ, clusters)  # an unknown name is refused, naming the known
+        if home_of(clusters).name == cluster:
+            cluster = None
+    return other_cluster_snapshot_dir(cluster, environ)
+
+
+def other_cluster_snapshot_dir(
+    cluster: str | None, environ: Mapping[str, str] | None = None
+) -> Path:
+    """The one rule of where snapshots live: the snapshot directory itself for the single
+    or home cluster (None; where restore, the drill and the CLI look for the newest), and
+    `<snapshot directory>/clusters/<name>` for every other cluster, so that no cluster's
+    snapshots are pruned by, diffed against or taken for another's. Used by the Dagster
+    snapshot asset of each cluster and by `ecap-ops --cluster NAME snapshot|restore`."""
+    from ecap_ops.settings import snapshot_dir
+
+    base = snapshot_dir(dict(os.environ if environ is None else environ))
+    return base if cluster is None else base / "clusters" / cluster

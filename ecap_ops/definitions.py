@@ -62,12 +62,12 @@ def build_cluster_definitions(clusters: dict) -> dg.Definitions:
     `dr.cluster_snapshot_dir`) and the comparison with the home cluster, all prefixed with
     its name and run on its own resource `kafka_<name>`, so a cluster that is down holds up
     only its own runs and ticks."""
-    from ecap_ops.clusters import primary_of
+    from ecap_ops.clusters import home_of
     from ecap_ops.orchestration import compare
     from ecap_ops.orchestration.cluster_scope import ClusterScope
     from ecap_ops.orchestration.resources import cluster_resource
 
-    home = primary_of(clusters) or next(iter(clusters.values()))
+    home = home_of(clusters)
     catalogs: dict[str, object] = {}
 
     def catalog_of(env: str):

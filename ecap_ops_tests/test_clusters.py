@@ -5,6 +5,7 @@ single-cluster variables unchanged when no clusters file is given."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -339,7 +340,8 @@ def test_a_clusters_snapshot_directory_is_its_own_and_inside_the_snapshot_direct
     its own subdirectory under <snapshot directory>/clusters, never outside it."""
     import yaml
 
-    from ecap_ops.orchestration.cluster_scope import SINGLE, ClusterScope
+    from ecap_ops.clusters import snapshot_dir_of
+    from ecap_ops.orchestration.cluster_scope import SINGLE
     from ecap_ops.orchestration.dr import cluster_snapshot_dir
     from ecap_ops.settings import snapshot_dir
 
@@ -357,16 +359,24 @@ def test_a_clusters_snapshot_directory_is_its_own_and_inside_the_snapshot_direct
     except CatalogInvalid as exc:
         assert any("clusters." in e for e in exc.errors), exc.errors
         return
-    base = snapshot_dir()
-    assert cluster_snapshot_dir(SINGLE) == base
-    assert cluster_snapshot_dir(ClusterScope("home", "primary", prefixed=False)) == base
-    for cfg in clusters.values():
-        if cfg.name == "home":
-            continue
-        d = cluster_snapshot_dir(ClusterScope(cfg.name, cfg.role, prefixed=True))
-        assert d.parent == base / "clusters" and d.name == cfg.name
-        assert d.resolve().is_relative_to((base / "clusters").resolve())
-        assert d.resolve() != (base / "clusters").resolve()
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "clusters.yaml"
+        path.write_text(text, encoding="utf-8")
+        environ = {"ECAP_CLUSTERS_FILE": str(path), "ECAP_SNAPSHOT_DIR": str(Path(d) / "snaps")}
+        base = snapshot_dir(environ)
+        assert snapshot_dir_of(None, environ) == base
+        assert snapshot_dir_of("home", environ) == base
+        for cfg in clusters.values():
+            if cfg.name == "home":
+                continue
+            got = snapshot_dir_of(cfg.name, environ)
+            assert got.parent == base / "clusters" and got.name == cfg.name
+            assert got.resolve().is_relative_to((base / "clusters").resolve())
+            assert got.resolve() != (base / "clusters").resolve()
+    # The Dagster asset's rule is the same one: no clusters file, no prefix, the base.
+    assert cluster_snapshot_dir(SINGLE) == snapshot_dir()
 
 
 def _cluster_id(bootstrap: str) -> str:
@@ -439,6 +449,39 @@ def test_the_standbys_snapshot_is_of_the_standby_in_its_own_directory(
     meta = take("dr/kafka_metadata_snapshot")
     assert meta["diff_empty"].value is True, meta["diff_vs_previous"].value
     assert len(list_snapshots(dr_dir)) == 2 and list_snapshots(base) == [home_file]
+
+
+def test_the_cli_keeps_each_clusters_snapshots_where_dagster_does(
+    kafka_cluster, standby_cluster, tmp_path
+):
+    """`ecap-ops --cluster dr snapshot` writes where the `dr/kafka_metadata_snapshot` asset
+    does, and `--cluster dr restore` (a dry run) takes the newest of the standby's own."""
+    import json
+
+    from ecap_ops.services.snapshot_files import list_snapshots, load_snapshot
+
+    home, dr = kafka_cluster.bootstrap_servers, standby_cluster.bootstrap_servers
+    clusters = tmp_path / "two-clusters.yaml"
+    clusters.write_text(
+        "version: 1\nclusters:\n"
+        f"  prod: {{role: primary, env: dev, bootstrap_servers: '{home}'}}\n"
+        f"  dr: {{role: standby, env: dev, bootstrap_servers: '{dr}'}}\n"
+    )
+    base = tmp_path / "snapshots"
+    env = {"ECAP_CLUSTERS_FILE": str(clusters), "ECAP_SNAPSHOT_DIR": str(base)}
+    taken = {}
+    for name in ("dr", "prod"):
+        out = _cli("--cluster", name, "snapshot", "-o", "json", env=env)
+        assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-800:]
+        taken[name] = json.loads(out.stdout)
+    (dr_file,) = list_snapshots(base / "clusters" / "dr")
+    (home_file,) = list_snapshots(base)
+    assert taken["dr"]["path"] == str(dr_file) and taken["prod"]["path"] == str(home_file)
+    assert load_snapshot(dr_file).doc["source"]["cluster_id"] == _cluster_id(dr)
+    assert load_snapshot(home_file).doc["source"]["cluster_id"] == _cluster_id(home)
+    out = _cli("--cluster", "dr", "restore", env=env)
+    assert out.returncode == 0, out.stderr[-800:]
+    assert dr_file.name in out.stderr and str(base / "clusters" / "dr") in out.stderr
 
 
 def test_one_cluster_down_does_not_stop_the_others_retention_audit(

@@ -47,11 +47,13 @@ def _snapshot_output_option(f):
     )(f)
 
 
-def _newest_snapshot():
-    """The newest snapshot in the snapshot directory, said on stderr (stdout may be JSON)."""
-    from ecap_ops.services.dr import latest_snapshot, snapshot_dir
+def _newest_snapshot(cluster: str | None):
+    """The newest snapshot of `cluster` (--cluster; None: the single or home cluster) in
+    its snapshot directory, said on stderr (stdout may be JSON)."""
+    from ecap_ops.clusters import snapshot_dir_of
+    from ecap_ops.services.dr import latest_snapshot
 
-    directory = snapshot_dir()
+    directory = snapshot_dir_of(cluster)
     path = latest_snapshot(directory)
     click.echo(
         f"Using the newest snapshot in {directory}: {path.name} (give a PATH to use another)",
@@ -73,11 +75,17 @@ def _newest_snapshot():
 @guarded
 def snapshot(cli: CliContext, file_path, output):
     """Take a verified snapshot of the cluster's metadata (written atomically)."""
+    from ecap_ops.clusters import snapshot_dir_of
     from ecap_ops.services.dr import take_snapshot
 
     catalog = cli.catalog()
     with cli.gateway() as gw:
-        result = take_snapshot(gw, catalog, output=file_path)
+        result = take_snapshot(
+            gw,
+            catalog,
+            output=file_path,
+            directory=None if file_path else snapshot_dir_of(cli.cluster),
+        )
     d = result.to_dict()
     if output == "json":
         emit_json(d)
@@ -201,7 +209,7 @@ def restore(
             )
         target = cluster_config(to_cluster)
         target.checked_settings()
-    path = path or _newest_snapshot()
+    path = path or _newest_snapshot(cli.cluster)
     snap = load_snapshot(path)
     if target is not None:
         from ecap_ops.catalog import load_catalog
@@ -392,7 +400,7 @@ def dr_drill(
         from ecap_ops.clusters import cluster_config
 
         cluster_config(to_cluster).checked_settings()  # an unknown name fails before anything
-    path = path or snapshot_path or _newest_snapshot()
+    path = path or snapshot_path or _newest_snapshot(cli.cluster)
     target, same = drill_target(cli.settings(), target_bootstrap, to_cluster)
     with target:
         report = run_drill(

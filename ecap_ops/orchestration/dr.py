@@ -86,15 +86,12 @@ def _size(n: int) -> str:
 
 
 def cluster_snapshot_dir(cluster: ClusterScope = SINGLE) -> Path:
-    """Where the snapshot asset of `cluster` writes: the snapshot directory itself for the
-    single-cluster location and the home cluster (where restore, the drill and the CLI look
-    for the newest snapshot), `<snapshot directory>/clusters/<name>` for every other
-    cluster, so that no cluster's snapshots are pruned by, diffed against or taken for
-    another's."""
-    from ecap_ops.services.dr import snapshot_dir
+    """Where the snapshot asset of `cluster` writes (`clusters.other_cluster_snapshot_dir`: the
+    snapshot directory for the single location and the home cluster, its own directory
+    for every other cluster)."""
+    from ecap_ops.clusters import other_cluster_snapshot_dir
 
-    base = snapshot_dir()
-    return base / "clusters" / cluster.cluster if cluster.prefixed else base
+    return other_cluster_snapshot_dir(cluster.cluster if cluster.prefixed else None)
 
 
 def build_snapshot_asset(catalog: Catalog, cluster: ClusterScope = SINGLE) -> dg.AssetsDefinition:
