@@ -34,6 +34,7 @@ from benchmarks.common import (  # noqa: E402
     print_growth,
     print_table,
     run_process,
+    wait_until_served,
 )
 from ecap_ops.catalog import load_catalog  # noqa: E402
 from ecap_ops.core.restore import RestoreOptions  # noqa: E402
@@ -55,6 +56,9 @@ def populate(gw: KafkaGateway, n_topics: int, n_groups: int) -> None:
             for j, n in enumerate(names[i : i + 1000], start=i)
         }
         gw.require(gw.create_topics(batch), "creating benchmark topics")
+    # The broker's metadata and its leadership of each new partition follow the
+    # controller's answer by up to minutes at 10,000 topics on a busy machine.
+    wait_until_served(gw, names)
     for g in range(n_groups):
         write_group_offsets(gw, f"bench.g{g:04d}", {(names[g % n_topics], 0): 0})
 

@@ -26,6 +26,7 @@ from benchmarks.common import (  # noqa: E402
     print_growth,
     print_table,
     run_process,
+    wait_until_served,
 )
 from ecap_ops.catalog import load_catalog  # noqa: E402
 from ecap_ops.gateway import KafkaGateway  # noqa: E402
@@ -69,7 +70,9 @@ def run_size(n: int, heap: str | None) -> dict[str, float]:
                     for i, name in enumerate(names[start : start + 1000], start)
                 }
                 gw.require(gw.create_topics(batch), "creating benchmark topics")
-        time.sleep(2)
+            # The broker's metadata and its leadership of each new partition follow the
+            # controller's answer by up to minutes at 10,000 topics on a busy machine.
+            wait_until_served(gw, names)
         producer = KafkaProducer(**settings.client_kwargs())
         for name in names[::10]:
             for _ in range(5):

@@ -164,3 +164,34 @@ def print_growth(title: str, figures: dict[str, dict[int, float]]) -> None:
         ["measure", *[f"at {n:,}" for n in sizes]],
         rows,
     )
+
+
+def wait_until_served(gw, names: Sequence[str], timeout_s: float = 900.0) -> float:
+    """Wait, polling lightly, until every topic of `names` is in the broker's metadata with
+    a leader for each partition and its partitions answer ListOffsets: at 10,000 topics the
+    broker follows the controller's answer to a create by up to minutes on a busy machine.
+    Returns the seconds waited. (Apply's own wait polls faster; a set-up need not.)"""
+    from ecap_ops.errors import EcapOpsError
+
+    started = time.monotonic()
+    deadline = started + timeout_s
+    while True:
+        seen = gw.topics(names)
+        if len(seen) == len(names) and all(
+            p.leader is not None for t in seen.values() for p in t.partitions
+        ):
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {len(seen):,} of {len(names):,} topics have every leader")
+        time.sleep(2)
+    parts = [(n, p.partition) for n, t in seen.items() for p in t.partitions]
+    for i in range(0, len(parts), 2000):
+        while True:
+            try:
+                gw.offsets(parts[i : i + 2000], "latest", timeout_ms=20000)
+                break
+            except EcapOpsError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the new partitions are not served yet") from None
+                time.sleep(5)
+    return time.monotonic() - started
