@@ -1,6 +1,7 @@
 """Disaster-recovery benchmarks (issue 5), beside the reference in the same run.
 
-A fresh local cluster with N topics (1-3 partitions, a topic-level override each) and N
+A fresh local cluster with N topics (1-3 partitions, fewer at 10,000: `common.partitions_for`;
+a topic-level override each) and N
 consumer groups with committed offsets. Measured:
 
 1. `ecap-ops snapshot` in process: wall time, requests sent by type, snapshot size.
@@ -31,6 +32,7 @@ from benchmarks.common import (  # noqa: E402
     ecap_ops_command,
     kafka_script_command,
     local_cluster,
+    partitions_for,
     print_growth,
     print_table,
     run_process,
@@ -49,7 +51,7 @@ def populate(gw: KafkaGateway, n_topics: int, n_groups: int) -> None:
     for i in range(0, n_topics, 1000):
         batch = {
             n: {
-                "num_partitions": 1 + (j % 3),
+                "num_partitions": partitions_for(j, n_topics),
                 "replication_factor": 1,
                 "configs": {"retention.ms": str(3_600_000 * (1 + j % 5))},
             }

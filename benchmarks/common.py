@@ -195,3 +195,17 @@ def wait_until_served(gw, names: Sequence[str], timeout_s: float = 900.0) -> flo
                     raise SystemExit("the new partitions are not served yet") from None
                 time.sleep(5)
     return time.monotonic() - started
+
+
+# The local broker keeps about one file open per partition, and this machine allows a
+# process 20,000 open files (`ulimit -Hn`): past that the broker dies ("Too many open
+# files"). Populations of 1-3 partitions a topic keep under this many in all.
+PARTITIONS_MAX = 14_000
+
+
+def partitions_for(i: int, n: int) -> int:
+    """Partitions of the i-th of n generated topics: 1-3 (1 + i % 3) while n topics stay
+    under PARTITIONS_MAX that way, else 1, and 2 on every tenth topic."""
+    if 2 * n <= PARTITIONS_MAX:
+        return 1 + i % 3
+    return 2 if i % 10 == 0 else 1

@@ -145,8 +145,8 @@ def take_snapshot(
         path = snapshot_path_in(directory, snap.doc)
         write_atomically(path, text)
         pruned = prune(directory, keep or snapshot_keep())
-    # Read it back: what is on disk must verify.
-    written = load_snapshot(path)
+    # Read it back: what is on disk must verify (and be the bytes just written).
+    written = load_snapshot(path, written=text)
     requests = {k: v - before.get(k, 0) for k, v in gw.requests.items() if v - before.get(k, 0)}
     return SnapshotResult(path, written, pruned, requests, len(text.encode("utf-8")))
 

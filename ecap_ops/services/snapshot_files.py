@@ -109,16 +109,18 @@ def write_snapshot_document(doc: dict, directory: Path, keep: int) -> Path:
         doc = sign_snapshot(doc, key)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = snapshot_path_in(directory, doc)
-    write_atomically(path, serialize(doc))
-    load_snapshot(path)
+    text = serialize(doc)
+    write_atomically(path, text)
+    load_snapshot(path, written=text)
     prune(directory, keep)
     return path
 
 
-def load_snapshot(path: str | os.PathLike) -> Snapshot:
+def load_snapshot(path: str | os.PathLike, written: str | None = None) -> Snapshot:
     """Read and verify a snapshot file (size, checksum, format version, layout, structure,
     and its signature when ECAP_SIGNING_KEY is set). Larger than ECAP_SNAPSHOT_MAX_BYTES:
-    refused before it is read."""
+    refused before it is read. `written`: reading back what this process just wrote, the
+    text it wrote (see `parse_snapshot`)."""
     p = Path(path)
     key = signing_key_from_env()
     max_bytes = max_snapshot_bytes()
@@ -137,4 +139,4 @@ def load_snapshot(path: str | os.PathLike) -> Snapshot:
         raise SnapshotInvalid(f"{p}: is a directory, not a snapshot file") from None
     except OSError as exc:
         raise SnapshotInvalid(f"{p}: cannot be read: {exc.strerror}") from None
-    return parse_snapshot(data, str(p), signing_key=key, max_bytes=max_bytes)
+    return parse_snapshot(data, str(p), signing_key=key, max_bytes=max_bytes, written=written)
