@@ -127,6 +127,7 @@ def decode_answer(
     Raises ValueError when the bytes are not such an answer."""
     if not VERSIONS[0] <= version <= VERSIONS[1]:
         raise ValueError(f"DescribeConfigs v{version} is not read here (v1-v4)")
+    buf = bytes(buf)  # hashable slices (a no-op for the bytes the connection hands over)
     try:
         if version >= 4:
             return _decode_flexible(buf, keep, with_synonyms)
@@ -225,6 +226,7 @@ def _decode_flexible(buf: bytes, keep, with_synonyms: bool) -> ConfigsAnswer:
     entries and synonyms; a call per length would be most of the time)."""
     end = len(buf)
     kept: dict[int, bool] = {}
+    text: dict[bytes, str] = {}
     throttle = _I32(buf, 0)[0]
     pos = 4
     n_results, pos = _uvarint(buf, pos)
@@ -313,14 +315,20 @@ def _decode_flexible(buf: bytes, keep, with_synonyms: bool) -> ConfigsAnswer:
             if pos > end:
                 raise ValueError("config entry out of bounds")
             if take:
-                entries.append(
-                    (
-                        buf[name_at : name_at + max(name_len, 0)].decode(),
-                        None if value_len < 0 else buf[value_at : value_at + value_len].decode(),
-                        source,
-                        synonyms,
-                    )
-                )
+                # Keys, and most values, repeat from topic to topic: each distinct one is
+                # decoded once and shared (less time, and far less memory at 10,000 topics).
+                raw = buf[name_at : name_at + max(name_len, 0)]
+                key = text.get(raw)
+                if key is None:
+                    key = text[raw] = raw.decode()
+                if value_len < 0:
+                    value = None
+                else:
+                    raw = buf[value_at : value_at + value_len]
+                    value = text.get(raw)
+                    if value is None:
+                        value = text[raw] = raw.decode()
+                entries.append((key, value, source, synonyms))
         pos = _skip_tags(buf, pos)
         topics[resource] = entries
     pos = _skip_tags(buf, pos)
