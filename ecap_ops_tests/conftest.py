@@ -9,10 +9,13 @@ from ecap_ops.localkafka import LocalCluster, fetch_jars
 from ecap_ops.settings import KafkaSettings
 from ecap_ops_tests.helpers import topic_name
 
-# The 3-node cluster, while it runs, and the last test that uses it
-# (see `pytest_runtest_teardown`).
-_CLUSTER3: dict[str, LocalCluster] = {}
-_LAST_CLUSTER3 = pytest.StashKey[str | None]()
+# Clusters started on demand (the 3-node cluster, the second one-node cluster) while they
+# run, by fixture name, and the last test that uses each (see `pytest_runtest_teardown`).
+_ON_DEMAND: dict[str, LocalCluster] = {}
+_LAST_USER = pytest.StashKey[dict[str, str]]()
+# Session clusters that are stopped after the last test using them (the secured ones are
+# in secure_fixtures.py).
+ON_DEMAND_FIXTURES = ("kafka_cluster3", "kafka_cluster_b", "secure_kafka", "secure_kafka_standby")
 
 # Generous: a cold CI machine fetches jars first and starts JVMs on 2 slow cores.
 START_TIMEOUT_S = 180
@@ -70,7 +73,20 @@ def kafka_cluster3(
     """A three-node local Kafka, started only when a test asks for it, and stopped right
     after the last test that uses it (three idle JVMs would slow every test after them)."""
     for cluster in _run_cluster(tmp_path_factory.mktemp("kafka-3node"), nodes=3):
-        _CLUSTER3["cluster"] = cluster
+        _ON_DEMAND["kafka_cluster3"] = cluster
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster_b(
+    kafka_lib: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster]:
+    """A second one-node local Kafka (a DR standby, the other side of a comparison or of
+    MirrorMaker 2), shared by the modules that need two clusters and stopped right after the
+    last test that uses it. Tests on it use their own topic and group names and compare
+    before and after, as on the session's first cluster."""
+    for cluster in _run_cluster(tmp_path_factory.mktemp("kafka-second"), nodes=1):
+        _ON_DEMAND["kafka_cluster_b"] = cluster
         yield cluster
 
 
@@ -106,20 +122,24 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Marks follow from the fixtures a test uses (directly or through other fixtures), so
     `-m "not kafka"` never starts a broker: every broker comes from `kafka_lib`."""
-    last3 = None
+    last: dict[str, str] = {}
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if "kafka_lib" in names:
             item.add_marker(pytest.mark.kafka)
         if "kafka_cluster3" in names:
             item.add_marker(pytest.mark.cluster3)
-            last3 = item.nodeid
-    config.stash[_LAST_CLUSTER3] = last3
+        for fixture in ON_DEMAND_FIXTURES:
+            if fixture in names:
+                last[fixture] = item.nodeid
+    config.stash[_LAST_USER] = last
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """Stop the 3-node cluster once the last test that uses it is done."""
-    if item.nodeid == item.config.stash.get(_LAST_CLUSTER3, None):
-        cluster = _CLUSTER3.pop("cluster", None)
-        if cluster is not None:
-            cluster.stop(timeout=30)
+    """Stop an on-demand cluster once the last test that uses it is done: idle JVMs would
+    slow every test after them."""
+    for fixture, nodeid in item.config.stash.get(_LAST_USER, {}).items():
+        if item.nodeid == nodeid:
+            cluster = _ON_DEMAND.pop(fixture, None)
+            if cluster is not None:
+                cluster.stop(timeout=30)

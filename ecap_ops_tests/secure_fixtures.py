@@ -66,8 +66,11 @@ def secure_env(cluster: LocalCluster, **extra: str) -> dict[str, str]:
 def secure_kafka(
     kafka_lib: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalCluster]:
-    """A secured one-node cluster for the session."""
+    """A secured one-node cluster for the session, stopped after the last test using it."""
+    from ecap_ops_tests.conftest import _ON_DEMAND
+
     cluster = start_secure_cluster(tmp_path_factory.mktemp("kafka-secure-acl"))
+    _ON_DEMAND["secure_kafka"] = cluster
     try:
         yield cluster
     finally:
@@ -78,8 +81,12 @@ def secure_kafka(
 def secure_kafka_standby(
     kafka_lib: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalCluster]:
-    """A second, fresh secured cluster (a restore target)."""
+    """A second, fresh secured cluster (a restore target), stopped after the last test
+    using it."""
+    from ecap_ops_tests.conftest import _ON_DEMAND
+
     cluster = start_secure_cluster(tmp_path_factory.mktemp("kafka-secure-standby"))
+    _ON_DEMAND["secure_kafka_standby"] = cluster
     try:
         yield cluster
     finally:

@@ -268,12 +268,10 @@ def test_cli_cluster_flag_talks_to_that_cluster_with_its_catalog_overlay(kafka_c
 # -- every area on every cluster: the retention audit and the metadata snapshot ----------
 
 
-@pytest.fixture(scope="module")
-def standby_cluster(kafka_lib, tmp_path_factory):
-    """A second one-node cluster of this module's own (the `dr` standby)."""
-    from ecap_ops_tests.conftest import _run_cluster
-
-    yield from _run_cluster(tmp_path_factory.mktemp("kafka-standby"), nodes=1)
+@pytest.fixture
+def standby_cluster(kafka_cluster_b):
+    """The session's second cluster (`conftest.kafka_cluster_b`), as the `dr` standby."""
+    return kafka_cluster_b
 
 
 def _two_clusters(tmp_path, home: str, dr: str, waits: str = ""):

@@ -12,13 +12,13 @@ import pytest
 from ecap_ops.catalog import load_catalog
 from ecap_ops.core.compare import DRIFT, EXPECTED, ClusterView, TopicView, compare_clusters
 from ecap_ops_tests.bounds import CONNECT_MS, REQUEST_MS, assert_bounded, wait_limit_s
-from ecap_ops_tests.conftest import _run_cluster
 from ecap_ops_tests.helpers import free_port, kafka_tool
 
 
-@pytest.fixture(scope="module")
-def second_cluster(kafka_lib, tmp_path_factory):
-    yield from _run_cluster(tmp_path_factory.mktemp("kafka-second"), nodes=1)
+@pytest.fixture
+def second_cluster(kafka_cluster_b):
+    """The session's second cluster (`conftest.kafka_cluster_b`)."""
+    return kafka_cluster_b
 
 
 def _view(name, topics):

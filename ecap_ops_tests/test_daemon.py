@@ -129,6 +129,43 @@ def _ticks(instance, name: str) -> list:
     return out
 
 
+# First, while the clock runs towards the health schedule's next minute boundary.
+def test_lag_sensor_ticks_record_lag_observations(daemon_setup: dict):
+    from dagster import AssetKey
+    from dagster._core.scheduler.instigation import TickStatus
+
+    proc = daemon_setup["proc"]
+    instance = _instance(daemon_setup["home"])
+    key = AssetKey(["kafka", daemon_setup["topic"]])
+
+    def lag_observation():
+        proc.ensure_alive()
+        records = instance.fetch_observations(key, limit=5).records
+        for record in records:
+            meta = record.asset_observation.metadata
+            if "consumer_lag_msgs_total" in meta:
+                return meta
+        return None
+
+    meta = wait_for(
+        f"a consumer-lag observation on {key.to_user_string()}",
+        lag_observation,
+        150,
+        interval=3,
+        on_timeout=proc.log_tail,
+    )
+    assert meta["consumer_lag_msgs_total"].value == 6
+    assert meta["consumer_groups"].value == 1
+    assert daemon_setup["group"] in meta["consumer_lag"].value
+    ticks = _ticks(instance, LAG_SENSOR)
+    assert len(ticks) >= 1
+    assert not [t for t in ticks if t.status == TickStatus.FAILURE], [
+        t.error for t in ticks if t.status == TickStatus.FAILURE
+    ]
+    # The sensor keeps a cursor (its lag window) between ticks.
+    assert any(t.cursor for t in ticks)
+
+
 def test_health_schedule_tick_launches_a_successful_run(daemon_setup: dict):
     from dagster import DagsterRunStatus, RunsFilter
 
@@ -192,39 +229,3 @@ def test_health_schedule_tick_launches_a_successful_run(daemon_setup: dict):
     assert not [t for t in ticks if t.status == TickStatus.FAILURE], [
         t.error for t in ticks if t.status == TickStatus.FAILURE
     ]
-
-
-def test_lag_sensor_ticks_record_lag_observations(daemon_setup: dict):
-    from dagster import AssetKey
-    from dagster._core.scheduler.instigation import TickStatus
-
-    proc = daemon_setup["proc"]
-    instance = _instance(daemon_setup["home"])
-    key = AssetKey(["kafka", daemon_setup["topic"]])
-
-    def lag_observation():
-        proc.ensure_alive()
-        records = instance.fetch_observations(key, limit=5).records
-        for record in records:
-            meta = record.asset_observation.metadata
-            if "consumer_lag_msgs_total" in meta:
-                return meta
-        return None
-
-    meta = wait_for(
-        f"a consumer-lag observation on {key.to_user_string()}",
-        lag_observation,
-        150,
-        interval=3,
-        on_timeout=proc.log_tail,
-    )
-    assert meta["consumer_lag_msgs_total"].value == 6
-    assert meta["consumer_groups"].value == 1
-    assert daemon_setup["group"] in meta["consumer_lag"].value
-    ticks = _ticks(instance, LAG_SENSOR)
-    assert len(ticks) >= 1
-    assert not [t for t in ticks if t.status == TickStatus.FAILURE], [
-        t.error for t in ticks if t.status == TickStatus.FAILURE
-    ]
-    # The sensor keeps a cursor (its lag window) between ticks.
-    assert any(t.cursor for t in ticks)

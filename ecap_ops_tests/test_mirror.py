@@ -29,13 +29,9 @@ WAIT_S = 180.0
 
 
 @pytest.fixture(scope="module")
-def standby(kafka_lib: Path, tmp_path_factory) -> LocalCluster:
-    cluster = LocalCluster(tmp_path_factory.mktemp("kafka-standby"), nodes=1, port=0)
-    try:
-        cluster.start(timeout=180)
-        yield cluster
-    finally:
-        cluster.stop(timeout=30)
+def standby(kafka_cluster_b: LocalCluster) -> LocalCluster:
+    """The session's second cluster (`conftest.kafka_cluster_b`), as the DR standby."""
+    return kafka_cluster_b
 
 
 @pytest.fixture(scope="module")

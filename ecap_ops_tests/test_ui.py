@@ -3,7 +3,8 @@ Selenium), against `dagster dev` and the session's real Kafka broker, as `make r
 
 A user opens the asset graph and sees the five topic assets, opens `provision_topics`,
 launches it and sees the run succeed (and the topics appear on the broker), and opens the
-pages of every schedule and sensor. Screenshots of each step are kept in
+pages of every schedule and sensor; a script does the same through the webserver's GraphQL
+API (one `dagster dev` serves both). Screenshots of each step are kept in
 artifacts/screenshots/ (CI keeps that folder).
 """
 
@@ -490,3 +491,46 @@ def test_a_failed_runs_alert_names_the_cause(stack: Stack, browser, shot, tmp_pa
         60,
     )
     shot("run-page")
+
+
+def test_graphql_serves_the_topic_assets_and_runs_provision_topics(stack: Stack):
+    """What scripts see through the webserver's GraphQL API (the same `dagster dev` as the
+    browser tests): the five topic assets in group kafka_topics, provision_topics with its
+    description, launched by Dagster's own GraphQL client and succeeding, and the topics on
+    the broker (Kafka's own kafka-topics lists them)."""
+    import time
+
+    from dagster_graphql import DagsterGraphQLClient
+
+    from ecap_ops_tests.helpers import kafka_tool
+
+    dev = stack.dev
+    assets = dev.graphql("{ assetNodes { assetKey { path } groupName } }")["assetNodes"]
+    topic_assets = {
+        "/".join(a["assetKey"]["path"]) for a in assets if a["groupName"] == "kafka_topics"
+    }
+    assert topic_assets == {f"kafka/{stack.prefix}{n}" for n in CATALOG_TOPICS}
+
+    jobs = dev.graphql(
+        "{ repositoriesOrError { ... on RepositoryConnection { nodes { name jobs { name description } } } } }"
+    )["repositoriesOrError"]["nodes"]
+    job = next(j for r in jobs for j in r["jobs"] if j["name"] == "provision_topics")
+    assert "one topic at a time" in job["description"]
+
+    client = DagsterGraphQLClient("127.0.0.1", port_number=dev.port)
+    run_id = client.submit_job_execution(
+        "provision_topics",
+        repository_location_name=stack.location,
+        repository_name="__repository__",
+    )
+    started = time.monotonic()
+    status = wait_for(
+        "provision_topics to finish",
+        lambda: s if (s := dev.run_status(run_id)) in ("SUCCESS", "FAILURE", "CANCELED") else None,
+        timeout=240,
+        interval=2,
+        on_timeout=dev.log_tail,
+    )
+    assert status == "SUCCESS", (status, time.monotonic() - started, dev.log_tail())
+    listed = kafka_tool(stack.bootstrap, "kafka-topics", "--list").stdout.split()
+    assert {stack.prefix + n for n in CATALOG_TOPICS} <= set(listed)
