@@ -87,18 +87,30 @@ class Proc:
     stderr: str
 
 
+GNU_TIME = "/usr/bin/time"
+
+
 def run_process(
     cmd: Sequence[str], env: dict | None = None, timeout: float = 3600, ok=(0,)
 ) -> Proc:
     """Run `cmd` as a whole process and measure it: wall time, and peak RSS from the
-    kernel's accounting of that one child (os.wait4), as `/usr/bin/time -v` reports it."""
+    kernel's accounting of that one process, as `/usr/bin/time` reports it.
+
+    Started through /usr/bin/time when it exists: a process's peak RSS counts the memory
+    it had before its exec, and a child forked from this (possibly large) benchmark process
+    would report this one's size instead of its own."""
     # One DescribeConfigs of 10,000 topics can take longer than the CLI's default request
     # timeout on a busy machine: the benchmarks measure the work, not the default wait.
     env = {**(os.environ if env is None else env)}
     env.setdefault("ECAP_KAFKA_REQUEST_TIMEOUT_MS", "120000")
+    rss_file = tempfile.NamedTemporaryFile(prefix="ecap-bench-rss-", delete=False)
+    rss_file.close()
+    launch = list(cmd)
+    if Path(GNU_TIME).exists():
+        launch = [GNU_TIME, "-f", "%M", "-o", rss_file.name, *launch]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=env)
+        proc = subprocess.Popen(launch, stdout=out, stderr=err, env=env)
         deadline = started + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -113,9 +125,14 @@ def run_process(
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
+        rss_kb = usage.ru_maxrss
+        with contextlib.suppress(OSError, ValueError):
+            reported = Path(rss_file.name).read_text().split()
+            rss_kb = int(reported[-1]) if launch[0] == GNU_TIME and reported else rss_kb
+        os.unlink(rss_file.name)
         result = Proc(
             seconds,
-            usage.ru_maxrss / 1024,
+            rss_kb / 1024,
             proc.returncode,
             out.read().decode("utf-8", "replace"),
             err.read().decode("utf-8", "replace"),
