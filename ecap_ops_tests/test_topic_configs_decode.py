@@ -239,3 +239,20 @@ def test_the_request_is_kafkas_and_its_answer_is_read_lean():
         }
     assert ours.max_version == DescribeConfigsRequest.max_version  # the class is Kafka's
     assert ours._max_version == VERSIONS[1]
+
+
+def test_the_lean_request_leaves_kafka_pythons_own_classes_as_they_are():
+    """Other users of kafka-python in the process (its own describe_configs) still get
+    kafka-python's answers: the lean request's versions and header are its own."""
+    from kafka.protocol.admin.configs import DescribeConfigsRequest
+
+    before = {v: DescribeConfigsRequest[v] for v in ALL_VERSIONS}
+    lean = topic_configs._lean_request(bool, False)
+    for v in ALL_VERSIONS:
+        assert issubclass(lean[v], lean)
+        assert DescribeConfigsRequest[v] is before[v]
+        assert not issubclass(DescribeConfigsRequest[v], lean)
+    plain = DescribeConfigsRequest(resources=[(2, "t", None)], include_synonyms=False)
+    plain.API_VERSION = 4
+    plain.with_header(correlation_id=1, client_id="x")
+    assert plain.header.get_response_class() is DescribeConfigsResponse[4]

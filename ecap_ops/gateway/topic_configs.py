@@ -364,6 +364,9 @@ def _lean_request(keep: Callable[[int], bool], with_synonyms: bool) -> type:
     # Named as Kafka names it: the gateway counts requests by their class's name.
     class DescribeConfigsRequest(Base, init=False):
         __slots__ = ()
+        # Its own versioned classes: `lean[v]` must not land in kafka-python's shared table
+        # (`Base[v]` would then be this class, for every other user of kafka-python).
+        _VERSIONS: dict = {}
 
         @classproperty
         def header_class(cls):  # noqa: N805 - kafka-python's class property
