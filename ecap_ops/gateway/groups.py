@@ -218,7 +218,8 @@ async def describe_and_fetch(
     for g, node in (coords or {}).items():
         if node is not None and node >= 0:
             by_coord[node].append(g)
-    lost = [g for g in group_ids if g not in {x for gs in by_coord.values() for x in gs}]
+    found = {g for gs in by_coord.values() for g in gs}  # once: a set per group is quadratic
+    lost = [g for g in group_ids if g not in found]
     if lost and coords is not None:
         w.problems.append(f"no coordinator found for {len(lost)} group(s): {', '.join(lost[:5])}")
     w.fail(
