@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,10 +218,15 @@ def checkpointed(bootstrap: str, group: str) -> set[tuple[str, int]]:
 
 
 @pytest.fixture(scope="module")
-def env(kafka_cluster, kafka_cluster_b, tmp_path_factory) -> dict:
+def env(kafka_cluster, kafka_cluster_b, tmp_path_factory) -> Iterator[dict]:
     """A clusters file naming the session's cluster `prod` (primary) and the second one `dr`
     (standby); a catalog of three fresh topics, two mirrored with short MirrorMaker
-    intervals; state and snapshot folders of its own; the caller's KAFKA_*/ECAP_* unset."""
+    intervals; state and snapshot folders of its own; the caller's KAFKA_*/ECAP_* unset.
+    After the module, every topic that appeared on either cluster meanwhile (the runbook's
+    and MirrorMaker's own: its checkpoints, offset syncs, Connect topics) is deleted, so the
+    next user of the shared standby finds it as it was (no `prod.checkpoints.internal`)."""
+    clusters = (kafka_cluster, kafka_cluster_b)
+    before = [set(kcat_topics(c.bootstrap_servers)) for c in clusters]
     base = tmp_path_factory.mktemp("dr-runbook")
     names = {k: topic_name(f"runbook-{k}") for k in ("transactions", "fraud-alerts", "ledger")}
     (base / "clusters.yaml").write_text(
@@ -254,7 +260,20 @@ mirror:
             "ECAP_ENV": "dev",
         }
     )
-    return {"environ": environ, "names": names, "base": base}
+    yield {"environ": environ, "names": names, "base": base}
+    for cluster, had in zip(clusters, before, strict=True):
+        new = sorted(set(kcat_topics(cluster.bootstrap_servers)) - had)
+        if not new:
+            continue
+        pattern = "^(" + "|".join(re.escape(n) for n in new) + ")$"
+        out = kafka_tool(cluster, "kafka-topics", "--delete", "--topic", pattern)
+        assert out.returncode == 0, out.stderr
+        wait_for(
+            f"{new} deleted from {cluster.bootstrap_servers}",
+            lambda c=cluster, n=new: not set(n) & set(kcat_topics(c.bootstrap_servers)),
+            timeout=WAIT_S,
+            interval=2,
+        )
 
 
 def ecap_ops(env: dict, argv: list[str]) -> subprocess.CompletedProcess:
