@@ -231,3 +231,16 @@ def test_hostile_freshness_is_refused_or_read_never_a_crash(tmp_path, value):
 def test_schema_problem_never_raises(schema):
     problem = schema_problem(schema)
     assert problem is None or (isinstance(problem, str) and len(problem) < 400)
+
+
+@pytest.mark.parametrize("word", ["[]", "[critical]", "{a: 1}", "1", "true", "null", "CRITICAL"])
+def test_a_severity_that_is_not_a_word_is_refused_with_its_path(tmp_path, word):
+    """Found by the hostile-catalog test: a list given as a check's severity crashed the
+    reader (TypeError) instead of being refused."""
+    path = copy_catalog(tmp_path)
+    edit(path, "severity: {freshness: critical}", f"severity: {{freshness: {word}}}")
+    errs = errors_of(path)
+    assert any(
+        e.startswith("contracts.transactions.severity.freshness: must be warning or critical")
+        for e in errs
+    ), errs

@@ -178,7 +178,7 @@ def _contract(
                 p = f"{path}.severity.{_path_key(check)}"
                 if check not in CHECKS:
                     errors.add(p, f"unknown check; the checks are {', '.join(CHECKS)}")
-                elif word not in SEVERITY_WORDS:
+                elif not isinstance(word, str) or word not in SEVERITY_WORDS:
                     errors.add(p, f"must be warning or critical, got {show(word)}")
                 else:
                     severity[check] = SEVERITY_WORDS[word]
