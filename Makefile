@@ -100,13 +100,16 @@ stop:
 	-$(BIN)/ecap-ops broker stop
 	-@test ! -d '$(SECURE_DATA_DIR)' || $(BIN)/ecap-ops broker stop --data-dir '$(SECURE_DATA_DIR)'
 
+# Two pytest-xdist workers: one runs every test that needs a broker, in order and one at a
+# time (the session's brokers started once); the other runs the pure-logic tests beside it
+# (ecap_ops_tests/conftest.py groups them). A plain `pytest` runs the same tests serially.
 test: system-deps setup
 	@echo 'Kafka Streams and MirrorMaker 2 jars for their tests (fetched once):' && $(BIN)/ecap-ops broker fetch --all
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # Pure logic only: no broker, no Dagster process; seconds, for a quick loop.
 test-fast: setup
-	$(BIN)/python -m pytest -m "not kafka and not slow" -q
+	$(BIN)/python -m pytest -m "not kafka and not slow" -q -n 2
 
 bench: setup
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS); done

@@ -12,7 +12,7 @@ from ecap_ops_tests.helpers import topic_name
 # Clusters started on demand (the 3-node cluster, the second one-node cluster) while they
 # run, by fixture name, and the last test that uses each (see `pytest_runtest_teardown`).
 _ON_DEMAND: dict[str, LocalCluster] = {}
-_LAST_USER = pytest.StashKey[dict[str, str]]()
+_LAST_USER = pytest.StashKey[dict[str, pytest.Item]]()
 # Session clusters that are stopped after the last test using them (the secured ones are
 # in secure_fixtures.py).
 ON_DEMAND_FIXTURES = ("kafka_cluster3", "kafka_cluster_b", "secure_kafka", "secure_kafka_standby")
@@ -119,27 +119,37 @@ def unique_name(request: pytest.FixtureRequest) -> str:
     return topic_name(request.node.name.removeprefix("test_")[:40])
 
 
+# `make test` runs two pytest-xdist workers with `--dist loadgroup`: every test that needs
+# a broker is in one group, so one worker runs them all, in file order, one at a time (as
+# a plain `pytest` does: session brokers started once, timed commands never side by side),
+# while the other worker takes the pure-logic tests.
+KAFKA_GROUP = "kafka"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Marks follow from the fixtures a test uses (directly or through other fixtures), so
     `-m "not kafka"` never starts a broker: every broker comes from `kafka_lib`."""
-    last: dict[str, str] = {}
+    last: dict[str, pytest.Item] = {}
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if "kafka_lib" in names:
             item.add_marker(pytest.mark.kafka)
         if "kafka_cluster3" in names:
             item.add_marker(pytest.mark.cluster3)
+        if item.get_closest_marker("kafka") is not None:
+            item.add_marker(pytest.mark.xdist_group(KAFKA_GROUP))
         for fixture in ON_DEMAND_FIXTURES:
             if fixture in names:
-                last[fixture] = item.nodeid
+                last[fixture] = item
     config.stash[_LAST_USER] = last
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Stop an on-demand cluster once the last test that uses it is done: idle JVMs would
     slow every test after them."""
-    for fixture, nodeid in item.config.stash.get(_LAST_USER, {}).items():
-        if item.nodeid == nodeid:
+    for fixture, last in item.config.stash.get(_LAST_USER, {}).items():
+        if item is last:
             cluster = _ON_DEMAND.pop(fixture, None)
             if cluster is not None:
                 cluster.stop(timeout=30)

@@ -265,10 +265,13 @@ def _consume_and_commit(bootstrap: str, topic: str, group: str, count: int) -> d
         max_poll_records=count,
     )
     got = 0
-    deadline = time.monotonic() + 60
+    # Joining the group and fetching take seconds; on two loaded cores a member can be
+    # rebalanced out and rejoin first, so the wait is MirrorMaker's, not a minute.
+    deadline = time.monotonic() + WAIT_S
     while got < count and time.monotonic() < deadline:
         for msgs in c.poll(timeout_ms=1000, max_records=count - got).values():
             got += len(msgs)
+    assert got == count, f"{group} read {got} of {count} records of {topic} in {WAIT_S:.0f} s"
     c.commit()
     c.close()
     return _group_offsets(bootstrap, group)
