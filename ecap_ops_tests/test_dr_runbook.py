@@ -180,6 +180,10 @@ def consume_and_commit(bootstrap: str, topic: str, group: str, count: int) -> No
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        # A member that joined before its metadata named the topic is assigned nothing and
+        # waits for kafka-python's next metadata refresh (5 minutes by default) to rejoin;
+        # seen in full runs. A short age makes that refresh, and the rejoin, come at once.
+        metadata_max_age_ms=1000,
     )
     got, deadline = 0, time.monotonic() + WAIT_S
     while got < count and time.monotonic() < deadline:

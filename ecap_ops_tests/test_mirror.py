@@ -262,6 +262,10 @@ def _consume_and_commit(bootstrap: str, topic: str, group: str, count: int) -> d
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        # A member that joined before its metadata named the topic is assigned nothing and
+        # waits for kafka-python's next metadata refresh (5 minutes by default) to rejoin;
+        # seen in full runs. A short age makes that refresh, and the rejoin, come at once.
+        metadata_max_age_ms=1000,
         max_poll_records=count,
     )
     got = 0
@@ -316,6 +320,10 @@ def test_failover_translates_a_groups_offsets(env, mirror, kafka_cluster, standb
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        # A member that joined before its metadata named the topic is assigned nothing and
+        # waits for kafka-python's next metadata refresh (5 minutes by default) to rejoin;
+        # seen in full runs. A short age makes that refresh, and the rejoin, come at once.
+        metadata_max_age_ms=1000,
     )
     seen: dict[int, list[int]] = {}
     deadline = time.monotonic() + 60
@@ -354,7 +362,11 @@ def test_failover_refuses_unknown_groups_and_active_ones(env, mirror, kafka_clus
         time.sleep(2)
     assert r.exit_code == 2, r.output
     member = KafkaConsumer(
-        topic, bootstrap_servers=standby.bootstrap_servers, group_id=group, enable_auto_commit=False
+        topic,
+        bootstrap_servers=standby.bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        metadata_max_age_ms=1000,
     )
     try:
         deadline = time.monotonic() + 60
