@@ -421,8 +421,11 @@ def test_the_cross_cluster_runbook_step_by_step(env, kafka_cluster, kafka_cluste
                 interval=2,
             )
 
-        # 5. Fail over: the plan writes nothing; --execute gives the group, on the standby,
-        # its offsets on prod (at most offset_lag_max records before, never after).
+        # 5. Fail over: the plan writes nothing; --execute gives each group, on the standby,
+        # an offset on every partition it committed on prod, never after where it stopped.
+        # (How far before depends on MirrorMaker's offset syncs: test_mirror.py holds the
+        # offset_lag_max bound in a scene made for it; here a burst replicated at once
+        # has left a caught-up group 22 records back, in a full run.)
         c = next(steps)
         expect(c, out := run(c))
         assert caught_up in out.stdout and lagging in out.stdout, out.stdout
@@ -434,9 +437,6 @@ def test_the_cross_cluster_runbook_step_by_step(env, kafka_cluster, kafka_cluste
             assert set(on_dr[g]) == set(on_prod[g]), (g, on_dr[g], on_prod[g])
             for tp, src in on_prod[g].items():
                 assert 0 <= on_dr[g][tp] <= src, (g, tp, src, on_dr[g][tp])  # never after
-        for tp, src in on_prod[caught_up].items():
-            # Kept up with the topic: at most offset_lag_max records before where it stopped.
-            assert src - OFFSET_LAG_MAX <= on_dr[caught_up][tp], (tp, src, on_dr[caught_up][tp])
         # After failing over: MirrorMaker stopped (its source is gone), the standby seen
         # against the catalog.
         c = next(steps)
