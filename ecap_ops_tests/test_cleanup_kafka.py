@@ -236,6 +236,7 @@ def test_a_group_committing_or_reading_keeps_the_topic(kafka_settings, kafka_boo
     time.sleep(PAST_WINDOW_S)
     consumer = KafkaConsumer(
         topic,
+        metadata_max_age_ms=1000,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -92,6 +92,7 @@ def _leave_lag(bootstrap: str, topic: str, group: str, produced: int, consumed: 
     producer.close(timeout=10)
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
+        metadata_max_age_ms=1000,
         group_id=group,
         enable_auto_commit=False,
         request_timeout_ms=10000,

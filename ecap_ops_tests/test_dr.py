@@ -268,7 +268,11 @@ def test_offsets_are_not_written_into_a_group_with_active_members(
         path = dr.take_snapshot(gw, catalog, output=tmp_path / "s.json").path
         write_group_offsets(gw, group, {(topic, 0): 2})
     consumer = KafkaConsumer(
-        topic, group_id=group, enable_auto_commit=False, **kafka_settings.client_kwargs()
+        topic,
+        metadata_max_age_ms=1000,
+        group_id=group,
+        enable_auto_commit=False,
+        **kafka_settings.client_kwargs(),
     )
     try:
         deadline = time.monotonic() + 30

@@ -196,6 +196,4 @@ def test_configs_of_many_topics_are_read_in_chunks_sent_together(
         assert gw.requests["DescribeConfigs"] - before == 3  # 3 + 3 + 1 topics
         assert chunked == whole
         assert gw.topic_overrides(names) == overrides
-    assert [chunked[n]["retention.ms"].value for n in names] == [
-        str(3600000 + i) for i in range(7)
-    ]
+    assert [chunked[n]["retention.ms"].value for n in names] == [str(3600000 + i) for i in range(7)]

@@ -27,6 +27,7 @@ def test_lag_per_topic_members_and_state(kafka_settings, kafka_bootstrap, unique
     producer.close()
     consumer = KafkaConsumer(
         topic,
+        metadata_max_age_ms=1000,
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -109,6 +109,7 @@ class Consumer(threading.Thread):
         self.c = KafkaConsumer(
             topic,
             bootstrap_servers=bootstrap,
+            metadata_max_age_ms=1000,
             group_id=group,
             auto_offset_reset="earliest",
             enable_auto_commit=False,

@@ -57,6 +57,7 @@ def _produce(settings: KafkaSettings, topic: str, values: list[bytes]) -> None:
 def _consume(settings: KafkaSettings, topic: str, count: int, timeout: float = 30) -> list[bytes]:
     consumer = KafkaConsumer(
         topic,
+        metadata_max_age_ms=1000,
         group_id=f"g-{topic}",
         auto_offset_reset="earliest",
         consumer_timeout_ms=1000,

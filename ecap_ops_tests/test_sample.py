@@ -77,6 +77,7 @@ def test_sampling_leaves_the_topics_consumer_groups_untouched(kafka_settings, un
 
     c = KafkaConsumer(
         bootstrap_servers=kafka_settings.bootstrap_servers,
+        metadata_max_age_ms=1000,
         group_id=group,
         enable_auto_commit=False,
     )
