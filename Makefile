@@ -100,12 +100,13 @@ stop:
 	-$(BIN)/ecap-ops broker stop
 	-@test ! -d '$(SECURE_DATA_DIR)' || $(BIN)/ecap-ops broker stop --data-dir '$(SECURE_DATA_DIR)'
 
-# Two pytest-xdist workers: one runs every test that needs a broker, in order and one at a
-# time (the session's brokers started once); the other runs the pure-logic tests beside it
-# (ecap_ops_tests/conftest.py groups them). A plain `pytest` runs the same tests serially.
+# Serial. `pytest -n 2 --dist loadgroup` (ecap_ops_tests/conftest.py groups the broker tests
+# on one worker) is ~5 minutes faster, but a pure-logic test beside a broker start can take
+# the free port a node was given before the JVM binds it; LocalCluster must retry on a
+# taken port before `make test` uses it.
 test: system-deps setup
 	@echo 'Kafka Streams and MirrorMaker 2 jars for their tests (fetched once):' && $(BIN)/ecap-ops broker fetch --all
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest
 
 # Pure logic only: no broker, no Dagster process; seconds, for a quick loop.
 test-fast: setup
