@@ -100,13 +100,12 @@ stop:
 	-$(BIN)/ecap-ops broker stop
 	-@test ! -d '$(SECURE_DATA_DIR)' || $(BIN)/ecap-ops broker stop --data-dir '$(SECURE_DATA_DIR)'
 
-# Serial. `pytest -n 2 --dist loadgroup` (ecap_ops_tests/conftest.py groups the broker tests
-# on one worker) is ~5 minutes faster, but a pure-logic test beside a broker start can take
-# the free port a node was given before the JVM binds it; LocalCluster must retry on a
-# taken port before `make test` uses it.
+# Two workers: every test that needs a broker runs on one of them, in file order, one at a
+# time (the xdist group `kafka`, added in ecap_ops_tests/conftest.py); the pure-logic tests
+# run on the other. A plain `pytest` runs the same tests serially.
 test: system-deps setup
 	@echo 'Kafka Streams and MirrorMaker 2 jars for their tests (fetched once):' && $(BIN)/ecap-ops broker fetch --all
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # Pure logic only: no broker, no Dagster process; seconds, for a quick loop.
 test-fast: setup

@@ -348,6 +348,73 @@ def test_busy_port_is_refused_clearly(kafka_lib: Path, tmp_path):
 
 
 @pytest.mark.kafka
+def test_a_port_taken_before_the_broker_binds_it_starts_the_new_cluster_on_fresh_ports(
+    kafka_lib: Path, tmp_path, monkeypatch
+):
+    """The race seen beside parallel tests: a port picked as free is bound by another process
+    before the JVM binds it. The node exits on its bind failure; the new cluster is planned
+    again on fresh ports and starts."""
+    from ecap_ops.localkafka import cluster as cluster_mod
+    from ecap_ops.localkafka import layout as layout_mod
+
+    with socket.socket() as thief:
+        thief.bind(("127.0.0.1", 0))
+        thief.listen()
+        stolen = thief.getsockname()[1]
+        real_free_ports = layout_mod.free_ports
+        picks: list[list[int]] = []
+
+        def first_pick_stolen(count, host="127.0.0.1", exclude=()):
+            ports = real_free_ports(count, host, exclude)
+            if not picks:
+                ports[0] = stolen  # the broker port of the first plan
+            picks.append(ports)
+            return ports
+
+        monkeypatch.setattr(layout_mod, "free_ports", first_pick_stolen)
+        # The launcher's own check passes (the theft happens after it): the JVM finds out.
+        monkeypatch.setattr(cluster_mod, "port_is_free", lambda port, host="127.0.0.1": True)
+        cluster = LocalCluster(tmp_path / "raced", port=0)
+        try:
+            assert cluster.start(timeout=60) is True
+            assert len(picks) == 2
+            assert cluster.ports == [picks[1][0]] and stolen not in cluster.ports
+            assert cluster.describe() is not None  # answers on its new port
+            out = (tmp_path / "raced" / "node-1" / "kafka.out").read_text()
+            assert f"failed to bind to 127.0.0.1:{stolen}" in out.lower()
+        finally:
+            cluster.stop()
+
+
+def test_ports_are_picked_below_the_kernels_ephemeral_range(monkeypatch, tmp_path):
+    from ecap_ops.localkafka import layout as layout_mod
+
+    low = int(layout_mod.EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    ports = layout_mod.free_ports(6, exclude=[20000])
+    assert len(set(ports)) == 6 and 20000 not in ports
+    assert all(layout_mod.PICK_FLOOR <= p < low for p in ports), ports
+    # Without the kernel's range (not Linux), the kernel picks.
+    monkeypatch.setattr(layout_mod, "EPHEMERAL_RANGE_FILE", tmp_path / "missing")
+    assert len(set(layout_mod.free_ports(4))) == 4
+
+
+@pytest.mark.kafka
+def test_a_named_port_that_is_taken_is_not_picked_again(kafka_lib: Path, tmp_path, monkeypatch):
+    from ecap_ops.localkafka import cluster as cluster_mod
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        monkeypatch.setattr(cluster_mod, "port_is_free", lambda port, host="127.0.0.1": True)
+        cluster = LocalCluster(tmp_path / "named", port=port)
+        with pytest.raises(LocalKafkaError, match=f"failed to bind to 127.0.0.1:{port}"):
+            cluster.start(timeout=60)
+        assert not cluster.is_running()
+        assert LocalCluster.load(tmp_path / "named").ports == [port]
+
+
+@pytest.mark.kafka
 def test_node_dying_at_startup_reports_its_log(kafka_lib: Path, tmp_path):
     cluster = LocalCluster(tmp_path / "bad", port=0, heap="1k")  # the JVM refuses this heap
     with pytest.raises(LocalKafkaError, match="exited during startup") as err:

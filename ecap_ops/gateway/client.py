@@ -75,6 +75,7 @@ def _topic_state(name: str, meta: dict) -> TopicState:
         topic_id=str(meta.get("topic_id")) if meta.get("topic_id") else None,
     )
 
+
 # Requests the admin client may have in flight on one connection. A wave of the group
 # reader sends, to each coordinator at once, one describe per group type (classic,
 # consumer, share, streams), an OffsetFetch and a DescribeShareGroupOffsets: six, one more

@@ -17,6 +17,8 @@ run from (cluster.json, ports and ids, server.properties, formatting the storage
 
 import logging
 import os
+import re
+import shutil
 import signal
 import subprocess
 import time
@@ -46,6 +48,7 @@ __all__ = [
     "STATE_FILE",
     "STATE_VERSION",
     "LocalCluster",
+    "PortTakenError",
     "dev_properties",
     "free_port",
     "free_ports",
@@ -57,6 +60,19 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT_S = 180.0
+# A new cluster whose node finds a port it was given taken (another process bound it between
+# the pick and the JVM's bind) is planned again on fresh ports, this many times in all.
+FRESH_START_ATTEMPTS = 3
+# How a broker says it could not bind a port (kafka.network.SocketServer, Kafka 4.x).
+_BIND_FAILURE = re.compile(r"failed to bind to [^\s:]*:(\d+)|Address already in use")
+
+
+class PortTakenError(LocalKafkaError):
+    """A node's port was taken by another process; `port` is that port (0: not known)."""
+
+    def __init__(self, message: str, port: int = 0):
+        super().__init__(message)
+        self.port = port
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -206,9 +222,10 @@ class LocalCluster(ClusterLayout):
         node_id = node["node_id"]
         for port in (node["port"], node["controller_port"]):
             if not port_is_free(port, self.host):
-                raise LocalKafkaError(
+                raise PortTakenError(
                     f"node {node_id}: port {self.host}:{port} is already in use "
-                    "(another broker? see `ecap-ops broker status`, or pick another --port)"
+                    "(another broker? see `ecap-ops broker status`, or pick another --port)",
+                    port,
                 )
         ndir = self.node_dir(node_id)
         (ndir / "logs").mkdir(parents=True, exist_ok=True)
@@ -252,6 +269,16 @@ class LocalCluster(ClusterLayout):
         if server_tail.strip():
             parts.append(f"--- last lines of {ndir / 'logs' / 'server.log'}:\n{server_tail}")
         return "\n".join(parts)
+
+    def _bind_failure(self, node: dict[str, Any]) -> int | None:
+        """The port this node's last launch could not bind (0: a bind failure, port unknown),
+        or None when its output since that launch shows no bind failure."""
+        out = _tail(self.node_dir(node["node_id"]) / "kafka.out", 400)
+        last_launch = out.rsplit(f"starting node {node['node_id']}\n", 1)[-1]
+        match = _BIND_FAILURE.search(last_launch)
+        if match is None:
+            return None
+        return int(match.group(1)) if match.group(1) else 0
 
     def describe(self, timeout_ms: int = 3000) -> dict[str, Any] | None:
         """kafka-python's describe_cluster answer, or None when no broker answers in time."""
@@ -303,9 +330,11 @@ class LocalCluster(ClusterLayout):
                     code = proc.poll() if proc is not None else None
                     self._terminate(launched, 10)
                     self._write_state()
-                    raise LocalKafkaError(
-                        self._failure_report(node, f"exited during startup (exit code {code})")
-                    )
+                    report = self._failure_report(node, f"exited during startup (exit code {code})")
+                    taken = self._bind_failure(node)
+                    if taken is not None:
+                        raise PortTakenError(report, taken)
+                    raise LocalKafkaError(report)
             if self._ready(expect):
                 return
             if time.monotonic() > deadline:
@@ -330,7 +359,8 @@ class LocalCluster(ClusterLayout):
     def _start(self, timeout: float) -> bool:
         """`start` under the lock."""
         state = self._refresh()
-        if state is None:
+        fresh = state is None
+        if fresh:
             if any(self.data_dir.glob("node-*/data/meta.properties")):
                 raise LocalKafkaError(
                     f"{self.data_dir} holds formatted Kafka storage but no {STATE_FILE}; remove the data dir"
@@ -358,6 +388,44 @@ class LocalCluster(ClusterLayout):
             return False
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._apply_security()
+        # Ports of a new cluster that the caller did not name may be picked again: nothing
+        # but this call's own formatting remembers them yet.
+        attempts = FRESH_START_ATTEMPTS if fresh else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._launch_and_wait(nodes, to_start, all_ids, timeout)
+            except PortTakenError as exc:
+                named = {self.port + i for i in range(self.nodes)} if self.port else set()
+                # A port the caller named is theirs to free; only picked ones are picked again.
+                if attempt == attempts or exc.port in named or (named and not exc.port):
+                    raise
+                log.warning(
+                    "port %s was taken before its node could bind it; starting the new cluster "
+                    "on fresh ports (attempt %d of %d)",
+                    exc.port,
+                    attempt + 1,
+                    attempts,
+                )
+                self._forget_storage(nodes)
+                self._state = self._plan_state()
+                nodes = self._nodes()
+                to_start = list(nodes)
+                all_ids = [n["node_id"] for n in nodes]
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _forget_storage(self, nodes: list[dict[str, Any]]) -> None:
+        """Remove the storage this call formatted for a new cluster that never ran."""
+        for node in nodes:
+            shutil.rmtree(self.node_dir(node["node_id"]) / "data", ignore_errors=True)
+
+    def _launch_and_wait(
+        self,
+        nodes: list[dict[str, Any]],
+        to_start: list[dict[str, Any]],
+        all_ids: list[int],
+        timeout: float,
+    ) -> bool:
+        """Write each node's properties, format what is new, launch `to_start`, wait for all."""
         for node in nodes:
             self._write_properties(node)
         self._write_state()

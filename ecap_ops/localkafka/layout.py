@@ -9,6 +9,7 @@ controller endpoints, so a restart must reuse them.
 import base64
 import json
 import os
+import random
 import socket
 import subprocess
 import uuid
@@ -28,18 +29,53 @@ STATE_VERSION = 1
 DEFAULT_BROKER_JVM_OPTS = ("-XX:TieredStopAtLevel=1",)
 
 
+# Ports the kernel hands out for port-0 binds and outgoing connections (Linux's default
+# range); a port picked here for a JVM to bind seconds later stays clear of them.
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+PICK_FLOOR = 20000
+
+
+def _pick_range() -> range | None:
+    """Ports below the kernel's ephemeral range (from PICK_FLOOR), or None when unknown/too small."""
+    try:
+        low = int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return range(PICK_FLOOR, low) if low - PICK_FLOOR >= 1000 else None
+
+
 def free_ports(count: int, host: str = "127.0.0.1", exclude: Iterable[int] = ()) -> list[int]:
-    """`count` distinct ports that are free on `host` right now (all bound at once, then released)."""
+    """`count` distinct ports that are free on `host` right now (all bound at once, then released).
+
+    Picked at random below the kernel's ephemeral range when it is known: a port the kernel
+    gave out (another process's port-0 listener or outgoing connection) can then never take
+    the port between this pick and the broker's bind a few seconds later. Elsewhere the
+    kernel picks (port 0), and `LocalCluster.start` retries a new cluster on fresh ports."""
     excluded = set(exclude)
     socks: list[socket.socket] = []
     ports: list[int] = []
+    pick = _pick_range()
+    candidates = random.sample(pick, min(len(pick), count + len(excluded) + 200)) if pick else []
     try:
+        for candidate in candidates:
+            if candidate in excluded:
+                continue
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind((host, candidate))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+            ports.append(candidate)
+            if len(ports) == count:
+                return ports
         for _ in range(count + len(excluded) + 10):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             socks.append(s)
             s.bind((host, 0))
             port = s.getsockname()[1]
-            if port not in excluded:
+            if port not in excluded and port not in ports:
                 ports.append(port)
             if len(ports) == count:
                 return ports
