@@ -213,6 +213,43 @@ def test_out_of_band_drift_is_planned_checked_and_mended(kafka_cluster, tmp_path
     assert checks[0](kafka=kafka).passed is True
 
 
+def test_a_plan_reads_offsets_only_where_data_decides_and_judges_them_from_the_broker(
+    kafka_cluster, kafka_settings, tmp_path, unique_name
+):
+    """A retention decrease is destructive on a topic holding records, not on an empty
+    one: the plan reads the offsets of the topics it changes a config of, and a no-op
+    plan reads none (no ListOffsets at 10,000 topics)."""
+    from kafka import KafkaProducer
+
+    from ecap_ops.gateway import KafkaGateway
+    from ecap_ops.services.provisioning import plan_topics
+
+    bootstrap = kafka_cluster.bootstrap_servers
+    cat_path = prefixed_catalog(tmp_path, unique_name)
+    assert ecap_ops("create-topics", bootstrap=bootstrap, catalog=cat_path).returncode == 0
+    with KafkaGateway(kafka_settings) as gw:
+        noop = plan_topics(gw, load_catalog(cat_path))
+        assert noop.actions == () and gw.requests["ListOffsets"] == 0, gw.requests
+
+    with_data, empty = f"{unique_name}.transactions", f"{unique_name}.user-events"
+    producer = KafkaProducer(acks="all", **kafka_settings.client_kwargs())
+    producer.send(with_data, b"kept", partition=0).get(timeout=30)
+    producer.close(timeout=5)
+
+    def shorter_retention(data):
+        for key in ("transactions", "user-events"):
+            data["topics"][key]["retention"] = "1h"
+
+    shorter = prefixed_catalog(tmp_path, unique_name, edit=shorter_retention)
+    with KafkaGateway(kafka_settings) as gw:
+        plan = plan_topics(gw, load_catalog(shorter))
+        assert 0 < gw.requests["ListOffsets"] <= 2, gw.requests
+    refused = {r.topic for r in plan.refusals if r.code == "destructive"}
+    destructive = {a.topic: a.destructive for a in plan.actions}
+    assert refused == {with_data}, plan.refusals
+    assert destructive == {with_data: True, empty: False}, plan.actions
+
+
 def test_fewer_partitions_than_exist_is_refused_and_nothing_changes(
     kafka_cluster, tmp_path, unique_name
 ):

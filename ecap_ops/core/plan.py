@@ -270,6 +270,18 @@ def _config_changes(spec: TopicSpec, topic: TopicState) -> list[ConfigChange]:
     return changes
 
 
+def data_matters(catalog: Catalog, cluster: ClusterState) -> list[str]:
+    """The catalog's topics on the cluster whose plan would change a config: the only
+    ones where whether the topic holds data decides anything (`destructive_reason`). A
+    plan reads the offsets of these alone (none for a no-op plan)."""
+    names = []
+    for spec in catalog.topics:
+        topic = cluster.topics.get(spec.name)
+        if topic is not None and _config_changes(spec, topic):
+            names.append(spec.name)
+    return names
+
+
 def make_plan(
     catalog: Catalog,
     cluster: ClusterState,

@@ -8,7 +8,7 @@ sends, by type, so benchmarks can show that they do not grow with the number of 
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -291,30 +291,34 @@ class KafkaGateway:
         all_topics = self.topics(None)
         wanted = set(all_topics) if names is None else set(names) & set(all_topics)
         overrides = self.topic_overrides(wanted)
-        ranges: dict[tuple[str, int], tuple[int, int]] = {}
-        if with_data and wanted:
-            parts = [
-                (n, p.partition)
-                for n in wanted
-                for p in all_topics[n].partitions
-                if p.leader is not None
-            ]
-            ranges = self.offset_ranges(parts)
+        data = self.data_presence({n: all_topics[n] for n in wanted}) if with_data else {}
         topics = {}
         for name, topic in all_topics.items():
             ov, defaults = overrides.get(name, ({}, {}))
-            has_data = None
-            if name in wanted and with_data:
-                spans = [ranges.get((name, p.partition)) for p in topic.partitions]
-                has_data = (
-                    any(s and s[1] > s[0] for s in spans)
-                    if all(spans)
-                    else (True if any(s and s[1] > s[0] for s in spans) else None)
-                )
-            topics[name] = replace(topic, overrides=ov, defaults=defaults, has_data=has_data)
+            topics[name] = replace(topic, overrides=ov, defaults=defaults, has_data=data.get(name))
         return ClusterState(
             cluster_id=cluster_id, controller_id=controller, brokers=brokers, topics=topics
         )
+
+    def data_presence(self, topics: Mapping[str, TopicState]) -> dict[str, bool | None]:
+        """Whether each topic holds records (some partition's end offset above its start):
+        True, False, or None when a partition without a leader could not say and none
+        of the others holds any. Two ListOffsets for all of them."""
+        parts = [
+            (name, p.partition)
+            for name, topic in topics.items()
+            for p in topic.partitions
+            if p.leader is not None
+        ]
+        ranges = self.offset_ranges(parts) if parts else {}
+        presence: dict[str, bool | None] = {}
+        for name, topic in topics.items():
+            spans = [ranges.get((name, p.partition)) for p in topic.partitions]
+            if any(s and s[1] > s[0] for s in spans):
+                presence[name] = True
+            else:
+                presence[name] = False if all(spans) else None
+        return presence
 
     # -- producing and consuming ---------------------------------------------------
     @contextmanager

@@ -1,11 +1,12 @@
 """Plan and apply the topic catalog against a cluster."""
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from ecap_ops.catalog.model import Catalog
 from ecap_ops.core.integrity import signing_key_from_env
-from ecap_ops.core.plan import Plan, make_plan
+from ecap_ops.core.plan import Plan, data_matters, make_plan
 from ecap_ops.core.saved_plan import (
     MAX_PLAN_BYTES,
     differences,
@@ -23,8 +24,17 @@ log = logging.getLogger(__name__)
 
 def observe(gateway: KafkaGateway, catalog: Catalog) -> ClusterState:
     """What the plan needs: the catalog's topics in full, every topic's name for the
-    unmanaged report."""
-    return gateway.read_cluster_state(catalog.names())
+    unmanaged report, and whether a topic holds data where the plan changes a config of
+    it (`data_matters`: a no-op plan reads no offsets)."""
+    state = gateway.read_cluster_state(catalog.names(), with_data=False)
+    changing = data_matters(catalog, state)
+    if not changing:
+        return state
+    presence = gateway.data_presence({n: state.topics[n] for n in changing})
+    topics = dict(state.topics)
+    for name, has_data in presence.items():
+        topics[name] = replace(topics[name], has_data=has_data)
+    return replace(state, topics=topics)
 
 
 def plan_topics(
