@@ -197,3 +197,77 @@ def test_configs_of_many_topics_are_read_in_chunks_sent_together(
         assert chunked == whole
         assert gw.topic_overrides(names) == overrides
     assert [chunked[n]["retention.ms"].value for n in names] == [str(3600000 + i) for i in range(7)]
+
+
+def _get_offsets(kafka_cluster, topic: str, time_arg: str) -> dict[tuple[str, int], int]:
+    """Kafka's own kafka-get-offsets (GetOffsetShell): topic:partition:offset lines."""
+    out = kafka_tool(kafka_cluster, "kafka-get-offsets", "--topic", topic, "--time", time_arg)
+    assert out.returncode == 0, out.stderr
+    found = {}
+    for line in out.stdout.split():
+        t, p, o = line.rsplit(":", 2)
+        found[(t, int(p))] = int(o)
+    return found
+
+
+def test_offsets_of_every_kind_are_read_at_once_and_agree_with_kafkas_tool(
+    kafka_cluster, kafka_settings, unique_name
+):
+    """One ListOffsets per leader and kind, all in flight together, routed by metadata the
+    caller already read (no Metadata request); the answers are Kafka's own tool's."""
+    from kafka import KafkaProducer
+
+    from ecap_ops.core.state import partition_leaders
+    from ecap_ops.gateway.activity import partition_activity
+
+    topic = f"{unique_name}-o"
+    _create(kafka_cluster, topic, 3)
+    producer = KafkaProducer(acks="all", **kafka_settings.client_kwargs())
+    sent_ms = {}
+    for p, n in ((0, 4), (1, 1)):  # partition 2 stays empty
+        for i in range(n):
+            sent_ms[(topic, p, i)] = 1_700_000_000_000 + 1000 * p + i
+            producer.send(topic, b"x", partition=p, timestamp_ms=sent_ms[(topic, p, i)]).get(30)
+    producer.close(timeout=5)
+    parts = [(topic, p) for p in range(3)]
+    with KafkaGateway(kafka_settings) as gw:
+        meta = gw.topics([topic])
+        before = dict(gw.requests)
+        activity = partition_activity(gw, parts, partition_leaders(meta))
+        sent = {k: n - before.get(k, 0) for k, n in gw.requests.items() if n > before.get(k, 0)}
+        assert sent == {"ListOffsets": 4}, sent  # 4 kinds x 1 leader, no Metadata
+        ends = gw.offsets(parts, "latest")  # without leaders: one Metadata more
+    assert ends == _get_offsets(kafka_cluster, topic, "latest")
+    assert {tp: r[1] for tp, r in activity.ranges.items()} == ends
+    assert {tp: r[0] for tp, r in activity.ranges.items()} == _get_offsets(
+        kafka_cluster, topic, "earliest"
+    )
+    assert activity.stamps == {
+        (topic, 0): (sent_ms[(topic, 0, 0)], sent_ms[(topic, 0, 3)]),
+        (topic, 1): (sent_ms[(topic, 1, 0)], sent_ms[(topic, 1, 0)]),
+        (topic, 2): (None, None),
+    }
+
+
+def test_a_partition_its_leader_cannot_answer_is_asked_again_and_a_missing_one_named(
+    kafka_cluster, kafka_settings, unique_name
+):
+    """Stale routing (no leader known) falls back to kafka-python's reader, which refreshes
+    the metadata; a partition that does not exist is an error that names it, not a silent
+    gap."""
+    from ecap_ops.errors import EcapOpsError
+
+    topic = f"{unique_name}-r"
+    _create(kafka_cluster, topic, 2)
+    with KafkaGateway(kafka_settings) as gw:
+        leader = next(iter(gw.topics([topic])[topic].partitions)).leader
+        found = gw.offsets_by_kind(
+            [(topic, 0), (topic, 1)], {"end": "latest"}, leaders={(topic, 0): leader}
+        )
+        assert found["end"] == {(topic, 0): (0, found["end"][(topic, 0)][1]), (topic, 1): (0, -1)}
+        try:
+            gw.offsets_by_kind([(topic, 7)], {"end": "latest"}, leaders={(topic, 7): leader})
+        except EcapOpsError as exc:
+            assert f"{topic}" in str(exc) or "UnknownTopicOrPartition" in str(exc), exc
+        else:
+            raise AssertionError("a partition that does not exist gave no error")

@@ -3,6 +3,7 @@
 The gateway reads these from Kafka; tests of pure logic build them by hand.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 # ecap-ops' own topic: the health check's produce-then-consume canary. Not unmanaged,
@@ -66,6 +67,12 @@ class TopicState:
 
     def effective(self, key: str) -> str | None:
         return self.overrides.get(key, self.defaults.get(key))
+
+
+def partition_leaders(topics: Mapping[str, TopicState]) -> dict[tuple[str, int], int | None]:
+    """Each partition's leader (None: no leader), to route per-partition requests by
+    metadata already read."""
+    return {(name, p.partition): p.leader for name, t in topics.items() for p in t.partitions}
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,14 @@
 """Reading what the data and the consumers are doing: log-directory sizes and disk space per
-broker, record timestamps, consumer groups and their committed offsets.
+broker, offsets and record timestamps, consumer groups and their committed offsets.
 
 Every function takes a `KafkaGateway` and sends a fixed number of requests (one per broker
 or per partition leader, never one per topic), so audits of a thousand topics stay cheap.
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ecap_ops.core.groups import ConsumerGroup, GroupMember
 from ecap_ops.errors import EcapOpsError
@@ -19,10 +20,11 @@ __all__ = [
     "GroupInfo",
     "GroupMember",
     "LogDir",
+    "PartitionActivity",
     "broker_config",
     "consumer_groups",
     "log_dirs",
-    "record_timestamps",
+    "partition_activity",
     "topic_sizes",
 ]
 
@@ -110,38 +112,47 @@ def topic_sizes(dirs: list[BrokerLogDirs]) -> dict[str, int]:
     return sizes
 
 
-def record_timestamps(
-    gw: KafkaGateway, partitions: Iterable[tuple[str, int]]
-) -> dict[tuple[str, int], tuple[int | None, int | None]]:
-    """(oldest, newest) record timestamp in ms of each partition; None when it holds no record.
+class PartitionActivity(NamedTuple):
+    """Each partition's offsets and record times, read together (`partition_activity`)."""
+
+    ranges: dict[tuple[str, int], tuple[int, int]]  # (start, end) offsets
+    # (oldest, newest) record timestamp in ms; None when the partition holds no record.
+    stamps: dict[tuple[str, int], tuple[int | None, int | None]]
+
+
+def partition_activity(
+    gw: KafkaGateway,
+    partitions: Iterable[tuple[str, int]],
+    leaders: Mapping[tuple[str, int], int | None] | None = None,
+) -> PartitionActivity:
+    """Start and end offsets and the oldest and newest record timestamps of partitions.
 
     Oldest: the first record at or after timestamp 0 (ListOffsets by time returns that
     record's own timestamp). Newest: the record with the largest timestamp (KIP-734).
-    One ListOffsets per partition leader for each."""
-    from kafka import TopicPartition
+    Four ListOffsets per partition leader, all in flight at once, routed by `leaders`
+    (the caller's metadata) when given (`KafkaGateway.offsets_by_kind`)."""
     from kafka.admin import OffsetSpec
 
-    tps = [TopicPartition(t, p) for t, p in partitions]
-    if not tps:
-        return {}
-    timeout = gw.settings.request_timeout_ms
-    first = gw.call(
-        "reading the oldest record times",
-        lambda a: a.list_partition_offsets({tp: 0 for tp in tps}, timeout_ms=timeout),
-    )
-    last = gw.call(
-        "reading the newest record times",
-        lambda a: a.list_partition_offsets(
-            {tp: OffsetSpec.MAX_TIMESTAMP for tp in tps}, timeout_ms=timeout
-        ),
+    parts = list(partitions)
+    found = gw.offsets_by_kind(
+        parts,
+        {"start": "earliest", "end": "latest", "oldest": 0, "newest": OffsetSpec.MAX_TIMESTAMP},
+        leaders,
     )
 
-    def ts(r) -> int | None:
-        if r is None or r.offset is None or r.offset < 0 or r.timestamp is None or r.timestamp < 0:
+    def ts(answer) -> int | None:
+        if answer is None:
             return None
-        return int(r.timestamp)
+        offset, stamp = answer
+        if offset is None or offset < 0 or stamp is None or stamp < 0:
+            return None
+        return int(stamp)
 
-    return {(tp.topic, tp.partition): (ts(first.get(tp)), ts(last.get(tp))) for tp in tps}
+    start, end, oldest, newest = (found[k] for k in ("start", "end", "oldest", "newest"))
+    return PartitionActivity(
+        {tp: (start.get(tp, (0, None))[0], end.get(tp, (0, None))[0]) for tp in parts},
+        {tp: (ts(oldest.get(tp)), ts(newest.get(tp))) for tp in parts},
+    )
 
 
 def broker_config(gw: KafkaGateway, broker: int, keys: Iterable[str]) -> dict[str, str]:

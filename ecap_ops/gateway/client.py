@@ -21,6 +21,7 @@ from ecap_ops.core.state import (
     PartitionState,
     TopicState,
     is_internal_topic,
+    partition_leaders,
 )
 from ecap_ops.errors import KafkaRequestFailed
 from ecap_ops.gateway.errors import broker_error, translate
@@ -247,39 +248,102 @@ class KafkaGateway:
         timeout_ms: int | None = None,
         read_committed: bool = False,
     ) -> dict[tuple[str, int], int]:
-        """Offsets of partitions, batched into one ListOffsets per partition leader: the one
-        reader of partition offsets.
+        """Offsets of partitions of one kind (`offsets_by_kind`): "latest", "earliest", or a
+        timestamp in ms (the first offset at or after it; -1 if none). `read_committed`:
+        "latest" is the last stable offset (transactions)."""
+        found = self.offsets_by_kind(
+            partitions, {"x": spec}, timeout_ms=timeout_ms, read_committed=read_committed
+        )["x"]
+        return {tp: offset for tp, (offset, _ts) in found.items()}
 
-        `spec` is "latest", "earliest", or a timestamp in ms (the first offset at or after it;
-        -1 if none). `read_committed`: "latest" is the last stable offset (transactions)."""
+    def offsets_by_kind(
+        self,
+        partitions: Iterable[tuple[str, int]],
+        kinds: Mapping[str, Any],
+        leaders: Mapping[tuple[str, int], int | None] | None = None,
+        timeout_ms: int | None = None,
+        read_committed: bool = False,
+    ) -> dict[str, dict[tuple[str, int], tuple[int, int | None]]]:
+        """The one reader of partition offsets: for each kind (name -> "latest", "earliest",
+        a timestamp in ms, or an OffsetSpec), each partition's (offset, timestamp).
+
+        One ListOffsets per partition leader and kind, all in flight at once, routed by
+        `leaders` (the caller's own metadata, e.g. `TopicState`'s partitions) or else by one
+        Metadata request. A partition whose leader could not answer it (moved, not elected
+        yet) is asked again through kafka-python's reader, which refreshes the metadata and
+        retries within the timeout and raises what it cannot resolve."""
         from kafka import IsolationLevel, TopicPartition
         from kafka.admin import OffsetSpec
 
-        tps = [TopicPartition(t, p) for t, p in partitions]
+        tps = sorted(set(partitions))
         if not tps:
-            return {}
-        s = {"latest": OffsetSpec.LATEST, "earliest": OffsetSpec.EARLIEST}.get(spec, spec)
+            return {kind: {} for kind in kinds}
+        named = {"latest": OffsetSpec.LATEST, "earliest": OffsetSpec.EARLIEST}
+        specs = {kind: named.get(spec, spec) for kind, spec in kinds.items()}
         isolation = (
             IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
         )
-        raw = self.call(
-            f"reading the offsets of {len(tps)} partition(s)",
-            lambda a: a.list_partition_offsets(
-                {tp: s for tp in tps},
-                isolation_level=isolation,
-                timeout_ms=timeout_ms or self.settings.request_timeout_ms,
-            ),
-        )
-        return {(tp.topic, tp.partition): r.offset for tp, r in raw.items()}
+        timeout = timeout_ms or self.settings.request_timeout_ms
+        doing = f"reading the offsets of {len(tps)} partition(s)"
+        if leaders is None:
+            leaders = partition_leaders(self.topics({t for t, _ in tps}))
+        by_leader: dict[int, list[tuple[str, int]]] = {}
+        unrouted: list[tuple[str, int]] = []
+        for tp in tps:
+            leader = leaders.get(tp)
+            if leader is None or leader < 0:
+                unrouted.append(tp)
+            else:
+                by_leader.setdefault(leader, []).append(tp)
+        found: dict[str, dict[tuple[str, int], tuple[int, int | None]]] = {k: {} for k in kinds}
+        again: dict[str, list[tuple[str, int]]] = {k: list(unrouted) for k in kinds}
+
+        async def send_all(admin) -> None:
+            sent = []
+            for leader, part in by_leader.items():
+                for kind, spec in specs.items():
+                    request = admin._list_partition_offsets_request(
+                        {TopicPartition(t, p): spec for t, p in part}, isolation.value
+                    )
+                    sent.append((kind, admin._manager.send(request, node_id=leader)))
+            for kind, future in sent:  # a failed request (broker gone) raises, translated
+                response = await admin._manager.wait_for(future, timeout)
+                for topic in response.topics:
+                    for p in topic.partitions:
+                        tp = (topic.name, p.partition_index)
+                        if p.error_code:
+                            again[kind].append(tp)
+                        else:
+                            ts = getattr(p, "timestamp", None)
+                            found[kind][tp] = (p.offset, ts)
+
+        if by_leader:
+            self.call(doing, lambda a: a._manager.run(send_all, a))
+        for kind, left in again.items():
+            if not left:
+                continue
+            raw = self.call(
+                doing,
+                lambda a, kind=kind, left=left: a.list_partition_offsets(
+                    {TopicPartition(t, p): specs[kind] for t, p in left},
+                    isolation_level=isolation,
+                    timeout_ms=timeout,
+                ),
+            )
+            for tp, r in raw.items():
+                found[kind][(tp.topic, tp.partition)] = (r.offset, r.timestamp)
+        return found
 
     def offset_ranges(
-        self, partitions: Iterable[tuple[str, int]]
+        self,
+        partitions: Iterable[tuple[str, int]],
+        leaders: Mapping[tuple[str, int], int | None] | None = None,
     ) -> dict[tuple[str, int], tuple[int, int]]:
-        """(start, end) offsets of each partition."""
+        """(start, end) offsets of each partition (`offsets_by_kind`)."""
         parts = list(partitions)
-        start = self.offsets(parts, "earliest")
-        end = self.offsets(parts, "latest")
-        return {tp: (start.get(tp, 0), end.get(tp, 0)) for tp in parts}
+        found = self.offsets_by_kind(parts, {"start": "earliest", "end": "latest"}, leaders)
+        start, end = found["start"], found["end"]
+        return {tp: (start.get(tp, (0, None))[0], end.get(tp, (0, None))[0]) for tp in parts}
 
     def read_cluster_state(
         self, names: Iterable[str] | None = None, with_data: bool = True
@@ -310,7 +374,12 @@ class KafkaGateway:
             for p in topic.partitions
             if p.leader is not None
         ]
-        ranges = self.offset_ranges(parts) if parts else {}
+        leaders = {
+            (name, p.partition): p.leader
+            for name, topic in topics.items()
+            for p in topic.partitions
+        }
+        ranges = self.offset_ranges(parts, leaders) if parts else {}
         presence: dict[str, bool | None] = {}
         for name, topic in topics.items():
             spans = [ranges.get((name, p.partition)) for p in topic.partitions]

@@ -39,10 +39,10 @@ from ecap_ops.core.cleanup import (
     matching_pattern,
     merge_history,
 )
-from ecap_ops.core.state import CANARY_TOPIC, TopicState, is_internal_topic
+from ecap_ops.core.state import CANARY_TOPIC, TopicState, is_internal_topic, partition_leaders
 from ecap_ops.errors import ConfigError, EcapOpsError
 from ecap_ops.gateway import KafkaGateway
-from ecap_ops.gateway.activity import log_dirs, record_timestamps, topic_sizes
+from ecap_ops.gateway.activity import log_dirs, partition_activity, topic_sizes
 from ecap_ops.services.cleanup_state import (  # re-exported: callers import them from here
     LOCK_WAIT_S,
     MAX_STATE_BYTES,
@@ -170,9 +170,7 @@ def gather_evidence(
     if not names:
         return [], {}, set(meta)
     led = [(n, p.partition) for n in names for p in meta[n].partitions if p.leader is not None]
-    starts = gw.offsets(led, "earliest")
-    ends = gw.offsets(led, "latest")
-    stamps = record_timestamps(gw, led)
+    ranges, stamps = partition_activity(gw, led, partition_leaders(meta))
     sizes = topic_sizes(
         log_dirs(
             gw,
@@ -190,8 +188,9 @@ def gather_evidence(
         parts = meta[n].partitions
         offline = sum(1 for p in parts if p.leader is None)
         newest = [stamps.get((n, p.partition), (None, None))[1] for p in parts]
-        s_off = [starts.get((n, p.partition)) for p in parts]
-        e_off = [ends.get((n, p.partition)) for p in parts]
+        spans = [ranges.get((n, p.partition), (None, None)) for p in parts]
+        s_off = [start for start, _end in spans]
+        e_off = [end for _start, end in spans]
         complete = (
             not offline
             and [p.partition for p in parts] == list(range(len(parts)))

@@ -35,7 +35,7 @@ from ecap_ops.core.snapshot import (
     serialize,
     sign_snapshot,
 )
-from ecap_ops.core.state import ClusterState
+from ecap_ops.core.state import ClusterState, partition_leaders
 from ecap_ops.errors import ConfigError, KafkaRequestFailed, PlanRefused, SnapshotInvalid
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.snapshot import read_group_status, read_snapshot_inputs
@@ -243,7 +243,7 @@ def plan_restore(
                 and o["partition"] < target.topics[o["topic"]].partition_count
             }
         )
-        ranges = gw.offset_ranges(parts) if parts else {}
+        ranges = gw.offset_ranges(parts, partition_leaders(target.topics)) if parts else {}
     return make_restore_plan(snapshot, target, catalog, options, groups, ranges, access)
 
 

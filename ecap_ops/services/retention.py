@@ -19,10 +19,16 @@ from ecap_ops.core.state import (
     ConfigValue,
     TopicState,
     is_internal_topic,
+    partition_leaders,
 )
 from ecap_ops.errors import EcapOpsError
 from ecap_ops.gateway import KafkaGateway
-from ecap_ops.gateway.activity import broker_config, log_dirs, record_timestamps, topic_sizes
+from ecap_ops.gateway.activity import (
+    broker_config,
+    log_dirs,
+    partition_activity,
+    topic_sizes,
+)
 
 READ_KEYS = (
     "retention.ms",
@@ -103,8 +109,8 @@ def observe_topics(
 ) -> AuditInputs:
     """Every topic's configs, size on disk, record count and oldest/newest record time, the
     brokers' free and total disk and their retention check interval. A fixed number of
-    requests: one Metadata, one DescribeConfigs per kind, one DescribeLogDirs per broker,
-    four ListOffsets per partition leader."""
+    requests: two Metadata (brokers, topics), one DescribeConfigs per kind, one
+    DescribeLogDirs per broker, four ListOffsets per partition leader sent at once."""
     _cluster_id, _controller, brokers = gw.brokers()
     live = [b.node_id for b in brokers]
     meta = gw.topics(None)
@@ -121,8 +127,7 @@ def observe_topics(
     led = [(n, p.partition) for n in names for p in meta[n].partitions if p.leader is not None]
     dirs = log_dirs(gw, live, parts)
     sizes = topic_sizes(dirs)
-    ranges = gw.offset_ranges(led)
-    stamps = record_timestamps(gw, led)
+    ranges, stamps = partition_activity(gw, led, partition_leaders(meta))
     failed_brokers = {b.broker for b in dirs if b.error}
     out = []
     for n in names:
