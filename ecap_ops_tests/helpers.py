@@ -8,13 +8,28 @@ from ecap_ops.localkafka import LocalCluster, run_tool
 from ecap_ops.localkafka.cluster import free_port
 from ecap_ops.settings import KafkaSettings
 
-__all__ = ["free_port", "kafka_tool", "topic_name"]
+__all__ = ["free_port", "kafka_tool", "make_consumer", "topic_name"]
 
 
 def topic_name(hint: str = "t") -> str:
     """A fresh topic-name-safe string starting with a readable hint."""
     safe = re.sub(r"[^a-zA-Z0-9._-]+", "-", hint).strip("-.")[:60] or "t"
     return f"{safe}-{uuid.uuid4().hex[:8]}"
+
+
+# A member that joins its group before its metadata names the topic is assigned nothing and
+# waits for kafka-python's next metadata refresh (5 minutes by default) to rejoin: seen in
+# full runs, on a broker holding the whole session's topics. A test consumer refreshes its
+# metadata within a second, so that rejoin comes at once.
+TEST_METADATA_MAX_AGE_MS = 1000
+
+
+def make_consumer(*topics: str, **options):
+    """A kafka-python `KafkaConsumer` for a test (its metadata refreshed within a second)."""
+    from kafka import KafkaConsumer
+
+    options.setdefault("metadata_max_age_ms", TEST_METADATA_MAX_AGE_MS)
+    return KafkaConsumer(*topics, **options)
 
 
 def kafka_tool(

@@ -27,7 +27,7 @@ import yaml
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.structs import OffsetAndMetadata
 
@@ -36,7 +36,7 @@ from ecap_ops.cli import main
 from ecap_ops.core.cleanup import DAY_MS, INVISIBLE_READERS, CleanupRules
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.services.cleanup import cleanup_test_topics
-from ecap_ops_tests.helpers import kafka_tool
+from ecap_ops_tests.helpers import kafka_tool, make_consumer
 
 pytestmark = pytest.mark.kafka
 
@@ -234,9 +234,8 @@ def test_a_group_committing_or_reading_keeps_the_topic(kafka_settings, kafka_boo
 
     # A member on the topic at the time of a run is activity too.
     time.sleep(PAST_WINDOW_S)
-    consumer = KafkaConsumer(
+    consumer = make_consumer(
         topic,
-        metadata_max_age_ms=1000,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

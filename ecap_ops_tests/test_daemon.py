@@ -23,6 +23,7 @@ from ecap_ops_tests.e2e_helpers import (
     prepare_home,
     wait_for,
 )
+from ecap_ops_tests.helpers import make_consumer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -82,7 +83,7 @@ def daemon_setup(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory)
 
 
 def _leave_lag(bootstrap: str, topic: str, group: str, produced: int, consumed: int) -> None:
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka import KafkaProducer, TopicPartition
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=10000)
     for i in range(produced):
@@ -90,9 +91,8 @@ def _leave_lag(bootstrap: str, topic: str, group: str, produced: int, consumed: 
             timeout=15
         )
     producer.close(timeout=10)
-    consumer = KafkaConsumer(
+    consumer = make_consumer(
         bootstrap_servers=bootstrap,
-        metadata_max_age_ms=1000,
         group_id=group,
         enable_auto_commit=False,
         request_timeout_ms=10000,

@@ -25,7 +25,7 @@ from ecap_ops.services import dr
 from ecap_ops.services.provisioning import apply_topics
 from ecap_ops.settings import KafkaSettings
 from ecap_ops_tests.bounds import assert_bounded, wait_limit_s
-from ecap_ops_tests.helpers import kafka_tool
+from ecap_ops_tests.helpers import kafka_tool, make_consumer
 
 pytestmark = pytest.mark.kafka
 
@@ -252,7 +252,6 @@ def test_damaged_snapshots_are_refused_and_change_nothing(
 def test_offsets_are_not_written_into_a_group_with_active_members(
     kafka_settings, tmp_path, unique_name
 ):
-    from kafka import KafkaConsumer
 
     catalog = load_catalog(env="dev")
     topic, group = unique_name, f"{unique_name}-live"
@@ -267,9 +266,8 @@ def test_offsets_are_not_written_into_a_group_with_active_members(
         write_group_offsets(gw, group, {(topic, 0): 7})
         path = dr.take_snapshot(gw, catalog, output=tmp_path / "s.json").path
         write_group_offsets(gw, group, {(topic, 0): 2})
-    consumer = KafkaConsumer(
+    consumer = make_consumer(
         topic,
-        metadata_max_age_ms=1000,
         group_id=group,
         enable_auto_commit=False,
         **kafka_settings.client_kwargs(),

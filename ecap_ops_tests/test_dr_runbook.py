@@ -22,7 +22,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from ecap_ops.localkafka.cluster import LocalCluster
 from ecap_ops_tests.e2e_helpers import wait_for
-from ecap_ops_tests.helpers import kafka_tool, topic_name
+from ecap_ops_tests.helpers import kafka_tool, make_consumer, topic_name
 
 pytestmark = pytest.mark.kafka
 
@@ -174,16 +174,12 @@ def group_offsets(cluster: LocalCluster, group: str) -> dict[tuple[str, int], in
 
 
 def consume_and_commit(bootstrap: str, topic: str, group: str, count: int) -> None:
-    c = KafkaConsumer(
+    c = make_consumer(
         topic,
         bootstrap_servers=bootstrap,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        # A member that joined before its metadata named the topic is assigned nothing and
-        # waits for kafka-python's next metadata refresh (5 minutes by default) to rejoin;
-        # seen in full runs. A short age makes that refresh, and the rejoin, come at once.
-        metadata_max_age_ms=1000,
     )
     got, deadline = 0, time.monotonic() + WAIT_S
     while got < count and time.monotonic() < deadline:

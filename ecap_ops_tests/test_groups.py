@@ -5,11 +5,12 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from ecap_ops.cli import main
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.services.groups import group_summaries
+from ecap_ops_tests.helpers import make_consumer
 
 pytestmark = pytest.mark.kafka
 
@@ -25,9 +26,8 @@ def test_lag_per_topic_members_and_state(kafka_settings, kafka_bootstrap, unique
         producer.send(topic, value=b"v", partition=i % 2)
     producer.flush(15)
     producer.close()
-    consumer = KafkaConsumer(
+    consumer = make_consumer(
         topic,
-        metadata_max_age_ms=1000,
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -21,6 +21,7 @@ from ecap_ops.orchestration.alerts import AlertsResource
 from ecap_ops.orchestration.lag import build_lag_sensor, notify_consumer_lag
 from ecap_ops.orchestration.resources import KafkaResource
 from ecap_ops_tests.bounds import assert_bounded, wait_limit_s
+from ecap_ops_tests.helpers import make_consumer
 
 pytestmark = pytest.mark.kafka
 
@@ -106,10 +107,9 @@ class Consumer(threading.Thread):
 
     def __init__(self, bootstrap, topic, group, per_second=None):
         super().__init__(daemon=True)
-        self.c = KafkaConsumer(
+        self.c = make_consumer(
             topic,
             bootstrap_servers=bootstrap,
-            metadata_max_age_ms=1000,
             group_id=group,
             auto_offset_reset="earliest",
             enable_auto_commit=False,

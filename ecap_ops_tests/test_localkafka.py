@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from ecap_ops.cli import main
@@ -28,7 +28,7 @@ from ecap_ops.localkafka import (
 )
 from ecap_ops.localkafka import tools as tools_mod
 from ecap_ops.settings import KafkaSettings
-from ecap_ops_tests.helpers import kafka_tool
+from ecap_ops_tests.helpers import kafka_tool, make_consumer
 
 # ---- helpers ---------------------------------------------------------------------------
 
@@ -55,9 +55,8 @@ def _produce(settings: KafkaSettings, topic: str, values: list[bytes]) -> None:
 
 
 def _consume(settings: KafkaSettings, topic: str, count: int, timeout: float = 30) -> list[bytes]:
-    consumer = KafkaConsumer(
+    consumer = make_consumer(
         topic,
-        metadata_max_age_ms=1000,
         group_id=f"g-{topic}",
         auto_offset_reset="earliest",
         consumer_timeout_ms=1000,

@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from ecap_ops.cli import main
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.localkafka.cluster import LocalCluster
-from ecap_ops_tests.helpers import topic_name
+from ecap_ops_tests.helpers import make_consumer, topic_name
 
 pytestmark = pytest.mark.kafka
 
@@ -256,16 +256,12 @@ def test_records_reach_the_standby_and_lag_returns_to_zero(env, mirror, kafka_cl
 
 
 def _consume_and_commit(bootstrap: str, topic: str, group: str, count: int) -> dict:
-    c = KafkaConsumer(
+    c = make_consumer(
         topic,
         bootstrap_servers=bootstrap,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        # A member that joined before its metadata named the topic is assigned nothing and
-        # waits for kafka-python's next metadata refresh (5 minutes by default) to rejoin;
-        # seen in full runs. A short age makes that refresh, and the rejoin, come at once.
-        metadata_max_age_ms=1000,
         max_poll_records=count,
     )
     got = 0
@@ -314,16 +310,12 @@ def test_failover_translates_a_groups_offsets(env, mirror, kafka_cluster, standb
         assert src - OFFSET_LAG_MAX <= on_dr[tp] <= src, (tp, src, on_dr[tp])
     # A consumer of the group on the standby resumes there: it reads what the group had not
     # consumed, and re-reads at most offset_lag_max records per partition.
-    c = KafkaConsumer(
+    c = make_consumer(
         topic,
         bootstrap_servers=standby.bootstrap_servers,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        # A member that joined before its metadata named the topic is assigned nothing and
-        # waits for kafka-python's next metadata refresh (5 minutes by default) to rejoin;
-        # seen in full runs. A short age makes that refresh, and the rejoin, come at once.
-        metadata_max_age_ms=1000,
     )
     seen: dict[int, list[int]] = {}
     deadline = time.monotonic() + 60
@@ -361,12 +353,11 @@ def test_failover_refuses_unknown_groups_and_active_ones(env, mirror, kafka_clus
             break
         time.sleep(2)
     assert r.exit_code == 2, r.output
-    member = KafkaConsumer(
+    member = make_consumer(
         topic,
         bootstrap_servers=standby.bootstrap_servers,
         group_id=group,
         enable_auto_commit=False,
-        metadata_max_age_ms=1000,
     )
     try:
         deadline = time.monotonic() + 60

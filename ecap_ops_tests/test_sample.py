@@ -6,7 +6,7 @@ import pytest
 
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.sample import sample_topic
-from ecap_ops_tests.helpers import kafka_tool
+from ecap_ops_tests.helpers import kafka_tool, make_consumer
 
 pytestmark = pytest.mark.kafka
 
@@ -73,11 +73,10 @@ def test_sampling_leaves_the_topics_consumer_groups_untouched(kafka_settings, un
     create(kafka_settings, name, 2)
     produce(kafka_settings, name, 40)
     # a real consumer group with committed offsets, half way through
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    c = KafkaConsumer(
+    c = make_consumer(
         bootstrap_servers=kafka_settings.bootstrap_servers,
-        metadata_max_age_ms=1000,
         group_id=group,
         enable_auto_commit=False,
     )
