@@ -35,6 +35,8 @@ from benchmarks.common import (  # noqa: E402
     ecap_ops_command,
     kafka_script_command,
     local_cluster,
+    populate_topics,
+    populated_partitions,
     print_growth,
     print_table,
     run_process,
@@ -43,21 +45,6 @@ from ecap_ops.catalog import load_catalog  # noqa: E402
 from ecap_ops.gateway import KafkaGateway  # noqa: E402
 from ecap_ops.services.compare import compare  # noqa: E402
 from ecap_ops.settings import KafkaSettings  # noqa: E402
-
-
-def populate(gw: KafkaGateway, n_topics: int) -> list[str]:
-    names = [f"bench.t{i:05d}" for i in range(n_topics)]
-    for i in range(0, n_topics, 1000):
-        batch = {
-            n: {
-                "num_partitions": 1 + (j % 3),
-                "replication_factor": 1,
-                "configs": {"retention.ms": str(3_600_000 * (1 + j % 5))},
-            }
-            for j, n in enumerate(names[i : i + 1000], start=i)
-        }
-        gw.require(gw.create_topics(batch), "creating benchmark topics")
-    return names
 
 
 def kafka_tool(bootstrap: str, tool: str, *args: str):
@@ -139,7 +126,7 @@ def run_size(n: int, heap: str | None) -> dict[str, float]:
         t0 = time.perf_counter()
         for s in (s1, s2):
             with KafkaGateway(s) as gw:
-                names = populate(gw, n)
+                names = populate_topics(gw, n)
         print(
             f"set up {n:,} topics on each cluster in {time.perf_counter() - t0:.1f} s", flush=True
         )
@@ -191,7 +178,7 @@ def run_size(n: int, heap: str | None) -> dict[str, float]:
         ref_s = sum(p.seconds for _, p in ref) + diff.seconds
         diff_lines = sum(1 for line in diff.stdout.splitlines() if line[:2] in ("< ", "> "))
 
-        partitions = sum(1 + (j % 3) for j in range(n))
+        partitions = populated_partitions(n)
         rows = [
             [
                 "ecap-ops compare, in process (services.compare)",

@@ -29,6 +29,8 @@ from benchmarks.common import (  # noqa: E402
     add_size_args,
     kafka_script_command,
     local_cluster,
+    populate_topics,
+    populated_partitions,
     print_growth,
     print_table,
     run_process,
@@ -40,21 +42,6 @@ from ecap_ops.services import dr  # noqa: E402
 from ecap_ops.settings import KafkaSettings  # noqa: E402
 
 REFERENCE_SAMPLE = 5
-
-
-def populate(gw: KafkaGateway, n_topics: int) -> list[str]:
-    names = [f"bench.t{i:04d}" for i in range(n_topics)]
-    for i in range(0, n_topics, 1000):
-        batch = {
-            n: {
-                "num_partitions": 1 + (j % 3),
-                "replication_factor": 1,
-                "configs": {"retention.ms": str(3_600_000 * (1 + j % 5))},
-            }
-            for j, n in enumerate(names[i : i + 1000], start=i)
-        }
-        gw.require(gw.create_topics(batch), "creating benchmark topics")
-    return names
 
 
 def main() -> None:
@@ -86,7 +73,7 @@ def run_size(n: int, heap: str | None) -> dict[str, float]:
         ds = KafkaSettings(bootstrap_servers=standby.bootstrap_servers, request_timeout_ms=60000)
         with KafkaGateway(ps) as gw:
             t0 = time.perf_counter()
-            names = populate(gw, n)
+            names = populate_topics(gw, n)
             print(f"set up {n:,} topics on prod in {time.perf_counter() - t0:.1f} s", flush=True)
             snap = dr.take_snapshot(gw, catalog, output=Path(tmp) / "prod.json")
         with KafkaGateway(ds) as gw:
@@ -107,7 +94,7 @@ def run_size(n: int, heap: str | None) -> dict[str, float]:
             result = dr.restore(gw, catalog, snap.snapshot, options, execute=True)
         dr.require_ok(result)
         assert len(result.created) == n, (len(result.created), n)
-        partitions = sum(1 + (j % 3) for j in range(n))
+        partitions = populated_partitions(n)
         # The reference: one kafka-topics --create process per topic, on a sample.
         sample = [f"ref.t{i}" for i in range(min(REFERENCE_SAMPLE, n))]
         ref_s = 0.0

@@ -226,3 +226,26 @@ def partitions_for(i: int, n: int) -> int:
     if 2 * n <= PARTITIONS_MAX:
         return 1 + i % 3
     return 2 if i % 10 == 0 else 1
+
+
+def populate_topics(gw, n_topics: int) -> list[str]:
+    """`n_topics` topics `bench.t00000`... on a cluster through a `KafkaGateway`, 1,000 a
+    request: `partitions_for` partitions each, replication 1, and a retention of 1-5 hours;
+    their names in order."""
+    names = [f"bench.t{i:05d}" for i in range(n_topics)]
+    for i in range(0, n_topics, 1000):
+        batch = {
+            name: {
+                "num_partitions": partitions_for(j, n_topics),
+                "replication_factor": 1,
+                "configs": {"retention.ms": str(3_600_000 * (1 + j % 5))},
+            }
+            for j, name in enumerate(names[i : i + 1000], start=i)
+        }
+        gw.require(gw.create_topics(batch), "creating benchmark topics")
+    return names
+
+
+def populated_partitions(n_topics: int) -> int:
+    """How many partitions `populate_topics` makes for `n_topics` topics."""
+    return sum(partitions_for(i, n_topics) for i in range(n_topics))

@@ -8,7 +8,7 @@ from ecap_ops.localkafka import LocalCluster, run_tool
 from ecap_ops.localkafka.cluster import free_port
 from ecap_ops.settings import KafkaSettings
 
-__all__ = ["free_port", "kafka_tool", "make_consumer", "topic_name"]
+__all__ = ["free_port", "kafka_tool", "make_consumer", "mirrored_pair", "topic_name"]
 
 
 def topic_name(hint: str = "t") -> str:
@@ -85,3 +85,43 @@ def health_job(catalog, bootstrap: str, alerts_jsonl):
         ),
     )
     return defs.get_job_def("kafka_health_check")
+
+
+def mirrored_pair(
+    base,
+    prod_bootstrap: str,
+    dr_bootstrap: str,
+    topics: dict[str, str],
+    mirrored: list[str],
+    offset_lag_max: int,
+) -> dict[str, str]:
+    """Files for two clusters under `base`: a clusters file naming `prod` (primary) and `dr`
+    (standby), a dev catalog of `topics` (name -> its YAML flow mapping) with MirrorMaker
+    on `mirrored` at short intervals and a replication-lag warning at 1 record; the
+    ECAP_* variables that point the CLI at them and at state and snapshot folders of their
+    own (KAFKA_BOOTSTRAP_SERVERS empty)."""
+    (base / "clusters.yaml").write_text(
+        "version: 1\nclusters:\n"
+        f"  prod: {{role: primary, env: dev, bootstrap_servers: '{prod_bootstrap}'}}\n"
+        f"  dr: {{role: standby, env: dev, bootstrap_servers: '{dr_bootstrap}'}}\n"
+    )
+    declared = "".join(f"  {name}: {spec}\n" for name, spec in topics.items())
+    (base / "catalog.yaml").write_text(
+        "version: 1\nenvironments:\n  dev: {replication_factor: 1}\ntopics:\n"
+        + declared
+        + f"""mirror:
+  topics: [{", ".join(mirrored)}]
+  checkpoint_interval: 1s
+  refresh_interval: 2s
+  offset_lag_max: {offset_lag_max}
+  lag: {{warning_records: 1, critical_records: 100000, warning_seconds: 1h, critical_seconds: 2h}}
+"""
+    )
+    return {
+        "ECAP_CLUSTERS_FILE": str(base / "clusters.yaml"),
+        "ECAP_CATALOG": str(base / "catalog.yaml"),
+        "ECAP_STATE_DIR": str(base / "state"),
+        "ECAP_SNAPSHOT_DIR": str(base / "snapshots"),
+        "ECAP_ENV": "dev",
+        "KAFKA_BOOTSTRAP_SERVERS": "",
+    }

@@ -22,7 +22,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from ecap_ops.localkafka.cluster import LocalCluster
 from ecap_ops_tests.e2e_helpers import wait_for
-from ecap_ops_tests.helpers import kafka_tool, make_consumer, topic_name
+from ecap_ops_tests.helpers import kafka_tool, make_consumer, mirrored_pair, topic_name
 
 pytestmark = pytest.mark.kafka
 
@@ -229,36 +229,18 @@ def env(kafka_cluster, kafka_cluster_b, tmp_path_factory) -> Iterator[dict]:
     before = [set(kcat_topics(c.bootstrap_servers)) for c in clusters]
     base = tmp_path_factory.mktemp("dr-runbook")
     names = {k: topic_name(f"runbook-{k}") for k in ("transactions", "fraud-alerts", "ledger")}
-    (base / "clusters.yaml").write_text(
-        "version: 1\nclusters:\n"
-        f"  prod: {{role: primary, env: dev, bootstrap_servers: '{kafka_cluster.bootstrap_servers}'}}\n"
-        f"  dr: {{role: standby, env: dev, bootstrap_servers: '{kafka_cluster_b.bootstrap_servers}'}}\n"
-    )
-    (base / "catalog.yaml").write_text(
-        f"""version: 1
-environments:
-  dev: {{replication_factor: 1}}
-topics:
-  {names["transactions"]}: {{purpose: payments, partitions: 3, retention: 7d}}
-  {names["fraud-alerts"]}: {{purpose: fraud alerts, partitions: 2, retention: 30d}}
-  {names["ledger"]}: {{purpose: restored but not mirrored, partitions: 1}}
-mirror:
-  topics: [{names["transactions"]}, {names["fraud-alerts"]}]
-  checkpoint_interval: 1s
-  refresh_interval: 2s
-  offset_lag_max: {OFFSET_LAG_MAX}
-  lag: {{warning_records: 1, critical_records: 100000, warning_seconds: 1h, critical_seconds: 2h}}
-"""
-    )
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "ECAP_"))}
-    environ.update(
+    environ |= mirrored_pair(
+        base,
+        kafka_cluster.bootstrap_servers,
+        kafka_cluster_b.bootstrap_servers,
         {
-            "ECAP_CLUSTERS_FILE": str(base / "clusters.yaml"),
-            "ECAP_CATALOG": str(base / "catalog.yaml"),
-            "ECAP_STATE_DIR": str(base / "state"),
-            "ECAP_SNAPSHOT_DIR": str(base / "snapshots"),
-            "ECAP_ENV": "dev",
-        }
+            names["transactions"]: "{purpose: payments, partitions: 3, retention: 7d}",
+            names["fraud-alerts"]: "{purpose: fraud alerts, partitions: 2, retention: 30d}",
+            names["ledger"]: "{purpose: restored but not mirrored, partitions: 1}",
+        },
+        [names["transactions"], names["fraud-alerts"]],
+        OFFSET_LAG_MAX,
     )
     yield {"environ": environ, "names": names, "base": base}
     for cluster, had in zip(clusters, before, strict=True):

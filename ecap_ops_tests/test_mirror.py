@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from ecap_ops.cli import main
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.localkafka.cluster import LocalCluster
-from ecap_ops_tests.helpers import make_consumer, topic_name
+from ecap_ops_tests.helpers import make_consumer, mirrored_pair, topic_name
 
 pytestmark = pytest.mark.kafka
 
@@ -41,35 +41,18 @@ def env(kafka_cluster, standby, tmp_path_factory) -> dict:
     state and snapshot folders; KAFKA_* unset."""
     base = tmp_path_factory.mktemp("mirror")
     names = {k: topic_name(f"mm-{k}") for k in ("orders", "alerts", "plain")}
-    (base / "clusters.yaml").write_text(
-        "version: 1\nclusters:\n"
-        f"  prod: {{role: primary, env: dev, bootstrap_servers: '{kafka_cluster.bootstrap_servers}'}}\n"
-        f"  dr: {{role: standby, env: dev, bootstrap_servers: '{standby.bootstrap_servers}'}}\n"
+    environ = mirrored_pair(
+        base,
+        kafka_cluster.bootstrap_servers,
+        standby.bootstrap_servers,
+        {
+            names["orders"]: "{purpose: orders, partitions: 3, retention: 7d}",
+            names["alerts"]: "{purpose: alerts, partitions: 2, retention: 30d}",
+            names["plain"]: "{purpose: not mirrored, partitions: 1}",
+        },
+        [names["orders"], names["alerts"]],
+        OFFSET_LAG_MAX,
     )
-    (base / "catalog.yaml").write_text(
-        f"""version: 1
-environments:
-  dev: {{replication_factor: 1}}
-topics:
-  {names["orders"]}: {{purpose: orders, partitions: 3, retention: 7d}}
-  {names["alerts"]}: {{purpose: alerts, partitions: 2, retention: 30d}}
-  {names["plain"]}: {{purpose: not mirrored, partitions: 1}}
-mirror:
-  topics: [{names["orders"]}, {names["alerts"]}]
-  checkpoint_interval: 1s
-  refresh_interval: 2s
-  offset_lag_max: {OFFSET_LAG_MAX}
-  lag: {{warning_records: 1, critical_records: 100000, warning_seconds: 1h, critical_seconds: 2h}}
-"""
-    )
-    environ = {
-        "ECAP_CLUSTERS_FILE": str(base / "clusters.yaml"),
-        "ECAP_CATALOG": str(base / "catalog.yaml"),
-        "ECAP_STATE_DIR": str(base / "state"),
-        "ECAP_SNAPSHOT_DIR": str(base / "snapshots"),
-        "ECAP_ENV": "dev",
-        "KAFKA_BOOTSTRAP_SERVERS": "",
-    }
     return {"environ": environ, "names": names, "base": base}
 
 
