@@ -8,7 +8,14 @@ from ecap_ops.localkafka import LocalCluster, run_tool
 from ecap_ops.localkafka.cluster import free_port
 from ecap_ops.settings import KafkaSettings
 
-__all__ = ["free_port", "kafka_tool", "make_consumer", "mirrored_pair", "topic_name"]
+__all__ = [
+    "consume_and_commit",
+    "free_port",
+    "kafka_tool",
+    "make_consumer",
+    "mirrored_pair",
+    "topic_name",
+]
 
 
 def topic_name(hint: str = "t") -> str:
@@ -30,6 +37,43 @@ def make_consumer(*topics: str, **options):
 
     options.setdefault("metadata_max_age_ms", TEST_METADATA_MAX_AGE_MS)
     return KafkaConsumer(*topics, **options)
+
+
+def consume_and_commit(
+    bootstrap: str, topic: str, group: str, count: int, timeout: float = 180
+) -> int:
+    """`group` reads the first `count` records of `topic` from the start and commits where
+    it stopped; how many it read. Its consumer takes every partition itself (no group
+    join, so no rebalance or join race on a loaded machine) and commits as the group."""
+    import time
+
+    from kafka import TopicPartition
+
+    c = make_consumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        partitions = c.partitions_for_topic(topic)
+        while not partitions and time.monotonic() < deadline:
+            time.sleep(0.5)
+            partitions = c.partitions_for_topic(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions or ())]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        got = 0
+        while got < count and time.monotonic() < deadline:
+            for msgs in c.poll(timeout_ms=1000, max_records=count - got).values():
+                got += len(msgs)
+        for tp in tps:
+            c.position(tp)  # a partition not read yet commits its start
+        c.commit()
+        return got
+    finally:
+        c.close()
 
 
 def kafka_tool(

@@ -12,7 +12,6 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,12 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from ecap_ops.localkafka.cluster import LocalCluster
 from ecap_ops_tests.e2e_helpers import wait_for
-from ecap_ops_tests.helpers import kafka_tool, make_consumer, mirrored_pair, topic_name
+from ecap_ops_tests.helpers import (
+    consume_and_commit,
+    kafka_tool,
+    mirrored_pair,
+    topic_name,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -171,22 +175,6 @@ def group_offsets(cluster: LocalCluster, group: str) -> dict[tuple[str, int], in
         if len(cols) >= 4 and cols[0] == group and cols[2].isdigit() and cols[3].isdigit():
             found[(cols[1], int(cols[2]))] = int(cols[3])
     return found
-
-
-def consume_and_commit(bootstrap: str, topic: str, group: str, count: int) -> None:
-    c = make_consumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    got, deadline = 0, time.monotonic() + WAIT_S
-    while got < count and time.monotonic() < deadline:
-        for msgs in c.poll(timeout_ms=1000, max_records=count - got).values():
-            got += len(msgs)
-    c.commit()
-    c.close()
 
 
 def checkpointed(bootstrap: str, group: str) -> set[tuple[str, int]]:
@@ -352,8 +340,9 @@ def test_the_cross_cluster_runbook_step_by_step(env, kafka_cluster, kafka_cluste
         p.flush(60)
         p.close()
         tx = names["transactions"]
-        consume_and_commit(prod.bootstrap_servers, tx, caught_up, RECORDS)
-        consume_and_commit(prod.bootstrap_servers, tx, lagging, LAGGING)
+        for group, count in ((caught_up, RECORDS), (lagging, LAGGING)):
+            got = consume_and_commit(prod.bootstrap_servers, tx, group, count, timeout=WAIT_S)
+            assert got == count, f"{group} read {got} of {count} records of {tx}"
         p = KafkaProducer(bootstrap_servers=prod.bootstrap_servers, acks="all")
         for i in range(RECORDS, RECORDS + MORE):
             p.send(tx, key=f"k{i % 7}".encode(), value=f"v{i}".encode())

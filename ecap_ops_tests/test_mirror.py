@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from ecap_ops.cli import main
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.localkafka.cluster import LocalCluster
-from ecap_ops_tests.helpers import make_consumer, mirrored_pair, topic_name
+from ecap_ops_tests.helpers import consume_and_commit, make_consumer, mirrored_pair, topic_name
 
 pytestmark = pytest.mark.kafka
 
@@ -239,24 +239,8 @@ def test_records_reach_the_standby_and_lag_returns_to_zero(env, mirror, kafka_cl
 
 
 def _consume_and_commit(bootstrap: str, topic: str, group: str, count: int) -> dict:
-    c = make_consumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=count,
-    )
-    got = 0
-    # Joining the group and fetching take seconds; on two loaded cores a member can be
-    # rebalanced out and rejoin first, so the wait is MirrorMaker's, not a minute.
-    deadline = time.monotonic() + WAIT_S
-    while got < count and time.monotonic() < deadline:
-        for msgs in c.poll(timeout_ms=1000, max_records=count - got).values():
-            got += len(msgs)
+    got = consume_and_commit(bootstrap, topic, group, count, timeout=WAIT_S)
     assert got == count, f"{group} read {got} of {count} records of {topic} in {WAIT_S:.0f} s"
-    c.commit()
-    c.close()
     return _group_offsets(bootstrap, group)
 
 
