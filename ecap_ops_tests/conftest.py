@@ -145,9 +145,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     config.stash[_LAST_USER] = last
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own teardown has finalized the module's fixtures
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """Stop an on-demand cluster once the last test that uses it is done: idle JVMs would
-    slow every test after them."""
+    """Stop an on-demand cluster once the last test that uses it is done, and after the
+    fixtures built on it (a module's clean-up may still read it): idle JVMs would slow
+    every test after them."""
     for fixture, last in item.config.stash.get(_LAST_USER, {}).items():
         if item is last:
             cluster = _ON_DEMAND.pop(fixture, None)
