@@ -32,7 +32,7 @@ from benchmarks.common import (  # noqa: E402
     ecap_ops_command,
     kafka_script_command,
     local_cluster,
-    partitions_for,
+    populate_topics,
     print_growth,
     print_table,
     run_process,
@@ -47,17 +47,7 @@ from ecap_ops.settings import KafkaSettings  # noqa: E402
 
 
 def populate(gw: KafkaGateway, n_topics: int, n_groups: int) -> None:
-    names = [f"bench.t{i:04d}" for i in range(n_topics)]
-    for i in range(0, n_topics, 1000):
-        batch = {
-            n: {
-                "num_partitions": partitions_for(j, n_topics),
-                "replication_factor": 1,
-                "configs": {"retention.ms": str(3_600_000 * (1 + j % 5))},
-            }
-            for j, n in enumerate(names[i : i + 1000], start=i)
-        }
-        gw.require(gw.create_topics(batch), "creating benchmark topics")
+    names = populate_topics(gw, n_topics)
     # The broker's metadata and its leadership of each new partition follow the
     # controller's answer by up to minutes at 10,000 topics on a busy machine.
     wait_until_served(gw, names)
