@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from ecap_ops.core.groups import ConsumerGroup, GroupMember
 from ecap_ops.errors import EcapOpsError
-from ecap_ops.gateway.client import KafkaGateway
+from ecap_ops.gateway.client import SPAN_KINDS, KafkaGateway, spans_of
 from ecap_ops.gateway.groups import read_groups
 
 __all__ = [
@@ -136,7 +136,7 @@ def partition_activity(
     parts = list(partitions)
     found = gw.offsets_by_kind(
         parts,
-        {"start": "earliest", "end": "latest", "oldest": 0, "newest": OffsetSpec.MAX_TIMESTAMP},
+        {**SPAN_KINDS, "oldest": 0, "newest": OffsetSpec.MAX_TIMESTAMP},
         leaders,
     )
 
@@ -148,9 +148,9 @@ def partition_activity(
             return None
         return int(stamp)
 
-    start, end, oldest, newest = (found[k] for k in ("start", "end", "oldest", "newest"))
+    oldest, newest = found["oldest"], found["newest"]
     return PartitionActivity(
-        {tp: (start.get(tp, (0, None))[0], end.get(tp, (0, None))[0]) for tp in parts},
+        spans_of(found, parts),
         {tp: (ts(oldest.get(tp)), ts(newest.get(tp))) for tp in parts},
     )
 

@@ -77,6 +77,19 @@ def _topic_state(name: str, meta: dict) -> TopicState:
     )
 
 
+# The two kinds of `offsets_by_kind` that make a partition's (start, end) span.
+SPAN_KINDS = {"start": "earliest", "end": "latest"}
+
+
+def spans_of(
+    found: dict, partitions: list[tuple[str, int]]
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """(start, end) offsets of each partition from an `offsets_by_kind` answer that asked
+    for SPAN_KINDS (0 where a kind has no answer)."""
+    start, end = found["start"], found["end"]
+    return {tp: (start.get(tp, (0, None))[0], end.get(tp, (0, None))[0]) for tp in partitions}
+
+
 # Requests the admin client may have in flight on one connection. A wave of the group
 # reader sends, to each coordinator at once, one describe per group type (classic,
 # consumer, share, streams), an OffsetFetch and a DescribeShareGroupOffsets: six, one more
@@ -341,9 +354,7 @@ class KafkaGateway:
     ) -> dict[tuple[str, int], tuple[int, int]]:
         """(start, end) offsets of each partition (`offsets_by_kind`)."""
         parts = list(partitions)
-        found = self.offsets_by_kind(parts, {"start": "earliest", "end": "latest"}, leaders)
-        start, end = found["start"], found["end"]
-        return {tp: (start.get(tp, (0, None))[0], end.get(tp, (0, None))[0]) for tp in parts}
+        return spans_of(self.offsets_by_kind(parts, SPAN_KINDS, leaders), parts)
 
     def read_cluster_state(
         self, names: Iterable[str] | None = None, with_data: bool = True
@@ -374,12 +385,7 @@ class KafkaGateway:
             for p in topic.partitions
             if p.leader is not None
         ]
-        leaders = {
-            (name, p.partition): p.leader
-            for name, topic in topics.items()
-            for p in topic.partitions
-        }
-        ranges = self.offset_ranges(parts, leaders) if parts else {}
+        ranges = self.offset_ranges(parts, partition_leaders(topics)) if parts else {}
         presence: dict[str, bool | None] = {}
         for name, topic in topics.items():
             spans = [ranges.get((name, p.partition)) for p in topic.partitions]
