@@ -14,6 +14,7 @@ __all__ = [
     "kafka_tool",
     "make_consumer",
     "mirrored_pair",
+    "run_failures",
     "topic_name",
 ]
 
@@ -29,6 +30,25 @@ def topic_name(hint: str = "t") -> str:
 # full runs, on a broker holding the whole session's topics. A test consumer refreshes its
 # metadata within a second, so that rejoin comes at once.
 TEST_METADATA_MAX_AGE_MS = 1000
+
+
+def run_failures(result) -> str:
+    """What failed in a Dagster run, for an assertion's message: each failed step and its
+    error with its causes (a bare `assert result.success` says only `False`)."""
+    events = getattr(result, "all_events", None)
+    if events is None:
+        return repr(result)
+    lines = []
+    for e in events:
+        if not (e.is_step_failure or e.is_run_failure):
+            continue
+        data = e.step_failure_data if e.is_step_failure else e.event_specific_data
+        err = getattr(data, "error", None)
+        lines.append(f"{e.step_key or 'run'}: {e.message}")
+        while err is not None:
+            lines.append(f"  {err.cls_name}: {err.message.strip()}")
+            err = err.cause
+    return "\n".join(lines) or "no failed step recorded"
 
 
 def make_consumer(*topics: str, **options):

@@ -24,7 +24,7 @@ from ecap_ops.gateway.access import read_acl_bindings
 from ecap_ops.localkafka import LocalCluster
 from ecap_ops.orchestration import access, topics
 from ecap_ops.orchestration.resources import KafkaResource
-from ecap_ops_tests.helpers import kafka_tool
+from ecap_ops_tests.helpers import kafka_tool, run_failures
 from ecap_ops_tests.secure_fixtures import (
     SECURE_ADMIN_PASSWORD,
     secure_kafka,  # noqa: F401 (fixture)
@@ -88,7 +88,7 @@ def _checks(catalog, cluster, instance) -> dict[str, dg.AssetCheckEvaluation]:
         instance=instance,
         selection=dg.AssetSelection.checks(checks),
     )
-    assert result.success
+    assert result.success, run_failures(result)
     assert not result.get_asset_materialization_events(), "a check run applies nothing"
     _assert_no_secret(result, instance)
     return {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
@@ -131,7 +131,7 @@ def test_materializing_applies_the_access_and_drift_fails_the_check_naming_it(
     assert f"svc-{p} is missing" in before["users"].description
 
     result = _materialize(catalog, secure_kafka, instance, with_topics=True)
-    assert result.success
+    assert result.success, run_failures(result)
     _assert_no_secret(result, instance, (svc_password,))
     mats = {
         e.asset_key.to_user_string(): e.materialization.metadata
@@ -195,7 +195,7 @@ def test_materializing_applies_the_access_and_drift_fails_the_check_naming_it(
 
     # Materializing again mends everything, through the one write path.
     again = _materialize(catalog, secure_kafka, instance)
-    assert again.success
+    assert again.success, run_failures(again)
     mended = _checks(catalog, secure_kafka, instance)
     assert all(e.passed for e in mended.values()), {k: e.description for k, e in mended.items()}
     assert f"User:stranger-{p}" in _md(mended["acls"], "unmanaged")
@@ -235,7 +235,7 @@ def test_an_extra_binding_in_the_owned_scope_fails_the_check(
     # Materializing deletes it (the catalog owns its principals' bindings), after a
     # pre-change snapshot of the access it replaces.
     mended = _materialize(catalog, secure_kafka, instance)
-    assert mended.success
+    assert mended.success, run_failures(mended)
     meta = next(
         e.materialization.metadata
         for e in mended.get_asset_materialization_events()
@@ -281,7 +281,7 @@ def test_without_an_authorizer_the_checks_pass_with_a_note(
     assert all("no authorizer" in e.description for e in checks.values())
     assert checks["acls"].metadata["authorizer"].value == "none"
     result = _materialize(catalog, kafka_cluster, instance)
-    assert result.success
+    assert result.success, run_failures(result)
     meta = next(iter(result.get_asset_materialization_events())).materialization.metadata
     assert meta["authorizer"].value == "none" and meta["applied_steps"].value == 0
 

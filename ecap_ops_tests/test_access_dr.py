@@ -28,6 +28,7 @@ from ecap_ops.errors import SnapshotInvalid
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.gateway.access import read_access, read_acl_bindings, read_quotas
 from ecap_ops.localkafka import LocalCluster
+from ecap_ops_tests.helpers import run_failures
 from ecap_ops_tests.secure_fixtures import (
     client_settings,
     secure_env,
@@ -498,7 +499,7 @@ def test_dagster_dr_restore_takes_passwords_by_variable_name(
         run_config=config(password_env={"fraud-detector": "DAG_FRAUD_PW"}),
         resources={"kafka": KafkaResource()},
     )
-    assert result.success
+    assert result.success, run_failures(result)
     out = result.output_for_node("restore_from_snapshot")
     assert out["executed"] is False  # dry run by default
     users = {u["name"]: u for u in out["plan"]["users"]}

@@ -10,6 +10,7 @@ from ecap_ops.core.alerts import Alert
 from ecap_ops.core.lag import IncidentEvent
 from ecap_ops.orchestration.alerts import AlertsResource
 from ecap_ops.orchestration.lag import event_run_config, notify_consumer_lag
+from ecap_ops_tests.helpers import run_failures
 from ecap_ops_tests.test_lag_scenarios import Receiver
 
 
@@ -64,7 +65,7 @@ def test_notify_job_delivers_group_topic_status_lag_and_link(tmp_path):
         result = notify_consumer_lag.execute_in_process(
             run_config=event_run_config(event), resources={"alerts": alerts}
         )
-        assert result.success
+        assert result.success, run_failures(result)
         text = receiver.received[0]["text"]
         for piece in (
             "orders",

@@ -36,7 +36,7 @@ from ecap_ops.cli import main
 from ecap_ops.core.cleanup import DAY_MS, INVISIBLE_READERS, CleanupRules
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.services.cleanup import cleanup_test_topics
-from ecap_ops_tests.helpers import kafka_tool, make_consumer
+from ecap_ops_tests.helpers import kafka_tool, make_consumer, run_failures
 
 pytestmark = pytest.mark.kafka
 
@@ -384,7 +384,7 @@ def test_the_dagster_job_shares_the_cli_history_and_is_a_dry_run_by_default(
             "ops": {"cleanup_idle_test_topics": {"config": {"patterns": [topic], "idle": WINDOW}}}
         }
     )
-    assert result.success
+    assert result.success, run_failures(result)
     out = result.output_for_node("cleanup_idle_test_topics")
     assert out["dry_run"] and not out["deleted"] and out["to_delete"] == [topic]
     assert out["confirmed_idle"] == [topic]  # confirmed from the CLI's earlier observation

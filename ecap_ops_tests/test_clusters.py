@@ -20,6 +20,7 @@ from ecap_ops.clusters import (
 )
 from ecap_ops.errors import CatalogInvalid, ConfigError, EcapOpsError
 from ecap_ops.settings import KafkaSettings
+from ecap_ops_tests.helpers import run_failures
 
 GOOD = """\
 version: 1
@@ -419,7 +420,7 @@ def test_the_standbys_snapshot_is_of_the_standby_in_its_own_directory(
         result = dg.materialize(
             [defs.get_assets_def(asset_key)], resources=defs.resources, instance=instance
         )
-        assert result.success
+        assert result.success, run_failures(result)
         (mat,) = result.get_asset_materialization_events()
         return mat.materialization.metadata
 

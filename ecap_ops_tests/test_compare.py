@@ -12,7 +12,7 @@ import pytest
 from ecap_ops.catalog import load_catalog
 from ecap_ops.core.compare import DRIFT, EXPECTED, ClusterView, TopicView, compare_clusters
 from ecap_ops_tests.bounds import CONNECT_MS, REQUEST_MS, assert_bounded, wait_limit_s
-from ecap_ops_tests.helpers import free_port, kafka_tool
+from ecap_ops_tests.helpers import free_port, kafka_tool, run_failures
 
 
 @pytest.fixture
@@ -171,7 +171,7 @@ def test_one_code_location_covers_both_clusters_and_materializes_a_topic_on_each
         result = dg.materialize(
             [asset], resources=res, selection=[dg.AssetKey.from_user_string(key)]
         )
-        assert result.success
+        assert result.success, run_failures(result)
         desc = kafka_tool(cluster, "kafka-topics", "--describe", "--topic", "fraud-alerts")
         assert desc.returncode == 0 and "fraud-alerts" in desc.stdout
 
@@ -194,7 +194,7 @@ def test_one_cluster_down_does_not_hold_up_the_others_health_and_lag(kafka_clust
     live = defs.get_job_def("kafka_health_check").execute_in_process(
         instance=instance, resources=resources, run_config=cfg, raise_on_error=False
     )
-    assert live.success
+    assert live.success, run_failures(live)
     started = time.monotonic()
     down = defs.get_job_def("two__kafka_health_check").execute_in_process(
         instance=instance,

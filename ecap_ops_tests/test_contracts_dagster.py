@@ -11,6 +11,7 @@ import pytest
 
 from ecap_ops.catalog.loader import parse_catalog
 from ecap_ops.gateway import KafkaGateway
+from ecap_ops_tests.helpers import run_failures
 
 pytestmark = pytest.mark.kafka
 
@@ -81,7 +82,7 @@ def test_job_records_checks_plots_and_a_freshness_incident(kafka_settings, uniqu
     produce(kafka_settings, name, 20)
 
     first = job.execute_in_process(instance=instance)
-    assert first.success
+    assert first.success, run_failures(first)
     evs = evaluations(first)
     assert set(evs) == {
         "schema_conformance",

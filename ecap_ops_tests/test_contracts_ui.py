@@ -17,6 +17,7 @@ from ecap_ops.catalog import load_catalog
 from ecap_ops.catalog.contracts import CHECKS
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.settings import KafkaSettings
+from ecap_ops_tests.helpers import run_failures
 
 PLOTTED = ("records_per_hour", "partition_skew")
 
@@ -98,7 +99,7 @@ def test_a_topics_contract_checks_and_volume_plot_in_the_dagster_ui(kafka_bootst
                 sent = load_test(gw, catalog, "transactions", rate, 1.0, keys=200)
             assert sent.records_acked == rate
             result = job.execute_in_process(instance=instance)
-            assert result.success
+            assert result.success, run_failures(result)
             time.sleep(1)
         # what the page will show: the five checks of transactions and its records per hour
         key = dg.AssetKey(["kafka", tx])

@@ -19,7 +19,7 @@ from ecap_ops.orchestration import dr, health, topics
 from ecap_ops.orchestration.alerts import AlertsResource
 from ecap_ops.orchestration.failures import build_failure_sensor, failure_alert
 from ecap_ops.orchestration.resources import KafkaResource
-from ecap_ops_tests.helpers import kafka_tool
+from ecap_ops_tests.helpers import kafka_tool, run_failures
 from ecap_ops_tests.test_provisioning import prefixed_catalog
 
 
@@ -46,7 +46,7 @@ def test_each_topic_plan_names_no_other_catalog_topic_as_unmanaged(
     result = defs.resolve_job_def("provision_topics").execute_in_process(
         instance=dg.DagsterInstance.ephemeral()
     )
-    assert result.success
+    assert result.success, run_failures(result)
     plans = {
         e.asset_key.path[1]: e.materialization.metadata["plan"].value
         for e in result.get_asset_materialization_events()
@@ -255,7 +255,7 @@ def test_topic_checks_follow_the_health_checks_drift_finding(kafka_cluster, tmp_
     defs = _defs(catalog, bootstrap, tmp_path / "a.jsonl", True)
     instance = dg.DagsterInstance.ephemeral()
     provisioned = defs.resolve_job_def("provision_topics").execute_in_process(instance=instance)
-    assert provisioned.success
+    assert provisioned.success, run_failures(provisioned)
     assert all(e.passed for e in provisioned.get_asset_check_evaluations())
     name = f"{unique_name}.user-events"
     altered = kafka_tool(
@@ -274,7 +274,7 @@ def test_topic_checks_follow_the_health_checks_drift_finding(kafka_cluster, tmp_
         instance=instance,
         run_config={"ops": {"kafka_health_report": {"config": {"canary": False}}}},
     )
-    assert result.success
+    assert result.success, run_failures(result)
     report = result.output_for_node("kafka_health_report")
     drift = [f for f in report["findings"] if f["check"] == "catalog" and f["severity"] != "OK"]
     assert drift and name in drift[0]["message"]

@@ -34,6 +34,7 @@ from ecap_ops.orchestration.lag import (
     worth_recording,
 )
 from ecap_ops.orchestration.resources import KafkaResource
+from ecap_ops_tests.helpers import run_failures
 from ecap_ops_tests.test_provisioning import prefixed_catalog
 
 # -- the rounding rule ---------------------------------------------------------------------
@@ -431,7 +432,7 @@ def test_the_health_asset_carries_the_numbers_people_plot(kafka_bootstrap, tmp_p
             instance=instance,
             run_config={"ops": {"kafka_health_report": {"config": {"canary_timeout_seconds": 10}}}},
         )
-        assert result.success
+        assert result.success, run_failures(result)
         meta = _latest_health(instance)
     report = result.output_for_node("kafka_health_report")
     by_severity = {
@@ -477,7 +478,7 @@ def test_health_with_no_broker_answering_plots_zero_brokers_and_no_made_up_parti
             run_config={"ops": {"kafka_health_report": {"config": {"canary": False}}}},
         )
     )
-    assert result.success
+    assert result.success, run_failures(result)
     meta = _latest_health(instance)
     assert meta["status"].value == "CRIT" and meta["crit_findings"].value >= 1
     assert meta["brokers"].value == 0

@@ -10,7 +10,7 @@ import dagster as dg
 from ecap_ops.catalog import load_catalog
 from ecap_ops.orchestration import topics
 from ecap_ops.orchestration.resources import KafkaResource
-from ecap_ops_tests.helpers import kafka_tool
+from ecap_ops_tests.helpers import kafka_tool, run_failures
 from ecap_ops_tests.test_provisioning import prefixed_catalog
 
 
@@ -32,7 +32,7 @@ def test_provision_topics_job_creates_the_topics_and_the_checks_pass(
     assert job.executor_def is dg.in_process_executor  # never two topics at once
     assert job.tags.get("ecap_ops/provisioning") == "topics"
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
-    assert result.success
+    assert result.success, run_failures(result)
 
     mats = {
         e.asset_key.path[1]: e.materialization.metadata
@@ -67,7 +67,7 @@ def test_materializing_one_topic_asset_reconciles_only_that_topic(
         resources={"kafka": KafkaResource(bootstrap_servers=kafka_cluster.bootstrap_servers)},
         instance=dg.DagsterInstance.ephemeral(),
     )
-    assert result.success
+    assert result.success, run_failures(result)
     listed = [
         t
         for t in kafka_tool(kafka_cluster, "kafka-topics", "--list").stdout.split()

@@ -18,7 +18,7 @@ import pytest
 
 from ecap_ops.core.health import CRIT
 from ecap_ops.core.incidents import to_alert
-from ecap_ops_tests.helpers import health_job, prod_catalog_named
+from ecap_ops_tests.helpers import health_job, prod_catalog_named, run_failures
 from ecap_ops_tests.postgres import local_postgres
 from ecap_ops_tests.test_health import incident_events
 
@@ -71,7 +71,7 @@ def test_deployment_instance_stores_runs_and_the_health_incident_in_postgres(
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
             assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
             result = job.execute_in_process(run_config=run_config, instance=instance)
-            assert result.success
+            assert result.success, run_failures(result)
             return result
 
     events = []

@@ -39,6 +39,7 @@ from ecap_ops_tests.bounds import (
     assert_bounded,
     wait_limit_s,
 )
+from ecap_ops_tests.helpers import run_failures
 
 NOW = 1_790_000_000_000
 
@@ -297,7 +298,7 @@ def test_dagster_job_reports_table_numbers_checks_and_alerts(kafka_bootstrap, tm
     result = job.execute_in_process(
         run_config={"ops": {"kafka_health_report": {"config": {"canary_timeout_seconds": 5}}}},
     )
-    assert result.success
+    assert result.success, run_failures(result)
     out = result.output_for_node("kafka_health_report")
     mats = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
     meta = mats[0].event_specific_data.metadata

@@ -14,7 +14,7 @@ from ecap_ops.core.health import CRIT, WARN
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.services.provisioning import apply_topics
 from ecap_ops_tests.daemon_harness import sensor_daemon
-from ecap_ops_tests.helpers import health_job, prod_catalog_named
+from ecap_ops_tests.helpers import health_job, prod_catalog_named, run_failures
 from ecap_ops_tests.test_incident_delivery import HEALTH_LOCATION, _location
 
 pytestmark = pytest.mark.kafka
@@ -64,7 +64,7 @@ def test_health_job_pages_once_on_open_and_once_on_resolve(
 
         def run() -> dict:
             result = job.execute_in_process(run_config=run_config, instance=instance)
-            assert result.success
+            assert result.success, run_failures(result)
             daemon.iterate()  # the incident sensor's tick after the scheduled run
             return result.output_for_node("kafka_health_report")
 

@@ -21,7 +21,7 @@ from ecap_ops.orchestration.alerts import AlertsResource
 from ecap_ops.orchestration.lag import build_lag_sensor, notify_consumer_lag
 from ecap_ops.orchestration.resources import KafkaResource
 from ecap_ops_tests.bounds import assert_bounded, wait_limit_s
-from ecap_ops_tests.helpers import make_consumer
+from ecap_ops_tests.helpers import make_consumer, run_failures
 
 pytestmark = pytest.mark.kafka
 
@@ -192,7 +192,7 @@ class Harness:
                 instance=self.instance,
                 tags={**rr.tags, "dagster/run_key": rr.run_key},
             )
-            assert result.success
+            assert result.success, run_failures(result)
 
     def ticks(self, n, sleep=TICK_S):
         out = []

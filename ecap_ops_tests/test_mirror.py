@@ -20,7 +20,13 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from ecap_ops.cli import main
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.localkafka.cluster import LocalCluster
-from ecap_ops_tests.helpers import consume_and_commit, make_consumer, mirrored_pair, topic_name
+from ecap_ops_tests.helpers import (
+    consume_and_commit,
+    make_consumer,
+    mirrored_pair,
+    run_failures,
+    topic_name,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -392,7 +398,7 @@ def test_stopping_mirrormaker_opens_the_incident_once_and_restarting_resolves_it
     )
     job = defs.resolve_job_def("notify_mirror_replication")
     done = job.execute_in_process(run_config=opened.run_config)
-    assert done.success
+    assert done.success, run_failures(done)
     lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
     assert len(lines) == 1 and lines[0]["source"] == "mirror_replication"
     assert lines[0]["severity"] == "warning" and "prod->dr" in lines[0]["title"]

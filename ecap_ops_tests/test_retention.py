@@ -17,7 +17,7 @@ from ecap_ops.core.retention import DAY_MS, TopicObservation, audit, audit_topic
 from ecap_ops.gateway import KafkaGateway
 from ecap_ops.services.provisioning import apply_topics
 from ecap_ops.services.retention import run_retention_audit
-from ecap_ops_tests.helpers import kafka_tool
+from ecap_ops_tests.helpers import kafka_tool, run_failures
 
 NOW = 1_790_000_000_000
 HOUR = 3_600_000
@@ -299,7 +299,7 @@ def test_cli_and_asset_show_the_report(audited, kafka_bootstrap, tmp_path):
         resources={"kafka": KafkaResource(bootstrap_servers=kafka_bootstrap)},
         instance=dg.DagsterInstance.ephemeral(),
     )
-    assert result.success
+    assert result.success, run_failures(result)
     mat = result.asset_materializations_for_node("retention_audit")[0]
     table = mat.metadata["report"]
     topics = {r.data["topic"]: r.data for r in table.records}

@@ -19,7 +19,7 @@ from ecap_ops.localkafka import LocalCluster
 from ecap_ops.localkafka.security import SecureListener
 from ecap_ops.settings import KafkaSettings
 from ecap_ops_tests.bounds import assert_bounded, wait_limit_s
-from ecap_ops_tests.helpers import kafka_tool
+from ecap_ops_tests.helpers import kafka_tool, run_failures
 from ecap_ops_tests.test_provisioning import CATALOG_NAMES, ecap_ops, prefixed_catalog
 
 # Random per run, so "does not appear anywhere" cannot pass by luck.
@@ -299,7 +299,7 @@ def test_dagster_resource_with_an_env_var_password_materializes_without_leaking_
     with dg.DagsterInstance.ephemeral() as instance:
         monkeypatch.setenv("KAFKA_SASL_PASSWORD", OPS_PASSWORD)
         result = dg.materialize([asset], resources={"kafka": resource()}, instance=instance)
-        assert result.success
+        assert result.success, run_failures(result)
         materialization = result.asset_materializations_for_node(asset.op.name)[0]
         assert materialization.metadata["partitions"].value == spec.partitions
         text = _run_text(instance, result.run_id)

@@ -19,6 +19,7 @@ from ecap_ops.settings import (
     MAX_TIMEOUT_MS,
     KafkaSettings,
 )
+from ecap_ops_tests.helpers import run_failures
 
 
 def test_defaults_and_environment():
@@ -271,7 +272,7 @@ def test_in_a_dagster_run_the_resource_waits_as_long_as_the_cli(tmp_path):
         result = dg.materialize(
             [connection], resources={"kafka": kafka_resource_from_env()}, instance=instance
         )
-        assert result.success
+        assert result.success, run_failures(result)
         seen = result.output_for_node("connection")
         events = instance.all_logs(result.run_id)
         run = instance.get_run_by_id(result.run_id)

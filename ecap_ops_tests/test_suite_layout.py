@@ -73,3 +73,30 @@ def test_broker_tests_share_one_worker_and_pure_logic_runs_beside_them(tmp_path)
     pure_workers = {v["worker"] for k, v in ran.items() if k.startswith("pure-")}
     assert len(broker_workers) == 1, f"broker tests ran on {sorted(broker_workers)}"
     assert pure_workers - broker_workers, "no pure-logic test ran beside the broker tests"
+
+
+def test_a_failed_runs_assertion_names_the_step_and_its_cause() -> None:
+    """`assert result.success, run_failures(result)`: a red run in CI says what failed."""
+    import dagster as dg
+
+    from ecap_ops_tests.helpers import run_failures
+
+    @dg.asset
+    def fine() -> int:
+        return 1
+
+    @dg.asset(deps=[fine])
+    def breaks() -> None:
+        try:
+            raise OSError("disk full under /var/lib/kafka")
+        except OSError as e:
+            raise RuntimeError("could not write the pre-change snapshot") from e
+
+    result = dg.materialize([fine, breaks], raise_on_error=False)
+    assert not result.success
+    text = run_failures(result)
+    assert "breaks" in text and "fine:" not in text, text
+    assert "could not write the pre-change snapshot" in text, text
+    assert "disk full under /var/lib/kafka" in text, text
+    ok = dg.materialize([fine])
+    assert run_failures(ok) == "no failed step recorded"
