@@ -157,3 +157,55 @@ def test_verification_names_every_difference_after_the_change():
         topic("grow", 4),
     )
     assert verification_problems(acts, done, ok, {"g": {("new", 0): 7}}) == []
+
+
+class _LaggingBroker:
+    """A gateway whose access reads show the cluster as it was for the first `stale` reads,
+    as a broker's metadata copy does for a moment after the controller committed a change."""
+
+    def __init__(self, before, after, stale: int):
+        self.reads = [before] * stale + [after]
+
+    def read_access(self, _gw):
+        return self.reads.pop(0) if len(self.reads) > 1 else self.reads[0]
+
+
+def _acl_write(monkeypatch, stale: int, lands: bool):
+    from ecap_ops.catalog.access import AclBinding
+    from ecap_ops.core.access import AccessState
+    from ecap_ops.core.plan import Plan
+    from ecap_ops.gateway import access as gw_access
+    from ecap_ops.services import write
+
+    b = AclBinding("User:fraud-detector", "topic", "transactions", "literal", "read")
+    action = Action(ActionKind.CREATE_ACLS, "User:fraud-detector", acls=(b,))
+    plan = Plan("c", "dev", "d", (action,), (), (), (), "f")
+    result = write.WriteResult(plan=plan, purpose="access apply")
+    write._record(result, action, True, "1 binding(s) created")
+    broker = _LaggingBroker(
+        AccessState(authorizer=True), AccessState(True, frozenset({b} if lands else ())), stale
+    )
+    monkeypatch.setattr(gw_access, "read_access", broker.read_access)
+    naps: list[float] = []
+    monkeypatch.setattr(write.time, "sleep", naps.append)
+    write._verify(object(), plan, result)
+    return result, naps
+
+
+def test_read_back_waits_for_a_broker_whose_metadata_follows_the_controller(monkeypatch):
+    # The binding shows on the third read: no problem, after two short waits.
+    result, naps = _acl_write(monkeypatch, stale=2, lands=True)
+    assert result.verify_problems == [] and len(naps) == 2
+
+
+def test_read_back_reports_a_change_that_never_shows(monkeypatch):
+    clock = iter(range(0, 1000, 3))  # each look at the clock is 3 s later
+    from ecap_ops.services import write
+
+    monkeypatch.setattr(write.time, "monotonic", lambda: next(clock))
+    result, naps = _acl_write(monkeypatch, stale=0, lands=False)
+    assert result.verify_problems == [
+        "User:fraud-detector: 1 binding(s) missing after creation, e.g. allow "
+        "User:fraud-detector read on topic transactions"
+    ]
+    assert 1 <= len(naps) <= 5  # gave up once its wait (10 s) was over

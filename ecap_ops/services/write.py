@@ -485,27 +485,31 @@ def _verify(gw: KafkaGateway, plan: Plan, result: WriteResult) -> None:
         }
     )
     created = {t for step, t in done if step == "create_topic"}
+    groups = [a.group for a in plan.actions if ("write_offsets", a.subject) in done]
+    with_access = any(a.kind in ACCESS_KINDS for a in plan.actions)
+    # A broker answers reads from its copy of the metadata, which follows the controller by
+    # a moment (longer on a loaded machine): a topic just created, a config just altered, an
+    # ACL, SCRAM credential or quota just written may not show yet. Read again until the
+    # cluster agrees or the wait is over; only then is a difference a problem.
     deadline = time.monotonic() + 10.0 + len(created) / 100
-    state = None
-    try:
-        while names:
-            state = gw.read_cluster_state(names, with_data=False)
-            # The brokers' metadata follows the controller by a moment: give new topics time.
-            if created <= set(state.topics) or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        groups = [a.group for a in plan.actions if ("write_offsets", a.subject) in done]
-        status = read_group_status(gw, groups) if groups else {}
-        access = None
-        if any(a.kind in ACCESS_KINDS for a in plan.actions):
-            from ecap_ops.gateway.access import read_access
+    while True:
+        try:
+            state = gw.read_cluster_state(names, with_data=False) if names else None
+            status = read_group_status(gw, groups) if groups else {}
+            access = None
+            if with_access:
+                from ecap_ops.gateway.access import read_access
 
-            access = read_access(gw)
-    except EcapOpsError as exc:
-        result.verify_problems.append(f"the cluster could not be read back to verify: {exc}")
-        return
-    offsets = {g: st.offsets for g, st in status.items()}
-    result.verify_problems += verification_problems(plan.actions, done, state, offsets, access)
+                access = read_access(gw)
+        except EcapOpsError as exc:
+            result.verify_problems.append(f"the cluster could not be read back to verify: {exc}")
+            return
+        offsets = {g: st.offsets for g, st in status.items()}
+        problems = verification_problems(plan.actions, done, state, offsets, access)
+        if not problems or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    result.verify_problems += problems
 
 
 def require_ok(result: WriteResult) -> None:
