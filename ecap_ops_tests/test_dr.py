@@ -25,7 +25,7 @@ from ecap_ops.services import dr
 from ecap_ops.services.provisioning import apply_topics
 from ecap_ops.settings import KafkaSettings
 from ecap_ops_tests.bounds import assert_bounded, wait_limit_s
-from ecap_ops_tests.helpers import kafka_tool, make_consumer
+from ecap_ops_tests.helpers import kafka_tool, make_consumer, run_failures
 
 pytestmark = pytest.mark.kafka
 
@@ -379,7 +379,7 @@ def test_dr_drill_passes_then_fails_on_a_snapshot_missing_a_topic_config(
         resources=resources,
         instance=instance,
     )
-    assert passed.success
+    assert passed.success, run_failures(passed)
     assert passed.output_for_node("run_dr_drill")["passed"] is True
     (resolved,) = _drill_events(instance)
     assert resolved.kind == "resolve" and resolved.incident_id == opened.incident_id
@@ -420,7 +420,7 @@ def test_snapshot_asset_and_restore_job_in_dagster(
                     "creating",
                 )
         res = dg.materialize([asset], resources={"kafka": kafka})
-        assert res.success
+        assert res.success, run_failures(res)
         metas.append(res.asset_materializations_for_node("kafka_metadata_snapshot")[0].metadata)
     assert metas[0]["diff_vs_previous"].value == "no earlier snapshot in the directory"
     assert metas[1]["topics_added"].value == 1 and unique_name in metas[1]["diff_vs_previous"].value
@@ -515,9 +515,13 @@ def test_restore_plan_text_names_the_replication_rule(kafka_settings, tmp_path, 
             "creating",
         )
         snap = dr.take_snapshot(gw, load_catalog(env="dev"), output=tmp_path / "s.json").snapshot
+        before = gw.requests["ListOffsets"]
         plan = dr.plan_restore(
             gw, load_catalog(env="dev"), snap, RestoreOptions(topics=(unique_name,))
         )
+        # In sync: no config would change, so no topic's data decides anything and the
+        # plan reads no offsets, however many topics the broker holds.
+        assert gw.requests["ListOffsets"] == before, gw.requests
     text = render_restore_plan(plan)
     assert "replication rule: catalog topics take the target catalog's replication" in text
     assert plan.in_sync == [unique_name]

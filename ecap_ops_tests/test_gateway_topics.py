@@ -271,3 +271,41 @@ def test_a_partition_its_leader_cannot_answer_is_asked_again_and_a_missing_one_n
             assert f"{topic}" in str(exc) or "UnknownTopicOrPartition" in str(exc), exc
         else:
             raise AssertionError("a partition that does not exist gave no error")
+        # Asked for a partial answer (whether topics hold data, before a plan), the same
+        # partition is left out and the others still answer.
+        part = gw.offsets_by_kind(
+            [(topic, 0), (topic, 7)],
+            {"end": "latest"},
+            leaders={(topic, 0): leader, (topic, 7): leader},
+            partial=True,
+        )
+        assert set(part["end"]) == {(topic, 0)}, part
+
+
+def test_whether_a_topic_holds_data_is_unknown_where_a_leader_cannot_answer(
+    kafka_cluster, kafka_settings, unique_name
+):
+    """`data_presence` never guesses: a partition whose leader cannot answer (here one the
+    broker does not have, as after a restart before its logs are loaded) makes an empty
+    topic's answer None (unknown, so a retention decrease stays destructive), while a
+    record in any answered partition still makes it True."""
+    from dataclasses import replace
+
+    from kafka import KafkaProducer
+
+    empty, full = f"{unique_name}-e", f"{unique_name}-f"
+    _create(kafka_cluster, empty, 1)
+    _create(kafka_cluster, full, 1)
+    producer = KafkaProducer(acks="all", **kafka_settings.client_kwargs())
+    producer.send(full, b"x", partition=0).get(30)
+    producer.close(timeout=5)
+    with KafkaGateway(kafka_settings) as gw:
+        meta = gw.topics([empty, full])
+        assert gw.data_presence(meta) == {empty: False, full: True}
+
+        def with_ghost(t):  # a second partition, led by the same broker, that it cannot serve
+            ghost = replace(t.partitions[0], partition=5)
+            return replace(t, partitions=(*t.partitions, ghost))
+
+        ghosts = {n: with_ghost(t) for n, t in meta.items()}
+        assert gw.data_presence(ghosts) == {empty: None, full: True}

@@ -50,3 +50,30 @@ def test_restore_plan_becomes_typed_write_actions():
     # min.insync.replicas lowered to the replication it gets (1 on this one-broker target).
     assert acts[0].configs["min.insync.replicas"] == "1"
     assert not any(a.kind is ActionKind.DELETE_TOPIC for a in acts)
+
+
+def test_a_restore_plan_reads_offsets_only_where_a_config_would_change():
+    """`data_matters`: only a topic whose snapshot overrides differ from the target's can
+    meet the destructive rule; a restore of 2 topics on a cluster of thousands reads the
+    offsets of those alone, and none when nothing would change."""
+    from ecap_ops.core.restore import data_matters
+
+    entries = [
+        topic_entry("orders", 2, 1, [[1], [1]], {"retention.ms": "3600000"}),
+        topic_entry("payments", 1, 1, [[1]], {"retention.ms": "3600000"}),
+        topic_entry("lost", 1, 1, [[1]], {"retention.ms": "3600000"}),
+        topic_entry("resized", 3, 1, [[1]] * 3, {"retention.ms": "1"}),
+    ]
+    s = snap(entries)
+    target = cluster(
+        [
+            ts("orders", 2, overrides={"retention.ms": "604800000"}),  # would change
+            ts("payments", 1, overrides={"retention.ms": "3600000"}),  # in sync
+            ts("resized", 2, overrides={}),  # another partition count: left alone
+            *[ts(f"other-{i}", 1) for i in range(50)],  # not in the snapshot
+        ]
+    )
+    assert data_matters(s, target, RestoreOptions()) == ["orders"]
+    assert data_matters(s, target, RestoreOptions(topics=("payments", "lost"))) == []
+    pre = cluster([ts("dr.orders", 2, overrides={})])
+    assert data_matters(s, pre, RestoreOptions(name_prefix="dr.")) == ["dr.orders"]

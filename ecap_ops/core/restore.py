@@ -250,6 +250,23 @@ def make_restore_plan(
     return plan
 
 
+def data_matters(snapshot: Snapshot, target: ClusterState, options: RestoreOptions) -> list[str]:
+    """The target's topics whose restore would change a config (the snapshot's override
+    differs from the target's): the only ones where whether the topic holds data decides
+    anything (`destructive_reason`), so the only ones whose offsets a restore plan reads."""
+    topics = snapshot.topics
+    selected = sorted(set(options.topics) & set(topics)) if options.topics else sorted(topics)
+    names = []
+    for src_name in selected:
+        t = topics[src_name]
+        existing = target.topics.get(options.name_prefix + src_name)
+        if existing is None or not t["overrides"] or existing.partition_count != t["partitions"]:
+            continue
+        if any(not _same(k, existing.overrides.get(k), v) for k, v in t["overrides"].items()):
+            names.append(existing.name)
+    return names
+
+
 def _refuse(
     plan: RestorePlan, snapshot: Snapshot, target: ClusterState, options: RestoreOptions
 ) -> None:

@@ -276,6 +276,7 @@ class KafkaGateway:
         leaders: Mapping[tuple[str, int], int | None] | None = None,
         timeout_ms: int | None = None,
         read_committed: bool = False,
+        partial: bool = False,
     ) -> dict[str, dict[tuple[str, int], tuple[int, int | None]]]:
         """The one reader of partition offsets: for each kind (name -> "latest", "earliest",
         a timestamp in ms, or an OffsetSpec), each partition's (offset, timestamp).
@@ -284,7 +285,8 @@ class KafkaGateway:
         `leaders` (the caller's own metadata, e.g. `TopicState`'s partitions) or else by one
         Metadata request. A partition whose leader could not answer it (moved, not elected
         yet) is asked again through kafka-python's reader, which refreshes the metadata and
-        retries within the timeout and raises what it cannot resolve."""
+        retries within the timeout and raises what it cannot resolve; with `partial`, such
+        partitions are left out of the answer instead (the caller treats them as unknown)."""
         from kafka import IsolationLevel, TopicPartition
         from kafka.admin import OffsetSpec
 
@@ -335,14 +337,19 @@ class KafkaGateway:
         for kind, left in again.items():
             if not left:
                 continue
-            raw = self.call(
-                doing,
-                lambda a, kind=kind, left=left: a.list_partition_offsets(
-                    {TopicPartition(t, p): specs[kind] for t, p in left},
-                    isolation_level=isolation,
-                    timeout_ms=timeout,
-                ),
-            )
+            try:
+                raw = self.call(
+                    doing,
+                    lambda a, kind=kind, left=left: a.list_partition_offsets(
+                        {TopicPartition(t, p): specs[kind] for t, p in left},
+                        isolation_level=isolation,
+                        timeout_ms=timeout,
+                    ),
+                )
+            except KafkaRequestFailed:
+                if not partial:
+                    raise
+                continue
             for tp, r in raw.items():
                 found[kind][(tp.topic, tp.partition)] = (r.offset, r.timestamp)
         return found
@@ -351,10 +358,15 @@ class KafkaGateway:
         self,
         partitions: Iterable[tuple[str, int]],
         leaders: Mapping[tuple[str, int], int | None] | None = None,
+        partial: bool = False,
     ) -> dict[tuple[str, int], tuple[int, int]]:
-        """(start, end) offsets of each partition (`offsets_by_kind`)."""
+        """(start, end) offsets of each partition (`offsets_by_kind`; with `partial`, those
+        whose leader could not answer are left out)."""
         parts = list(partitions)
-        return spans_of(self.offsets_by_kind(parts, SPAN_KINDS, leaders), parts)
+        found = self.offsets_by_kind(parts, SPAN_KINDS, leaders, partial=partial)
+        if partial:  # a partition counts only where both of its offsets were answered
+            parts = [tp for tp in parts if all(tp in found[kind] for kind in SPAN_KINDS)]
+        return spans_of(found, parts)
 
     def read_cluster_state(
         self, names: Iterable[str] | None = None, with_data: bool = True
@@ -366,26 +378,39 @@ class KafkaGateway:
         all_topics = self.topics(None)
         wanted = set(all_topics) if names is None else set(names) & set(all_topics)
         overrides = self.topic_overrides(wanted)
-        data = self.data_presence({n: all_topics[n] for n in wanted}) if with_data else {}
         topics = {}
         for name, topic in all_topics.items():
             ov, defaults = overrides.get(name, ({}, {}))
-            topics[name] = replace(topic, overrides=ov, defaults=defaults, has_data=data.get(name))
-        return ClusterState(
+            topics[name] = replace(topic, overrides=ov, defaults=defaults)
+        state = ClusterState(
             cluster_id=cluster_id, controller_id=controller, brokers=brokers, topics=topics
         )
+        return self.with_data_presence(state, wanted) if with_data else state
+
+    def with_data_presence(self, state: ClusterState, names: Iterable[str]) -> ClusterState:
+        """`state` with whether each of the named topics holds data (`data_presence`);
+        nothing read when no name is given."""
+        named = {n: state.topics[n] for n in names if n in state.topics}
+        if not named:
+            return state
+        presence = self.data_presence(named)
+        topics = dict(state.topics)
+        for name, has_data in presence.items():
+            topics[name] = replace(topics[name], has_data=has_data)
+        return replace(state, topics=topics)
 
     def data_presence(self, topics: Mapping[str, TopicState]) -> dict[str, bool | None]:
         """Whether each topic holds records (some partition's end offset above its start):
-        True, False, or None when a partition without a leader could not say and none
-        of the others holds any. Two ListOffsets for all of them."""
+        True, False, or None when a partition without a leader, or whose leader could not
+        answer yet (a broker still loading its logs after a restart), could not say and
+        none of the others holds any. Two ListOffsets for all of them."""
         parts = [
             (name, p.partition)
             for name, topic in topics.items()
             for p in topic.partitions
             if p.leader is not None
         ]
-        ranges = self.offset_ranges(parts, partition_leaders(topics)) if parts else {}
+        ranges = self.offset_ranges(parts, partition_leaders(topics), partial=True) if parts else {}
         presence: dict[str, bool | None] = {}
         for name, topic in topics.items():
             spans = [ranges.get((name, p.partition)) for p in topic.partitions]

@@ -219,7 +219,10 @@ def plan_restore(
 ) -> RestorePlan:
     """Read the target (its access too, unless `options.access` is off) and plan the
     restore; changes nothing."""
-    target = gw.read_cluster_state()
+    from ecap_ops.core.restore import data_matters
+
+    target = gw.read_cluster_state(with_data=False)
+    target = gw.with_data_presence(target, data_matters(snapshot, target, options))
     access = None
     if options.access:
         from ecap_ops.gateway.access import read_access

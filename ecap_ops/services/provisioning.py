@@ -1,7 +1,6 @@
 """Plan and apply the topic catalog against a cluster."""
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 from ecap_ops.catalog.model import Catalog
@@ -27,14 +26,7 @@ def observe(gateway: KafkaGateway, catalog: Catalog) -> ClusterState:
     unmanaged report, and whether a topic holds data where the plan changes a config of
     it (`data_matters`: a no-op plan reads no offsets)."""
     state = gateway.read_cluster_state(catalog.names(), with_data=False)
-    changing = data_matters(catalog, state)
-    if not changing:
-        return state
-    presence = gateway.data_presence({n: state.topics[n] for n in changing})
-    topics = dict(state.topics)
-    for name, has_data in presence.items():
-        topics[name] = replace(topics[name], has_data=has_data)
-    return replace(state, topics=topics)
+    return gateway.with_data_presence(state, data_matters(catalog, state))
 
 
 def plan_topics(
