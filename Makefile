@@ -102,10 +102,11 @@ stop:
 
 # Two workers: every test that needs a broker runs on one of them, in file order, one at a
 # time (the xdist group `kafka`, added in ecap_ops_tests/conftest.py); the pure-logic tests
-# run on the other. A plain `pytest` runs the same tests serially.
+# run on the other. A plain `pytest` runs the same tests serially. The run ends with its 30
+# slowest tests, to see where the time goes.
 test: system-deps setup
 	@echo 'Kafka Streams and MirrorMaker 2 jars for their tests (fetched once):' && $(BIN)/ecap-ops broker fetch --all
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=30
 
 # Pure logic only: no broker, no Dagster process; seconds, for a quick loop.
 test-fast: setup
