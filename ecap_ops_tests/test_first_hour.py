@@ -469,8 +469,8 @@ kid = "import signal, sys, time; signal.signal(signal.SIGINT, lambda *a: sys.exi
 kids = [subprocess.Popen([sys.executable, "-c", kid], stdout=subprocess.PIPE, text=True) for _ in range(2)]
 for k in kids:
     k.stdout.readline()
-print("started", flush=True)
-try:
+try:  # entered before saying "started": a Ctrl-C right after it lands here too
+    print("started", flush=True)
     time.sleep(300)
 except KeyboardInterrupt:
     for k in kids: k.wait()
