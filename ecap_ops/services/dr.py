@@ -18,6 +18,7 @@ from ecap_ops.core.restore import (
     PasswordSupply,
     RestoreOptions,
     RestorePlan,
+    data_matters,
     make_restore_plan,
     restore_actions,
     undo_access_actions,
@@ -219,8 +220,6 @@ def plan_restore(
 ) -> RestorePlan:
     """Read the target (its access too, unless `options.access` is off) and plan the
     restore; changes nothing."""
-    from ecap_ops.core.restore import data_matters
-
     target = gw.read_cluster_state(with_data=False)
     target = gw.with_data_presence(target, data_matters(snapshot, target, options))
     access = None
