@@ -1,5 +1,7 @@
 """The lag evaluation as a pure function: lag in seconds, statuses, incidents, cursor."""
 
+import dataclasses
+
 import pytest
 
 from ecap_ops.catalog.model import LagThresholds
@@ -403,4 +405,4 @@ def test_worst_partitions_worst_status_then_most_lag_first_of_equals():
     assert [p.partition for p in s.worst_partitions(3)] == [4, 2, 3]
     assert [p.partition for p in s.worst_partitions(1)] == [4]
     assert [p.partition for p in s.worst_partitions(10)] == [4, 2, 3, 1, 0]
-    assert s.__class__(**{**s.__dict__, "partitions": ()}).worst_partitions(1) == []
+    assert dataclasses.replace(s, partitions=()).worst_partitions(1) == []

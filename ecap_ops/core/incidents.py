@@ -22,8 +22,8 @@ notify twice.
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from ecap_ops.core.alerts import Alert
 
@@ -93,8 +93,9 @@ class IncidentRules:
         return self.remind_critical_s if level == CRIT else self.remind_warning_s
 
 
-@dataclass(frozen=True)
-class Track:
+# Track and Step are named tuples: immutable like a frozen dataclass, and built several
+# times faster (a lag tick at 10,000 groups moves tens of thousands of incidents).
+class Track(NamedTuple):
     """An open incident as the rules see it. Sources keep it in their own state (the lag
     window, the health asset's metadata, the drill's observations)."""
 
@@ -113,8 +114,7 @@ class Track:
         )
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """What one evaluation did to an incident: the incident afterwards (None: closed or none),
     the event to notify (None: nothing), and the incident as the event describes it."""
 
@@ -148,22 +148,31 @@ def step(
         opened = Track(new_id(), now, level, level, now)
         return Step(opened, OPEN, opened)
     clean = level == OK if clean is None else clean
-    t = replace(track, clean=track.clean + 1 if clean else 0)
-    if level != OK:
-        t = replace(t, level=level)
-    if rank(level) > rank(t.peak):
-        t = replace(t, peak=level, last=now)
+    # Each outcome builds the track once (thousands of incidents move in a lag tick).
+    n_clean = track.clean + 1 if clean else 0
+    latest = level if level != OK else track.level
+    if _RANK[level] > _RANK[track.peak]:
+        t = _moved(track, latest, level, now, track.reminders, track.changes, n_clean)
         return Step(t, ESCALATE, t)
-    if t.clean >= rules.resolve_after:
+    if n_clean >= rules.resolve_after:
+        t = _moved(track, latest, track.peak, track.last, track.reminders, track.changes, n_clean)
         return Step(None, RESOLVE, t)
     if level != OK and changed:
-        t = replace(t, changes=t.changes + 1, last=now)
+        t = _moved(track, latest, track.peak, now, track.reminders, track.changes + 1, n_clean)
         return Step(t, CHANGED, t)
-    every = rules.remind_after(t.level)
-    if level != OK and every > 0 and now - t.last >= every:
-        t = replace(t, reminders=t.reminders + 1, last=now)
+    every = rules.remind_after(latest)
+    if level != OK and every > 0 and now - track.last >= every:
+        t = _moved(track, latest, track.peak, now, track.reminders + 1, track.changes, n_clean)
         return Step(t, REMIND, t)
-    return Step(t)
+    return Step(
+        _moved(track, latest, track.peak, track.last, track.reminders, track.changes, n_clean)
+    )
+
+
+def _moved(
+    t: Track, level: str, peak: str, last: float, reminders: int, changes: int, clean: int
+) -> Track:
+    return Track(t.id, t.opened, level, peak, last, reminders, changes, clean)
 
 
 # -- events: their wire form and their alert ------------------------------------------------

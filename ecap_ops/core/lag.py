@@ -141,6 +141,11 @@ __all__ = [
 
 _RANK = {s: i for i, s in enumerate(STATUS_ORDER)}
 _NO_SAMPLES: tuple = ()
+_NO_OFFSETS: dict = {}
+_NO_STATES: dict = {}
+# Partition numbers as the window's keys, made once.
+_N_KEYS = 1024
+_KEYS = tuple(str(i) for i in range(_N_KEYS))
 
 
 def _samples(window: Window, obs: Observation, cfg: EvalConfig) -> None:
@@ -164,7 +169,17 @@ def _samples(window: Window, obs: Observation, cfg: EvalConfig) -> None:
 class _GroupTick:
     """What every partition of one group shares in this tick, worked out once per group."""
 
-    __slots__ = ("assigned", "members", "empty", "stable", "rebalancing", "hold", "in_grace", "rb")
+    __slots__ = (
+        "assigned",
+        "members",
+        "empty",
+        "stable",
+        "rebalancing",
+        "hold",
+        "in_grace",
+        "rb",
+        "key",
+    )
 
     def __init__(self, g: GroupObservation, gw: GroupWindow, cfg: EvalConfig, now: float):
         self.assigned = g.assigned
@@ -179,6 +194,16 @@ class _GroupTick:
         # Small rewinds ignored for a while after the last rebalance.
         self.in_grace = rb is not None and now - rb < cfg.rebalance_grace_seconds
         self.rb = rb or 0.0
+        # Everything of the group a partition's status reads, but which partitions it owns.
+        self.key = (
+            self.members,
+            self.empty,
+            self.stable,
+            self.rebalancing,
+            self.hold,
+            self.in_grace,
+            self.rb,
+        )
 
 
 def _partition_status(
@@ -189,6 +214,7 @@ def _partition_status(
     po: PartitionOffsets,
     samples: list[list[float]],
     prev: PartitionState | None,
+    owned: bool,
     grp: _GroupTick,
     topic_over_msgs: bool,
     th: LagThresholds,
@@ -198,7 +224,6 @@ def _partition_status(
 ) -> tuple[PartitionLag, PartitionState | None]:
     """One partition's lag and raw status, and its new state (committed offset, unchanged
     since, highest seen)."""
-    owned = (topic, p) in grp.assigned
     end = po.end
     if committed is None:
         status = (
@@ -248,6 +273,24 @@ def _partition_status(
     ), state
 
 
+class _Part:
+    """One partition of a group at this tick, before its status (which needs the topic's
+    lag: `results`, by whether the topic is over its warning level in messages)."""
+
+    __slots__ = ("p", "key", "committed", "po", "prev", "owned", "count", "lag_msgs", "results")
+
+    def __init__(self, p, key, committed, po, prev, owned):
+        self.p = p
+        self.key = key
+        self.committed = committed
+        self.po = po
+        self.prev = prev
+        self.owned = owned
+        self.count = None if committed is None else partition_lag(committed, po.start, po.end)
+        self.lag_msgs = 0 if self.count is None else self.count.lag_msgs
+        self.results: list = [None, None]
+
+
 class _Tick:
     """One evaluation: the new window, what it concluded, and the events to notify."""
 
@@ -261,6 +304,15 @@ class _Tick:
         self.statuses: list[GroupTopicStatus] = []
         self.events: list[IncidentEvent] = []
         self.timestamp_types = timestamp_types(obs.offsets)
+        self.memo: dict[str, dict[tuple, _Part]] = {}  # see group_topic
+        self.summaries: dict[tuple, tuple] = {}
+        self.worst_cache: dict[int, tuple] = {}
+        self.offsets_by_topic: dict[str, dict[int, PartitionOffsets]] = {}
+        for (topic, p), po in obs.offsets.items():
+            by_p = self.offsets_by_topic.get(topic)
+            if by_p is None:
+                by_p = self.offsets_by_topic[topic] = {}
+            by_p[p] = po
 
     def new_incident_id(self) -> str:
         self.w.seq += 1
@@ -278,6 +330,40 @@ class _Tick:
                 )
             )
 
+    def summarize(
+        self, topic: str, parts: list[_Part], grp: _GroupTick, over_msgs: bool, th
+    ) -> tuple:
+        """A group's figures on a topic from its partitions: (partition lags, partition
+        states for the window, lag in seconds and its kind, raw status rank, records lost)."""
+        ends = self.w.ends.get(topic, {})
+        plags = []
+        states: dict[str, PartitionState] = {}
+        for part in parts:
+            res = part.results[over_msgs]
+            if res is None:
+                res = part.results[over_msgs] = _partition_status(
+                    topic,
+                    part.p,
+                    part.committed,
+                    part.count,
+                    part.po,
+                    ends.get(part.key, _NO_SAMPLES),
+                    part.prev,
+                    part.owned,
+                    grp,
+                    over_msgs,
+                    th,
+                    self.cfg,
+                    self.now,
+                    self.now_r,
+                )
+            plags.append(res[0])
+            if res[1] is not None:
+                states[part.key] = res[1]
+        secs, kind = _topic_seconds(plags)
+        raw_rank = min(_RANK[pl.status] for pl in plags)  # `parts` is not empty
+        return tuple(plags), states, secs, kind, raw_rank, sum(pl.lost for pl in plags)
+
     def group(self, group: str, g: GroupObservation) -> None:
         gw = self.w.groups.get(group)
         if gw is None:
@@ -293,22 +379,31 @@ class _Tick:
                 gw.rebalanced_at = round(now, 3)  # members changed between ticks: a rebalance
         if g.members is not None:
             gw.member_hash = mh
-        by_topic: dict[str, set[int]] = {t: set() for t in gw.topics}
-        for t, p in list(g.committed) + list(g.assigned):
-            by_topic.setdefault(t, set()).add(p)
+        # topic -> partition -> committed offset (None: assigned, nothing committed)
+        by_topic: dict[str, dict[int, int | None]] = {t: {} for t in gw.topics}
+        for (t, p), c in g.committed.items():
+            parts = by_topic.get(t)
+            if parts is None:
+                parts = by_topic[t] = {}
+            parts[p] = c
+        for t, p in g.assigned:
+            by_topic.setdefault(t, {}).setdefault(p, None)
         grp = _GroupTick(g, gw, self.cfg, now)
         obs = self.obs
+        measured_by_topic = self.offsets_by_topic
         for topic in sorted(by_topic):
             if obs.topics is not None and topic not in obs.topics:
                 self.forget(group, topic, "topic deleted")
                 continue
-            parts = sorted(p for p in by_topic[topic] if (topic, p) in obs.offsets)
+            measured = measured_by_topic.get(topic, _NO_OFFSETS)
+            committed = by_topic[topic]
+            parts = sorted(p for p in committed if p in measured)
             if not parts:
                 # Not measured this tick (partial), or the group no longer holds offsets on it.
                 if obs.topics is not None and not obs.partial:
                     self.forget(group, topic, "group no longer consumes the topic")
                 continue
-            self.group_topic(group, g, gw, grp, topic, parts)
+            self.group_topic(group, g, gw, grp, topic, parts, committed, measured)
 
     def group_topic(
         self,
@@ -318,41 +413,47 @@ class _Tick:
         grp: _GroupTick,
         topic: str,
         parts: list[int],
+        committed: dict[int, int | None],
+        offsets: dict[int, PartitionOffsets],
     ) -> None:
-        """The group's status on one topic from its partitions, and its incident."""
+        """The group's status on one topic from its partitions (`parts`, sorted; their
+        committed offsets and this tick's offsets by partition), and its incident."""
         tw = gw.topics.get(topic)
         if tw is None:
             tw = gw.topics[topic] = TopicWindow()
         th = self.thresholds(topic)
-        pstates = gw.partitions.get(topic, {})
-        ends = self.w.ends.get(topic, {})
-        offsets = self.obs.offsets
-        measured, total = _measured(g, topic, parts, offsets)
+        # A partition's lag and status are a pure function of what `pkey` holds (the
+        # tick's offsets, samples, thresholds and clock are the same for every group), and a
+        # topic's figures of its partitions': groups at the same offsets with the same
+        # history share one evaluation, one `PartitionLag` per partition and one set of
+        # states for the window, which nothing changes once built.
+        pstates = gw.partitions.get(topic, _NO_STATES)
+        assigned = grp.assigned
+        gkey = grp.key
+        memo = self.memo.get(topic)
+        if memo is None:
+            memo = self.memo[topic] = {}
+        parts_seen: list[_Part] = []
+        total = 0
+        for p in parts:
+            key = _KEYS[p] if p < _N_KEYS else str(p)
+            prev = pstates.get(key)
+            c = committed[p]
+            owned = (topic, p) in assigned
+            pkey = (p, c, prev, owned, gkey)
+            part = memo.get(pkey)
+            if part is None:
+                part = memo[pkey] = _Part(p, key, c, offsets[p], prev, owned)
+            total += part.lag_msgs
+            parts_seen.append(part)
         over_msgs = total > th.warn_msgs
-        plags: list[PartitionLag] = []
-        new_states: dict[str, PartitionState] = {}
-        for p, c, po, count in measured:
-            key = str(p)
-            pl, st = _partition_status(
-                topic,
-                p,
-                c,
-                count,
-                po,
-                ends.get(key, _NO_SAMPLES),
-                pstates.get(key),
-                grp,
-                over_msgs,
-                th,
-                self.cfg,
-                self.now,
-                self.now_r,
-            )
-            plags.append(pl)
-            if st is not None:
-                new_states[key] = st
+        # The parts live as long as the tick; they also decide `over_msgs` (their lag's sum).
+        tkey = (topic, *map(id, parts_seen))
+        summary = self.summaries.get(tkey)
+        if summary is None:
+            summary = self.summaries[tkey] = self.summarize(topic, parts_seen, grp, over_msgs, th)
+        plags, new_states, secs, kind, raw_rank, lost = summary
         gw.partitions[topic] = new_states
-        secs, kind = _topic_seconds(plags)
         ctx = TopicTick(
             self.obs.cluster_id,
             group,
@@ -363,8 +464,8 @@ class _Tick:
             kind,
             plags,
             self.cfg.worst_partitions,
+            self.worst_cache,
         )
-        raw_rank = min(_RANK[pl.status] for pl in plags)  # `parts` is not empty
         raw, status, sev, inc_id = judge_topic(
             tw, STATUS_ORDER[raw_rank], th, self.cfg, ctx, self.new_incident_id, self.events
         )
@@ -378,28 +479,14 @@ class _Tick:
                 lag_msgs=total,
                 lag_seconds=secs,
                 lag_seconds_kind=kind,
-                lost=sum(pl.lost for pl in plags),
+                lost=lost,
                 state=g.state,
                 members=g.members,
-                partitions=tuple(plags),
+                partitions=plags,
                 incident_id=inc_id,
                 timestamp_type=self.timestamp_types.get(topic),
             )
         )
-
-
-def _measured(g: GroupObservation, topic: str, parts: list[int], offsets: dict) -> tuple:
-    """Each partition's (partition, committed, offsets, lag count) and the topic's lag."""
-    measured = []
-    total = 0
-    for p in parts:
-        c = g.committed.get((topic, p))
-        po = offsets[(topic, p)]
-        count = None if c is None else partition_lag(c, po.start, po.end)
-        if count is not None:
-            total += count.lag_msgs
-        measured.append((p, c, po, count))
-    return measured, total
 
 
 def _topic_seconds(plags: list[PartitionLag]) -> tuple[float | None, str]:

@@ -40,6 +40,9 @@ class TopicTick:
     lag_seconds_kind: str = "unknown"
     partitions: tuple[PartitionLag, ...] | list[PartitionLag] = ()
     n_worst: int = 3
+    # The worst partitions' dicts by `id(partitions)`, kept for one tick: groups that share
+    # their partitions' figures share them (a tuple, alive as long as the tick).
+    worst_cache: dict | None = None
 
 
 def incident_event(
@@ -78,7 +81,15 @@ def _worst_dicts(ctx: TopicTick) -> tuple[dict, ...]:
     them, so they are worked out only for those)."""
     if not ctx.partitions:
         return ()
-    return tuple(pl.to_dict() for pl in sorted(ctx.partitions, key=worst_first)[: ctx.n_worst])
+    cache = ctx.worst_cache
+    if cache is not None and type(ctx.partitions) is tuple:
+        hit = cache.get(id(ctx.partitions))
+        if hit is not None:
+            return hit
+    worst = tuple(pl.to_dict() for pl in sorted(ctx.partitions, key=worst_first)[: ctx.n_worst])
+    if cache is not None and type(ctx.partitions) is tuple:
+        cache[id(ctx.partitions)] = worst
+    return worst
 
 
 def _debounced(tw: TopicWindow, raw: str, th: LagThresholds, cfg: EvalConfig, ctx: TopicTick):
@@ -174,10 +185,23 @@ def judge_topic(
 _SEVERITY_OF = {incidents.CRIT: "critical", incidents.WARN: "warning"}
 
 
+_RULES: dict[int, tuple[EvalConfig, incidents.IncidentRules]] = {}
+
+
 def _rules(cfg: EvalConfig) -> incidents.IncidentRules:
-    return incidents.IncidentRules(
-        cfg.remind_warning_seconds, cfg.remind_critical_seconds, cfg.clean_ticks
-    )
+    """The incident rules of some evaluation settings, made once per settings object (every
+    group and topic of a tick asks; hashing the settings each time costs more than this)."""
+    hit = _RULES.get(id(cfg))
+    if hit is None or hit[0] is not cfg:
+        if len(_RULES) > 64:
+            _RULES.clear()
+        hit = _RULES[id(cfg)] = (
+            cfg,
+            incidents.IncidentRules(
+                cfg.remind_warning_seconds, cfg.remind_critical_seconds, cfg.clean_ticks
+            ),
+        )
+    return hit[1]
 
 
 def _track(inc: Incident, tw: TopicWindow, th: LagThresholds) -> incidents.Track:
