@@ -91,3 +91,64 @@ def test_positions_at_moves_only_share_groups_with_a_reported_lag():
     assert g.positions_at({tp: 13, other: 9}) == {tp: 13, other: 5}  # acknowledged up to 13
     classic = combine(GroupListing("c", "Empty", "classic", "consumer"), None, {tp: 3}, "c")
     assert classic.positions_at({tp: 13}) == {tp: 3} and classic.share_lag == {}
+
+
+def test_a_describe_groups_answer_reads_as_kafka_pythons_describe_groups_reads_it():
+    """Groups with no members are read straight from the answer; the expected values are
+    kafka-python's own reading of the same bytes (`_describe_groups_process_response`,
+    what its `describe_groups` returns), as the gateway read every group before."""
+    from kafka.admin._acls import ACLAdminMixin
+    from kafka.admin._groups import GroupAdminMixin
+    from kafka.protocol.admin import DescribeGroupsResponse
+    from kafka.protocol.consumer.metadata import (
+        ConsumerProtocolAssignment,
+        ConsumerProtocolSubscription,
+    )
+
+    from ecap_ops.gateway.groups import classic_descriptions_from
+
+    Group = DescribeGroupsResponse.DescribedGroup
+    Member = Group.DescribedGroupMember
+    sub = ConsumerProtocolSubscription(version=0, topics=["t"], user_data=None).encode()
+    assignment = ConsumerProtocolAssignment(
+        version=0, assigned_partitions=[("t", [2, 0])], user_data=None
+    ).encode()
+    member = Member(
+        member_id="m1",
+        group_instance_id=None,
+        client_id="c",
+        client_host="/127.0.0.1",
+        member_metadata=sub,
+        member_assignment=assignment,
+    )
+
+    def group(gid, error=0, state="Empty", members=()):
+        return Group(
+            error_code=error,
+            group_id=gid,
+            group_state=state,
+            protocol_type="consumer",
+            protocol_data="range" if members else "",
+            members=list(members),
+            authorized_operations=set(),
+        )
+
+    answer = DescribeGroupsResponse(
+        throttle_time_ms=0,
+        groups=[
+            group("empty"),
+            group("dead", state="Dead"),
+            group("gone", error=69, state=""),
+            group("busy", state="Stable", members=[member]),
+            group("blank", state=""),
+        ],
+    )
+    data = answer.encode(version=5)
+    admin = type("Admin", (GroupAdminMixin, ACLAdminMixin), {})()
+    theirs = admin._describe_groups_process_response(DescribeGroupsResponse.decode(data, version=5))
+    expected = {g: description_from(g, d) for g, d in theirs.items()}
+    got = classic_descriptions_from(admin, DescribeGroupsResponse.decode(data, version=5))
+    assert got == expected
+    assert got["busy"].assigned == frozenset({("t", 0), ("t", 2)})
+    assert got["empty"].members == () and got["blank"].state == "Unknown"
+    assert got["gone"].members is None and "GroupIdNotFound" in got["gone"].error

@@ -306,7 +306,9 @@ class _Tick:
         self.timestamp_types = timestamp_types(obs.offsets)
         self.memo: dict[str, dict[tuple, _Part]] = {}  # see group_topic
         self.summaries: dict[tuple, tuple] = {}
+        self.group_keys: dict[tuple, int] = {}  # each distinct `_GroupTick.key`, numbered
         self.worst_cache: dict[int, tuple] = {}
+        self.id_prefix = f"lag:{obs.cluster_id}:{window.epoch:.0f}-"
         self.offsets_by_topic: dict[str, dict[int, PartitionOffsets]] = {}
         for (topic, p), po in obs.offsets.items():
             by_p = self.offsets_by_topic.get(topic)
@@ -316,7 +318,7 @@ class _Tick:
 
     def new_incident_id(self) -> str:
         self.w.seq += 1
-        return f"lag:{self.obs.cluster_id}:{self.w.epoch:.0f}-{self.w.seq}"
+        return f"{self.id_prefix}{self.w.seq}"
 
     def forget(self, group: str, topic: str, reason: str | None) -> None:
         gw = self.w.groups[group]
@@ -397,7 +399,9 @@ class _Tick:
                 continue
             measured = measured_by_topic.get(topic, _NO_OFFSETS)
             committed = by_topic[topic]
-            parts = sorted(p for p in committed if p in measured)
+            parts = sorted(committed)
+            if not measured.keys() >= committed.keys():
+                parts = [p for p in parts if p in measured]
             if not parts:
                 # Not measured this tick (partial), or the group no longer holds offsets on it.
                 if obs.topics is not None and not obs.partial:
@@ -429,7 +433,7 @@ class _Tick:
         # states for the window, which nothing changes once built.
         pstates = gw.partitions.get(topic, _NO_STATES)
         assigned = grp.assigned
-        gkey = grp.key
+        gkey = self.group_keys.setdefault(grp.key, len(self.group_keys))  # hashed once
         memo = self.memo.get(topic)
         if memo is None:
             memo = self.memo[topic] = {}
@@ -439,7 +443,7 @@ class _Tick:
             key = _KEYS[p] if p < _N_KEYS else str(p)
             prev = pstates.get(key)
             c = committed[p]
-            owned = (topic, p) in assigned
+            owned = (topic, p) in assigned if assigned else False
             pkey = (p, c, prev, owned, gkey)
             part = memo.get(pkey)
             if part is None:

@@ -163,7 +163,8 @@ class GroupTopicStatus:
         }
 
 
-@dataclass(frozen=True)
+# Not frozen either: a tick can open tens of thousands of incidents at once.
+@dataclass(slots=True)
 class IncidentEvent:
     """One change of an incident. `notify` is False for quiet closes (deleted group/topic)."""
 

@@ -35,6 +35,7 @@ from ecap_ops.core.groups import (
 from ecap_ops.errors import KafkaRequestFailed
 from ecap_ops.gateway import group_protocols
 from ecap_ops.gateway.client import KafkaGateway
+from ecap_ops.gateway.offset_fetch import OffsetsAnswer, offset_fetch_request
 
 log = logging.getLogger(__name__)
 
@@ -128,36 +129,41 @@ def description_from(group_id: str, d: dict) -> GroupDescription:
     return GroupDescription(group_id, d.get("group_state") or "Unknown", members)
 
 
-def offset_fetch_request(group_ids: list[str]):
-    """One OffsetFetch (v8) for all these groups' committed offsets."""
-    from kafka.protocol.consumer import OffsetFetchRequest
-
-    group = OffsetFetchRequest.OffsetFetchRequestGroup
-    return OffsetFetchRequest(
-        groups=[group(group_id=g, topics=None) for g in group_ids], min_version=8, max_version=8
-    )
-
-
 def committed_from(
-    response, problems: list[str], failed: dict[str, str] | None = None
+    response: OffsetsAnswer, problems: list[str], failed: dict[str, str] | None = None
 ) -> dict[str, dict[TP, int]]:
-    """Committed offsets per group in an OffsetFetch answer (groups that failed are noted)."""
+    """Committed offsets per group in an OffsetFetch answer (`gateway.offset_fetch`: only
+    partitions without error and with an offset are in it); groups that failed are noted."""
     from kafka import errors as kerr
 
     out: dict[str, dict[TP, int]] = {}
-    for g in response.groups:
-        if g.error_code:
-            reason = kerr.for_code(g.error_code).__name__
-            problems.append(f"committed offsets of group {g.group_id}: {reason}")
+    for group_id, error_code, offsets in response.groups:
+        if error_code:
+            reason = kerr.for_code(error_code).__name__
+            problems.append(f"committed offsets of group {group_id}: {reason}")
             if failed is not None:
-                failed[g.group_id] = f"its committed offsets could not be read: {reason}"
+                failed[group_id] = f"its committed offsets could not be read: {reason}"
             continue
-        offs: dict[TP, int] = {}
-        for t in g.topics:
-            for p in t.partitions:
-                if p.error_code == 0 and p.committed_offset is not None and p.committed_offset >= 0:
-                    offs[(t.name, p.partition_index)] = p.committed_offset
-        out[g.group_id] = offs
+        out[group_id] = offsets
+    return out
+
+
+def classic_descriptions_from(admin, response) -> dict[str, GroupDescription]:
+    """A DescribeGroups answer as `GroupDescription`s. A group with no members (most of a
+    large cluster's groups, between runs) is read straight from the answer; a group with
+    members through kafka-python's reading of their subscriptions and assignments (what
+    its `describe_groups` does), which also names the error of a group that has one."""
+    out: dict[str, GroupDescription] = {}
+    others = []
+    for g in response.groups:
+        if g.error_code or g.members:
+            others.append(g)
+        else:
+            out[g.group_id] = GroupDescription(g.group_id, g.group_state or "Unknown", ())
+    if others:
+        response.groups = others
+        raw = admin._describe_groups_process_response(response)
+        out.update({g: description_from(g, d) for g, d in raw.items()})
     return out
 
 
@@ -275,8 +281,7 @@ async def describe_and_fetch(
                     group_protocols.share_starts_from(resp, w.problems, w.failed, w.share_lags)
                 )
             elif kind == "classic":
-                raw = w.admin._describe_groups_process_response(resp)
-                descriptions.update({g: description_from(g, d) for g, d in raw.items()})
+                descriptions.update(classic_descriptions_from(w.admin, resp))
             else:
                 descriptions.update(group_protocols.descriptions_from(kind, resp))
         except Exception as exc:  # an undecodable answer must not lose the others

@@ -16,6 +16,8 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ecap_ops.gateway.wire import skip_tags, uvarint
+
 # Kafka's ConfigSource codes (DescribeConfigs v1+) by the names the core uses.
 SOURCE_NAMES = {
     0: "UNKNOWN",
@@ -61,36 +63,10 @@ _I16 = struct.Struct(">h").unpack_from
 _I32 = struct.Struct(">i").unpack_from
 
 
-def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
-    b = buf[pos]
-    pos += 1
-    if b < 0x80:
-        return b, pos
-    result, shift = b & 0x7F, 7
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-        if shift > 28:
-            raise ValueError("varint longer than 5 bytes")
-
-
-def _skip_tags(buf: bytes, pos: int) -> int:
-    count, pos = _uvarint(buf, pos)
-    for _ in range(count):
-        _tag, pos = _uvarint(buf, pos)
-        size, pos = _uvarint(buf, pos)
-        pos += size
-    return pos
-
-
 # Lengths: a string's length (-1: null) and an array's count (-1: null), in the version's
 # encoding (compact and tagged from v4, DescribeConfigs' first flexible version).
 def _compact_len(buf: bytes, pos: int) -> tuple[int, int]:
-    n, pos = _uvarint(buf, pos)
+    n, pos = uvarint(buf, pos)
     return n - 1, pos
 
 
@@ -182,7 +158,7 @@ def _decode(buf: bytes, version: int, keep, with_synonyms: bool) -> ConfigsAnswe
                 s_source = _signed8(buf[pos])
                 pos += 1
                 if flexible:
-                    pos = _skip_tags(buf, pos)
+                    pos = skip_tags(buf, pos)
                 if take and with_synonyms:
                     synonyms.append(
                         (
@@ -198,7 +174,7 @@ def _decode(buf: bytes, version: int, keep, with_synonyms: bool) -> ConfigsAnswe
                 n, pos = str_len(buf, pos)  # documentation
                 pos += max(n, 0)
             if flexible:
-                pos = _skip_tags(buf, pos)
+                pos = skip_tags(buf, pos)
             if pos > end:
                 raise ValueError("config entry out of bounds")
             if take:
@@ -211,10 +187,10 @@ def _decode(buf: bytes, version: int, keep, with_synonyms: bool) -> ConfigsAnswe
                     )
                 )
         if flexible:
-            pos = _skip_tags(buf, pos)
+            pos = skip_tags(buf, pos)
         topics[resource] = entries
     if flexible:
-        pos = _skip_tags(buf, pos)
+        pos = skip_tags(buf, pos)
     if pos != end:
         raise ValueError(f"{end - pos} byte(s) left after the answer")
     return ConfigsAnswer(throttle, topics)
@@ -229,32 +205,32 @@ def _decode_flexible(buf: bytes, keep, with_synonyms: bool) -> ConfigsAnswer:
     text: dict[bytes, str] = {}
     throttle = _I32(buf, 0)[0]
     pos = 4
-    n_results, pos = _uvarint(buf, pos)
+    n_results, pos = uvarint(buf, pos)
     topics: dict[str, list[Entry]] = {}
     for _ in range(n_results - 1):
         pos += 2  # error_code: a resource in error has no entries (as kafka-python gave it)
-        n, pos = _uvarint(buf, pos)  # error_message
+        n, pos = uvarint(buf, pos)  # error_message
         pos += (n - 1 if n else 0) + 1  # and resource_type
-        n, pos = _uvarint(buf, pos)
+        n, pos = uvarint(buf, pos)
         if n < 1 or pos + n - 1 > end:
             raise ValueError("resource name out of bounds")
         resource = buf[pos : pos + n - 1].decode()
         pos += n - 1
         entries: list[Entry] = []
-        n_configs, pos = _uvarint(buf, pos)
+        n_configs, pos = uvarint(buf, pos)
         for _ in range(n_configs - 1):
             n = buf[pos]  # name: its length + 1
             if n < 0x80:
                 pos += 1
             else:
-                n, pos = _uvarint(buf, pos)
+                n, pos = uvarint(buf, pos)
             name_at, name_len = pos, n - 1
             pos += n - 1 if n else 0
             n = buf[pos]  # value: its length + 1, 0 for null
             if n < 0x80:
                 pos += 1
             else:
-                n, pos = _uvarint(buf, pos)
+                n, pos = uvarint(buf, pos)
             value_at, value_len = pos, n - 1
             pos += n - 1 if n else 0
             source = buf[pos + 1]  # after read_only
@@ -269,26 +245,26 @@ def _decode_flexible(buf: bytes, keep, with_synonyms: bool) -> ConfigsAnswer:
             if n_syn < 0x80:
                 pos += 1
             else:
-                n_syn, pos = _uvarint(buf, pos)
+                n_syn, pos = uvarint(buf, pos)
             for _ in range(n_syn - 1):
                 n = buf[pos]
                 if n < 0x80:
                     pos += 1
                 else:
-                    n, pos = _uvarint(buf, pos)
+                    n, pos = uvarint(buf, pos)
                 s_name_at, s_name_len = pos, n - 1
                 pos += n - 1 if n else 0
                 n = buf[pos]
                 if n < 0x80:
                     pos += 1
                 else:
-                    n, pos = _uvarint(buf, pos)
+                    n, pos = uvarint(buf, pos)
                 s_value_at, s_value_len = pos, n - 1
                 pos += n - 1 if n else 0
                 s_source = buf[pos]
                 pos += 1
                 if buf[pos]:
-                    pos = _skip_tags(buf, pos)
+                    pos = skip_tags(buf, pos)
                 else:
                     pos += 1
                 if take and with_synonyms:
@@ -306,10 +282,10 @@ def _decode_flexible(buf: bytes, keep, with_synonyms: bool) -> ConfigsAnswer:
             if n < 0x80:
                 pos += 1
             else:
-                n, pos = _uvarint(buf, pos)
+                n, pos = uvarint(buf, pos)
             pos += n - 1 if n else 0
             if buf[pos]:
-                pos = _skip_tags(buf, pos)
+                pos = skip_tags(buf, pos)
             else:
                 pos += 1
             if pos > end:
@@ -329,9 +305,9 @@ def _decode_flexible(buf: bytes, keep, with_synonyms: bool) -> ConfigsAnswer:
                     if value is None:
                         value = text[raw] = raw.decode()
                 entries.append((key, value, source, synonyms))
-        pos = _skip_tags(buf, pos)
+        pos = skip_tags(buf, pos)
         topics[resource] = entries
-    pos = _skip_tags(buf, pos)
+    pos = skip_tags(buf, pos)
     if pos != end:
         raise ValueError(f"{end - pos} byte(s) left after the answer")
     return ConfigsAnswer(throttle, topics)
