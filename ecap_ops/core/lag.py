@@ -253,7 +253,8 @@ def _partition_status(
             state = PartitionState(committed, now_r, peak)
         else:
             since = prev.since
-            state = PartitionState(committed, round(since, 3), peak)
+            # Unchanged: the same state (its `since` was rounded when it was made).
+            state = prev if peak == prev.peak else PartitionState(committed, since, peak)
     pt = PartitionTick(
         committed,
         position,

@@ -315,7 +315,13 @@ def open_incidents(window: Window | None) -> list[dict]:
 
 
 def member_hash(member_ids: Iterable[str]) -> str:
-    return hashlib.sha1("\n".join(sorted(member_ids)).encode()).hexdigest()[:10]
+    ids = sorted(member_ids)
+    if not ids:
+        return _NO_MEMBERS  # most groups of a large cluster, between runs
+    return hashlib.sha1("\n".join(ids).encode()).hexdigest()[:10]
+
+
+_NO_MEMBERS = hashlib.sha1(b"").hexdigest()[:10]
 
 
 def _encode_wire(data: dict) -> str:

@@ -187,7 +187,14 @@ async def listings(w: Waiter, sent: dict) -> tuple[dict[str, GroupListing], bool
             continue
         for g in resp.groups:
             # A group coordinated by two brokers during a move appears twice; keep one.
-            listing = listing_from(g.to_dict())
+            listing = listing_from(
+                {  # the fields listing_from reads, without a to_dict of every group
+                    "group_id": g.group_id,
+                    "group_state": getattr(g, "group_state", None),
+                    "group_type": getattr(g, "group_type", None),
+                    "protocol_type": g.protocol_type,
+                }
+            )
             out[listing.group_id] = listing
     w.listed = out
     return out, complete
