@@ -12,7 +12,7 @@ decode response" (the connection's error), never a crash of another kind.
 
 import struct
 
-from ecap_ops.gateway.wire import skip_tags, uvarint
+from ecap_ops.gateway.wire import lean_request, skip_tags, uvarint
 
 # The one version read here: the first that takes many groups at once (all Kafka 4 has).
 VERSION = 8
@@ -128,40 +128,14 @@ _LEAN: type | None = None
 
 
 def _make_lean_request() -> type:
-    from kafka.protocol.api_header import RequestHeader
-    from kafka.protocol.consumer import OffsetFetchRequest as Base
-    from kafka.protocol.consumer import OffsetFetchResponse
-    from kafka.util import classproperty
+    from kafka.protocol.consumer import OffsetFetchRequest, OffsetFetchResponse
 
-    class LeanAnswer:
-        def __init__(self, version: int):
-            self.version = version
+    def decode(version: int, data: bytes) -> OffsetsAnswer:
+        if version != VERSION:
+            raise ValueError(f"OffsetFetch v{version} is not read here (v{VERSION})")
+        return decode_answer(data)
 
-        def parse_header(self, data):
-            return OffsetFetchResponse[self.version].parse_header(data)
-
-        def decode(self, data):
-            if self.version != VERSION:
-                raise ValueError(f"OffsetFetch v{self.version} is not read here (v{VERSION})")
-            return decode_answer(data.read())
-
-    class Header(RequestHeader, init=False):
-        __slots__ = ()
-
-        def get_response_class(self):
-            return LeanAnswer(self.request_api_version)
-
-    # Named as Kafka names it: the gateway counts requests by their class's name.
-    class OffsetFetchRequest(Base, init=False):
-        __slots__ = ()
-        # Its own versioned classes: `lean[v]` must not land in kafka-python's shared table.
-        _VERSIONS: dict = {}
-
-        @classproperty
-        def header_class(cls):  # noqa: N805 - kafka-python's class property
-            return Header
-
-    return OffsetFetchRequest
+    return lean_request(OffsetFetchRequest, OffsetFetchResponse, decode)
 
 
 def offset_fetch_request(group_ids: list[str]):

@@ -16,7 +16,7 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ecap_ops.gateway.wire import skip_tags, uvarint
+from ecap_ops.gateway.wire import lean_request, skip_tags, uvarint
 
 # Kafka's ConfigSource codes (DescribeConfigs v1+) by the names the core uses.
 SOURCE_NAMES = {
@@ -314,41 +314,14 @@ def _decode_flexible(buf: bytes, keep, with_synonyms: bool) -> ConfigsAnswer:
 
 
 def _lean_request(keep: Callable[[int], bool], with_synonyms: bool) -> type:
-    """A DescribeConfigsRequest whose answer the connection decodes with `decode_answer`
-    (kafka-python finds an answer's decoder through the request's header)."""
-    from kafka.protocol.admin.configs import DescribeConfigsRequest as Base
-    from kafka.protocol.admin.configs import DescribeConfigsResponse
-    from kafka.protocol.api_header import RequestHeader
-    from kafka.util import classproperty
+    """A DescribeConfigsRequest whose answer the connection decodes with `decode_answer`."""
+    from kafka.protocol.admin.configs import DescribeConfigsRequest, DescribeConfigsResponse
 
-    class LeanAnswer:
-        def __init__(self, version: int):
-            self.version = version
-
-        def parse_header(self, data):
-            return DescribeConfigsResponse[self.version].parse_header(data)
-
-        def decode(self, data):
-            return decode_answer(data.read(), self.version, keep, with_synonyms)
-
-    class Header(RequestHeader, init=False):
-        __slots__ = ()
-
-        def get_response_class(self):
-            return LeanAnswer(self.request_api_version)
-
-    # Named as Kafka names it: the gateway counts requests by their class's name.
-    class DescribeConfigsRequest(Base, init=False):
-        __slots__ = ()
-        # Its own versioned classes: `lean[v]` must not land in kafka-python's shared table
-        # (`Base[v]` would then be this class, for every other user of kafka-python).
-        _VERSIONS: dict = {}
-
-        @classproperty
-        def header_class(cls):  # noqa: N805 - kafka-python's class property
-            return Header
-
-    return DescribeConfigsRequest
+    return lean_request(
+        DescribeConfigsRequest,
+        DescribeConfigsResponse,
+        lambda version, data: decode_answer(data, version, keep, with_synonyms),
+    )
 
 
 def describe_topic_configs(
