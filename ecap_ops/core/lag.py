@@ -441,7 +441,7 @@ class _Tick:
         parts_seen: list[_Part] = []
         total = 0
         for p in parts:
-            key = _KEYS[p] if p < _N_KEYS else str(p)
+            key = _KEYS[p] if 0 <= p < _N_KEYS else str(p)
             prev = pstates.get(key)
             c = committed[p]
             owned = (topic, p) in assigned if assigned else False
