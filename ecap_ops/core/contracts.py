@@ -706,7 +706,7 @@ def decide(
             track, level, now, rules, new_id=lambda t=topic: f"{SOURCE}:{t}:{int(now * 1000)}"
         )
         if s.track is not None:
-            state["incidents"][topic] = asdict(s.track)
+            state["incidents"][topic] = s.track._asdict()
         if s.kind is not None and s.subject is not None:
             t = s.subject
             events.append(
