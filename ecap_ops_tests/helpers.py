@@ -189,3 +189,17 @@ def mirrored_pair(
         "ECAP_ENV": "dev",
         "KAFKA_BOOTSTRAP_SERVERS": "",
     }
+
+
+def answer_bytes(payload, version: int, correlation_id: int = 7):
+    """A kafka-python answer with its header, encoded at `version` and ready to be read the
+    way a connection reads it (`parse_header`, then `decode`)."""
+    from kafka.protocol.frame import KafkaBytes
+
+    payload.API_VERSION = version
+    payload.with_header(correlation_id=correlation_id)
+    raw = payload.encode(header=True)
+    buf = KafkaBytes(len(raw))
+    buf.write(raw)
+    buf.seek(0)
+    return buf

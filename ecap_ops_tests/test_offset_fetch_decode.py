@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from kafka.protocol.consumer import OffsetFetchRequest, OffsetFetchResponse
-from kafka.protocol.frame import KafkaBytes
 
 from ecap_ops.gateway.groups import committed_from
 from ecap_ops.gateway.offset_fetch import VERSION, decode_answer, lean_request_class
+from ecap_ops_tests.helpers import answer_bytes
 
 Group = OffsetFetchResponse.OffsetFetchResponseGroup
 Topic = Group.OffsetFetchResponseTopics
@@ -183,12 +183,7 @@ def test_the_request_is_kafkas_and_its_answer_is_read_lean():
             Group(group_id="ünïcode", topics=[], error_code=16),
         ],
     )
-    payload.API_VERSION = VERSION
-    payload.with_header(correlation_id=7)
-    raw = payload.encode(header=True)
-    buf = KafkaBytes(len(raw))
-    buf.write(raw)
-    buf.seek(0)
+    buf = answer_bytes(payload, VERSION)
     answer_type = ours.header.get_response_class()
     assert answer_type.parse_header(buf).correlation_id == 7
     got = answer_type.decode(buf)

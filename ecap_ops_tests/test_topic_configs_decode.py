@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from kafka.protocol.admin.configs import DescribeConfigsResponse
-from kafka.protocol.frame import KafkaBytes
 
 from ecap_ops.gateway import topic_configs
 from ecap_ops.gateway.topic_configs import (
@@ -21,6 +20,7 @@ from ecap_ops.gateway.topic_configs import (
     VERSIONS,
     decode_answer,
 )
+from ecap_ops_tests.helpers import answer_bytes
 
 Result = DescribeConfigsResponse.DescribeConfigsResult
 Config = Result.DescribeConfigsResourceResult
@@ -225,12 +225,7 @@ def test_the_request_is_kafkas_and_its_answer_is_read_lean():
                 )
             ],
         )
-        payload.API_VERSION = version
-        payload.with_header(correlation_id=7)
-        raw = payload.encode(header=True)
-        buf = KafkaBytes(len(raw))
-        buf.write(raw)
-        buf.seek(0)
+        buf = answer_bytes(payload, version)
         assert answer_type.parse_header(buf).correlation_id == 7
         got = answer_type.decode(buf)
         assert got.throttle_time_ms == 3

@@ -181,7 +181,9 @@ class _GroupTick:
         "key",
     )
 
-    def __init__(self, g: GroupObservation, gw: GroupWindow, cfg: EvalConfig, now: float):
+    def __init__(
+        self, g: GroupObservation, gw: GroupWindow, cfg: EvalConfig, now: float, keys: dict
+    ):
         self.assigned = g.assigned
         self.members = g.members or 0
         # Described, nobody in it, and the coordinator says so.
@@ -194,8 +196,9 @@ class _GroupTick:
         # Small rewinds ignored for a while after the last rebalance.
         self.in_grace = rb is not None and now - rb < cfg.rebalance_grace_seconds
         self.rb = rb or 0.0
-        # Everything of the group a partition's status reads, but which partitions it owns.
-        self.key = (
+        # Everything of the group a partition's status reads, but which partitions it owns,
+        # numbered in `keys` (the tick's): groups with the same facts get the same number.
+        facts = (
             self.members,
             self.empty,
             self.stable,
@@ -204,6 +207,7 @@ class _GroupTick:
             self.in_grace,
             self.rb,
         )
+        self.key = keys.setdefault(facts, len(keys))
 
 
 def _partition_status(
@@ -307,7 +311,7 @@ class _Tick:
         self.timestamp_types = timestamp_types(obs.offsets)
         self.memo: dict[str, dict[tuple, _Part]] = {}  # see group_topic
         self.summaries: dict[tuple, tuple] = {}
-        self.group_keys: dict[tuple, int] = {}  # each distinct `_GroupTick.key`, numbered
+        self.group_keys: dict[tuple, int] = {}  # `_GroupTick.key`: its facts, numbered
         self.worst_cache: dict[int, tuple] = {}
         self.id_prefix = f"lag:{obs.cluster_id}:{window.epoch:.0f}-"
         self.offsets_by_topic: dict[str, dict[int, PartitionOffsets]] = {}
@@ -391,7 +395,7 @@ class _Tick:
             parts[p] = c
         for t, p in g.assigned:
             by_topic.setdefault(t, {}).setdefault(p, None)
-        grp = _GroupTick(g, gw, self.cfg, now)
+        grp = _GroupTick(g, gw, self.cfg, now, self.group_keys)
         obs = self.obs
         measured_by_topic = self.offsets_by_topic
         for topic in sorted(by_topic):
@@ -434,7 +438,7 @@ class _Tick:
         # states for the window, which nothing changes once built.
         pstates = gw.partitions.get(topic, _NO_STATES)
         assigned = grp.assigned
-        gkey = self.group_keys.setdefault(grp.key, len(self.group_keys))  # hashed once
+        gkey = grp.key
         memo = self.memo.get(topic)
         if memo is None:
             memo = self.memo[topic] = {}

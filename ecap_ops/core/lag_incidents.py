@@ -81,14 +81,12 @@ def _worst_dicts(ctx: TopicTick) -> tuple[dict, ...]:
     them, so they are worked out only for those)."""
     if not ctx.partitions:
         return ()
-    cache = ctx.worst_cache
-    if cache is not None and type(ctx.partitions) is tuple:
-        hit = cache.get(id(ctx.partitions))
-        if hit is not None:
-            return hit
-    worst = tuple(pl.to_dict() for pl in sorted(ctx.partitions, key=worst_first)[: ctx.n_worst])
-    if cache is not None and type(ctx.partitions) is tuple:
-        cache[id(ctx.partitions)] = worst
+    cache = ctx.worst_cache if type(ctx.partitions) is tuple else None
+    worst = cache.get(id(ctx.partitions)) if cache is not None else None
+    if worst is None:
+        worst = tuple(pl.to_dict() for pl in sorted(ctx.partitions, key=worst_first)[: ctx.n_worst])
+        if cache is not None:
+            cache[id(ctx.partitions)] = worst
     return worst
 
 
@@ -154,7 +152,7 @@ def judge_topic(
         _track(inc, tw, th) if inc is not None else None,
         incidents.level_of(sev),
         ctx.now,
-        _rules(cfg),
+        cfg.incident_rules,
         new_id=new_incident_id,
         clean=clean,
     )
@@ -183,25 +181,6 @@ def judge_topic(
 
 
 _SEVERITY_OF = {incidents.CRIT: "critical", incidents.WARN: "warning"}
-
-
-_RULES: dict[int, tuple[EvalConfig, incidents.IncidentRules]] = {}
-
-
-def _rules(cfg: EvalConfig) -> incidents.IncidentRules:
-    """The incident rules of some evaluation settings, made once per settings object (every
-    group and topic of a tick asks; hashing the settings each time costs more than this)."""
-    hit = _RULES.get(id(cfg))
-    if hit is None or hit[0] is not cfg:
-        if len(_RULES) > 64:
-            _RULES.clear()
-        hit = _RULES[id(cfg)] = (
-            cfg,
-            incidents.IncidentRules(
-                cfg.remind_warning_seconds, cfg.remind_critical_seconds, cfg.clean_ticks
-            ),
-        )
-    return hit[1]
 
 
 def _track(inc: Incident, tw: TopicWindow, th: LagThresholds) -> incidents.Track:

@@ -7,10 +7,12 @@ takes without `--watch`, can only see the others; `ONE_LOOK_STATUSES` and
 """
 
 import fnmatch
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ecap_ops.catalog.model import LagThresholds
+from ecap_ops.core.incidents import IncidentRules
 
 DATA_LOSS = "DATA_LOSS"
 STOPPED = "STOPPED"
@@ -158,6 +160,14 @@ class EvalConfig:
     def remind_after(self, severity: str) -> float:
         return (
             self.remind_critical_seconds if severity == "critical" else self.remind_warning_seconds
+        )
+
+    @functools.cached_property
+    def incident_rules(self) -> IncidentRules:
+        """The incident model's rules for these settings, made once (every group and topic of
+        a tick asks)."""
+        return IncidentRules(
+            self.remind_warning_seconds, self.remind_critical_seconds, self.clean_ticks
         )
 
 

@@ -152,7 +152,8 @@ def classic_descriptions_from(admin, response) -> dict[str, GroupDescription]:
     """A DescribeGroups answer as `GroupDescription`s. A group with no members (most of a
     large cluster's groups, between runs) is read straight from the answer; a group with
     members through kafka-python's reading of their subscriptions and assignments (what
-    its `describe_groups` does), which also names the error of a group that has one."""
+    its `describe_groups` does), which also names the error of a group that has one. The
+    answer's group list is narrowed to those (kafka-python's reader walks all it holds)."""
     out: dict[str, GroupDescription] = {}
     others = []
     for g in response.groups:

@@ -10,6 +10,7 @@ with an offset. Same request, same answer; a malformed answer is kafka-python's 
 decode response" (the connection's error), never a crash of another kind.
 """
 
+import functools
 import struct
 
 from ecap_ops.gateway.wire import lean_request, skip_tags, uvarint
@@ -33,11 +34,10 @@ _PARTITION_HEAD = struct.calcsize(">iqi")  # where the metadata starts
 class OffsetsAnswer:
     """One OffsetFetch answer as this reader keeps it."""
 
-    __slots__ = ("throttle_time_ms", "error_code", "groups")
+    __slots__ = ("throttle_time_ms", "groups")
 
     def __init__(self, throttle_time_ms: int, groups: list[GroupOffsets]):
         self.throttle_time_ms = throttle_time_ms
-        self.error_code = 0  # v8 carries errors per group; kafka-python's readers look here
         self.groups = groups
 
     def __repr__(self) -> str:
@@ -115,19 +115,10 @@ def _decode(buf: bytes) -> OffsetsAnswer:
     return OffsetsAnswer(throttle, groups)
 
 
+@functools.cache
 def lean_request_class() -> type:
     """kafka-python's OffsetFetchRequest whose answer the connection decodes with
-    `decode_answer` (kafka-python finds an answer's decoder through the request's header)."""
-    global _LEAN
-    if _LEAN is None:
-        _LEAN = _make_lean_request()
-    return _LEAN
-
-
-_LEAN: type | None = None
-
-
-def _make_lean_request() -> type:
+    `decode_answer` (made once)."""
     from kafka.protocol.consumer import OffsetFetchRequest, OffsetFetchResponse
 
     def decode(version: int, data: bytes) -> OffsetsAnswer:
