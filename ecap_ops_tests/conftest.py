@@ -21,6 +21,21 @@ ON_DEMAND_FIXTURES = ("kafka_cluster3", "kafka_cluster_b", "secure_kafka", "secu
 START_TIMEOUT_S = 180
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started in the background (CI, `nohup`, `&` without job control) inherits
+    SIGINT ignored, and Dagster's in-process runs copy SIGINT's handler onto SIGTERM
+    (`dagster._utils.interrupts`): from the first such run on, every process a test started
+    (brokers' JVMs, MirrorMaker, clients, `dagster dev`) would ignore both and each stop
+    would wait out its whole grace before SIGKILL. Each pytest process starts with them at
+    their defaults, as in a terminal."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def ecap_state_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Snapshots (DR and pre-change), cleanup's observations and the change log of every test go to a directory of

@@ -292,14 +292,36 @@ def test_cli_status_json(kafka_cluster: LocalCluster, tmp_path):
 
 @pytest.mark.kafka
 @pytest.mark.slow
+def _ignored_signals(pid: int) -> int:
+    """The mask of signals process `pid` ignores (/proc/PID/status, SigIgn)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return int(line.split()[1], 16)
+    raise AssertionError(f"no SigIgn in /proc/{pid}/status")
+
+
 def test_stop_is_idempotent_and_restart_keeps_data(kafka_lib: Path, tmp_path):
+    import signal
+
     cluster = LocalCluster(tmp_path / "k", port=0)
     try:
-        assert cluster.start() is True
+        # Started by a process that ignores SIGTERM (as after a Dagster run in a background
+        # job): the node must still stop cleanly on SIGTERM, not wait out the grace and be
+        # killed.
+        before = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            assert cluster.start() is True
+        finally:
+            signal.signal(signal.SIGTERM, before)
+        pid = cluster.status()["nodes"][0]["pid"]
+        assert not _ignored_signals(pid) & (1 << (signal.SIGTERM - 1)), "the node ignores SIGTERM"
         settings = KafkaSettings(bootstrap_servers=cluster.bootstrap_servers)
         _create_topic(settings, "kept")
         _produce(settings, "kept", [b"x"])
-        assert cluster.stop() is True
+        assert cluster.stop(timeout=60) is True
+        server_log = (tmp_path / "k" / "node-1" / "logs" / "server.log").read_text()
+        assert "Terminating process due to signal SIGTERM" in server_log
+        assert "shut down completed" in server_log  # a clean shutdown, not a SIGKILL
         assert cluster.stop() is False
         assert not cluster.is_running() and not cluster.status()["reachable"]
         # A fresh object over the stale cluster.json restarts on the formatted storage.

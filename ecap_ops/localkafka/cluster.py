@@ -27,7 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from ecap_ops.errors import LocalKafkaError
-from ecap_ops.localkafka.jars import BROKER_LOG_CONFIG, KAFKA_VERSION, file_lock, java_command
+from ecap_ops.localkafka.jars import (
+    BROKER_LOG_CONFIG,
+    KAFKA_VERSION,
+    file_lock,
+    java_command,
+    stoppable,
+)
 from ecap_ops.localkafka.layout import (  # re-exported: callers import them from here
     DEFAULT_BROKER_JVM_OPTS,
     STATE_FILE,
@@ -245,7 +251,7 @@ class LocalCluster(ClusterLayout):
             )
             out.flush()
             proc = subprocess.Popen(
-                cmd,
+                stoppable(cmd),
                 cwd=ndir,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

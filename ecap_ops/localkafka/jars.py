@@ -9,6 +9,7 @@ for a good one.
 import collections
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -242,6 +243,39 @@ def java_command(
         main_class,
         *args,
     ]
+
+
+# Signals a node or MirrorMaker is stopped with (`LocalCluster.stop`, `ecap-ops broker stop`,
+# Ctrl-C on a foreground tool).
+STOP_SIGNALS = "TERM,INT,HUP"
+
+
+@functools.cache
+def _env_resets_signals() -> str | None:
+    """GNU env's path when it can put signals back to their default before it execs
+    (`--default-signal`, coreutils 8.31+), else None."""
+    env = shutil.which("env")
+    if env is None:
+        return None
+    try:
+        probe = subprocess.run(
+            [env, f"--default-signal={STOP_SIGNALS}", "true"], capture_output=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return env if probe.returncode == 0 else None
+
+
+def stoppable(cmd: list[str]) -> list[str]:
+    """`cmd` started with SIGTERM, SIGINT and SIGHUP at their defaults, whatever the process
+    that starts it ignores. An ignored signal stays ignored across exec, and a JVM started
+    that way never installs its shutdown handler: every stop then waits out its whole grace
+    and ends in SIGKILL (an unclean shutdown, logs recovered at the next start). It happens
+    to a broker started from a process where SIGINT is ignored (a background job without job
+    control) after a Dagster run in that process, which copies SIGINT's handler onto SIGTERM.
+    Without GNU env the command is unchanged."""
+    env = _env_resets_signals()
+    return [env, f"--default-signal={STOP_SIGNALS}", *cmd] if env else list(cmd)
 
 
 def fetch_streams_jar(quiet: bool = True) -> Path:

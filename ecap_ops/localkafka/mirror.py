@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ecap_ops.errors import LocalKafkaError
-from ecap_ops.localkafka.jars import MIRROR_VERSION, file_lock, mirror_java_command
+from ecap_ops.localkafka.jars import MIRROR_VERSION, file_lock, mirror_java_command, stoppable
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class MirrorProcess:
                 )
                 out.flush()
                 proc = subprocess.Popen(
-                    cmd,
+                    stoppable(cmd),
                     cwd=self.folder,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
