@@ -134,11 +134,20 @@ def unique_name(request: pytest.FixtureRequest) -> str:
     return topic_name(request.node.name.removeprefix("test_")[:40])
 
 
-# `make test` runs two pytest-xdist workers with `--dist loadgroup`: every test that needs
-# a broker is in one group, so one worker runs them all, in file order, one at a time (as
-# a plain `pytest` does: session brokers started once, timed commands never side by side),
-# while the other worker takes the pure-logic tests.
+# `make test` runs two pytest-xdist workers with `--dist loadgroup`, and every test that
+# needs a broker is in one of two groups, each run by one worker in file order, one test at
+# a time: the modules that use a cluster started on demand (three nodes, a second or a
+# secured one: each starts once, on one worker) and the modules that need only the
+# session's one-node broker (each worker starts its own). A module's broker tests stay
+# together, so its module-scoped fixtures (a `dagster dev`, a browser) start once. The
+# pure-logic tests fill in wherever a worker is free. A plain `pytest` runs all serially.
 KAFKA_GROUP = "kafka"
+CLUSTERS_GROUP = "kafka-clusters"
+# The Dagster UI modules (a `dagster dev` and a headless browser each) join the clusters
+# group so that both take about as long: measured one at a time, the cluster modules' broker
+# tests took ~8 min, these three ~4 min, the other broker tests ~14 min with them, and the
+# pure-logic tests ~3.5 min.
+BESIDE_THE_CLUSTERS = ("test_ui.py", "test_dagster_plots.py", "test_contracts_ui.py")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
@@ -146,17 +155,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Marks follow from the fixtures a test uses (directly or through other fixtures), so
     `-m "not kafka"` never starts a broker: every broker comes from `kafka_lib`."""
     last: dict[str, pytest.Item] = {}
+    on_demand_modules: set[str] = set()
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if "kafka_lib" in names:
             item.add_marker(pytest.mark.kafka)
         if "kafka_cluster3" in names:
             item.add_marker(pytest.mark.cluster3)
-        if item.get_closest_marker("kafka") is not None:
-            item.add_marker(pytest.mark.xdist_group(KAFKA_GROUP))
         for fixture in ON_DEMAND_FIXTURES:
             if fixture in names:
                 last[fixture] = item
+                on_demand_modules.add(item.nodeid.split("::", 1)[0])
+    for item in items:
+        if item.get_closest_marker("kafka") is not None:
+            module = item.nodeid.split("::", 1)[0]
+            beside = module.rsplit("/", 1)[-1] in BESIDE_THE_CLUSTERS
+            group = CLUSTERS_GROUP if module in on_demand_modules or beside else KAFKA_GROUP
+            item.add_marker(pytest.mark.xdist_group(group))
     config.stash[_LAST_USER] = last
 
 
