@@ -100,10 +100,11 @@ stop:
 	-$(BIN)/ecap-ops broker stop
 	-@test ! -d '$(SECURE_DATA_DIR)' || $(BIN)/ecap-ops broker stop --data-dir '$(SECURE_DATA_DIR)'
 
-# Two workers: every test that needs a broker runs on one of them, in file order, one at a
-# time (the xdist group `kafka`, added in ecap_ops_tests/conftest.py); the pure-logic tests
-# run on the other. A plain `pytest` runs the same tests serially. The run ends with its 30
-# slowest tests, to see where the time goes.
+# Two workers: the tests that need a broker are in two groups (xdist groups `kafka` and
+# `kafka-clusters`, added in ecap_ops_tests/conftest.py), each run by one worker in file
+# order, one at a time; the pure-logic tests fill in where a worker is free. A plain
+# `pytest` runs the same tests serially. The run ends with its 30 slowest tests, to see
+# where the time goes.
 test: system-deps setup
 	@echo 'Kafka Streams and MirrorMaker 2 jars for their tests (fetched once):' && $(BIN)/ecap-ops broker fetch --all
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=30
