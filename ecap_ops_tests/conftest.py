@@ -144,9 +144,9 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 KAFKA_GROUP = "kafka"
 CLUSTERS_GROUP = "kafka-clusters"
 # The Dagster UI modules (a `dagster dev` and a headless browser each) join the clusters
-# group so that both take about as long: measured one at a time, the cluster modules' broker
-# tests took ~8 min, these three ~4 min, the other broker tests ~14 min with them, and the
-# pure-logic tests ~3.5 min.
+# group so that both take about as long: in a run with every broker test on one worker, the
+# cluster modules' broker tests took ~8 min, these three ~4 min, the other broker tests
+# ~14 min, and the pure-logic tests ~3.5 min.
 BESIDE_THE_CLUSTERS = ("test_ui.py", "test_dagster_plots.py", "test_contracts_ui.py")
 
 
@@ -169,7 +169,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("kafka") is not None:
             module = item.nodeid.split("::", 1)[0]
-            beside = module.rsplit("/", 1)[-1] in BESIDE_THE_CLUSTERS
+            beside = item.path.name in BESIDE_THE_CLUSTERS
             group = CLUSTERS_GROUP if module in on_demand_modules or beside else KAFKA_GROUP
             item.add_marker(pytest.mark.xdist_group(group))
     config.stash[_LAST_USER] = last

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -290,8 +291,6 @@ def test_cli_status_json(kafka_cluster: LocalCluster, tmp_path):
     assert empty.exit_code == 1
 
 
-@pytest.mark.kafka
-@pytest.mark.slow
 def _ignored_signals(pid: int) -> int:
     """The mask of signals process `pid` ignores (/proc/PID/status, SigIgn)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -300,9 +299,9 @@ def _ignored_signals(pid: int) -> int:
     raise AssertionError(f"no SigIgn in /proc/{pid}/status")
 
 
+@pytest.mark.kafka
+@pytest.mark.slow
 def test_stop_is_idempotent_and_restart_keeps_data(kafka_lib: Path, tmp_path):
-    import signal
-
     cluster = LocalCluster(tmp_path / "k", port=0)
     try:
         # Started by a process that ignores SIGTERM (as after a Dagster run in a background
