@@ -114,7 +114,10 @@ class Consumer(threading.Thread):
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             heartbeat_interval_ms=500,
-            session_timeout_ms=6000,
+            # Every scenario's consumer leaves by closing (LeaveGroup); the session only
+            # ends a member whose heartbeats stopped, which a loaded machine's pauses of a
+            # second or more must not do.
+            session_timeout_ms=20000,
         )
         self.per_second = per_second
         self.committing = True
@@ -212,8 +215,17 @@ def _status_of(h: Harness, group: str) -> str:
 
 
 def _make_topic(bootstrap, name, partitions=1):
+    """Create the topic and wait, as `apply` does, until every partition has a leader that
+    serves it: a consumer that joins before the broker's metadata shows the topic is given
+    no partition, and on a loaded machine it did not rejoin within the scenario's wait."""
+    from ecap_ops.gateway import KafkaGateway
+    from ecap_ops.services.write import wait_for_leaders
+    from ecap_ops.settings import KafkaSettings
+
     with KafkaAdminClient(bootstrap_servers=bootstrap) as a:
         a.create_topics({name: {"num_partitions": partitions, "replication_factor": 1}})
+    with KafkaGateway(KafkaSettings(bootstrap_servers=bootstrap)) as gw:
+        wait_for_leaders(gw, [name], timeout_s=SCENARIO_WAIT_S)
 
 
 def _wait(cond, timeout=SCENARIO_WAIT_S, what="condition"):
