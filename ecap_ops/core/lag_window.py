@@ -64,16 +64,7 @@ class Incident:
     peak_seconds: float | None = None
 
     def copy(self) -> "Incident":
-        return Incident(
-            self.id,
-            self.opened,
-            self.severity,
-            self.status,
-            self.last,
-            self.reminders,
-            self.peak_msgs,
-            self.peak_seconds,
-        )
+        return Incident(*self.to_row())
 
     def to_row(self) -> list:
         """Version 2: the fields in order."""
