@@ -61,6 +61,16 @@ class KafkaSettings:
         """Settings from the environment (`env`, by default the process's), with `overrides`
         (CLI flags, resource fields; None means "not given") on top, validated."""
         env = os.environ if env is None else env
+        password = overrides.get("sasl_password") or env.get(ENV_VARS["sasl_password"])
+        try:
+            return cls._from_env(env, overrides)
+        except ConfigError as exc:
+            # A message quotes what it refuses: never the password, even when a refused
+            # value happens to hold it.
+            raise ConfigError(redacted(str(exc), password)) from None
+
+    @classmethod
+    def _from_env(cls, env, overrides: dict[str, Any]) -> "KafkaSettings":
         values: dict[str, Any] = {
             key: env.get(name) or None
             for key, name in ENV_VARS.items()
@@ -91,7 +101,9 @@ class KafkaSettings:
     def validate(self) -> None:
         problems = [message for _key, message in self.problems()]
         if problems:
-            raise ConfigError("Kafka connection settings are invalid: " + "; ".join(problems))
+            raise ConfigError(
+                self.redact("Kafka connection settings are invalid: " + "; ".join(problems))
+            )
 
     def problems(self, environment: bool = True) -> list[tuple[str, str]]:
         """Each problem with these settings as (field name, message). `environment=False`
@@ -197,9 +209,14 @@ class KafkaSettings:
 
     def redact(self, text: str) -> str:
         """Remove the password from a text that may have picked it up (an error message)."""
-        if self.sasl_password and self.sasl_password in text:
-            text = text.replace(self.sasl_password, "***")
-        return text
+        return redacted(text, self.sasl_password)
+
+
+def redacted(text: str, password: str | None) -> str:
+    """`text` with every occurrence of `password` replaced by ***."""
+    if password and password in text:
+        text = text.replace(password, "***")
+    return text
 
 
 def _host_port(server: str) -> bool:
