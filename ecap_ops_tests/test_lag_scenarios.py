@@ -107,8 +107,8 @@ class Consumer(threading.Thread):
 
     def __init__(self, bootstrap, topic, group, per_second=None):
         super().__init__(daemon=True)
+        self.topic = topic
         self.c = make_consumer(
-            topic,
             bootstrap_servers=bootstrap,
             group_id=group,
             auto_offset_reset="earliest",
@@ -124,7 +124,20 @@ class Consumer(threading.Thread):
         self.stop_event = threading.Event()
         self.consumed = 0
 
+    @property
+    def assigned(self) -> bool:
+        """Whether the group gave this member any partition."""
+        return bool(self.c.assignment())
+
     def run(self):
+        # Subscribe once this client's metadata holds the topic's partitions. A group leader
+        # that assigns before its metadata names the topic gives every member nothing
+        # ("No partition metadata for topic", kafka-python#2377), and on a loaded machine
+        # the returning member of a scenario was then left without partitions until its
+        # session expired.
+        while not self.stop_event.is_set() and not self.c.partitions_for_topic(self.topic):
+            self.stop_event.wait(0.2)
+        self.c.subscribe([self.topic])
         while not self.stop_event.is_set():
             if self.per_second:
                 got = self.c.poll(200, max_records=max(1, self.per_second // 5))
@@ -318,6 +331,7 @@ def test_stopped_group_opens_once_reminds_and_resolves(kafka_bootstrap, unique_n
         # Back again: catches up, then the incident resolves once.
         c = Consumer(kafka_bootstrap, unique_name, group)
         c.start()
+        _wait(lambda: c.assigned, what="the returning consumer's partitions")
         deadline = time.time() + SCENARIO_WAIT_S
         while time.time() < deadline and not any("resolved" in t for t in receiver.texts()):
             h.tick()
