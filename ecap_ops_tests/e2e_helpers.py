@@ -77,20 +77,23 @@ def wait_for(
         time.sleep(interval)
 
 
-def isolated_catalog(directory: Path) -> tuple[Path, str, str]:
-    """A copy of the project's catalog with an extra environment `e2e` whose topics carry a
+def isolated_catalog(directory: Path, env: str = "e2e") -> tuple[Path, str, str]:
+    """A copy of the project's catalog whose environment `env` (an extra one, `e2e`, held to
+    production's rules, unless told otherwise) has replication 1 and gives its topics a
     unique name prefix, so end-to-end runs never touch topics other tests rely on.
     Returns (catalog path, environment name, prefix)."""
     data = yaml.safe_load(default_catalog_path().read_text())
     prefix = f"e2e{uuid.uuid4().hex[:6]}."
-    data.setdefault("environments", {})["e2e"] = {"replication_factor": 1, "name_prefix": prefix}
+    environments = data.setdefault("environments", {})
+    environments[env] = {**(environments.get(env) or {}), "replication_factor": 1}
+    environments[env]["name_prefix"] = prefix
     # The session's broker runs no authorizer: a catalog declaring access would make every
     # production health verdict CRIT for that alone (test_access_health.py covers it).
     for section in ("principals", "acls", "users", "quotas", "access"):
         data.pop(section, None)
     path = directory / "catalog-e2e.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path, "e2e", prefix
+    return path, env, prefix
 
 
 def dagster_env(

@@ -131,7 +131,10 @@ def test_bad_durations(text):
         ("1MB", 1_000_000),
         ("2 GiB", 2 * 1024**3),
         (100, 100),
-        ("unlimited" if False else "-1", -1),
+        ("-1", -1),
+        ("infinite", -1),
+        (" Forever ", -1),
+        (-1, -1),
     ],
 )
 def test_sizes(text, value):

@@ -39,6 +39,7 @@ from ecap_ops_tests.bounds import (
     assert_bounded,
     wait_limit_s,
 )
+from ecap_ops_tests.e2e_helpers import isolated_catalog
 from ecap_ops_tests.helpers import run_failures
 
 NOW = 1_790_000_000_000
@@ -265,27 +266,37 @@ def test_every_broker_down_is_crit_unreachable_within_the_configured_waits_and_e
 
 @pytest.mark.kafka
 def test_cli_health_check_exit_codes_and_strict(kafka_bootstrap, tmp_path):
-    # A catalog whose topics do not exist: a warning, so 0, and 1 with --strict.
+    # A catalog whose topics do not exist (a name prefix no other test uses) outside
+    # production: a warning, so 0, and 1 with --strict.
+    path, env, prefix = isolated_catalog(tmp_path, env="dev")
     runner = CliRunner()
-    base = ["-b", kafka_bootstrap, "--env", "dev"]
+    base = ["-b", kafka_bootstrap, "--catalog", str(path), "--env", env]
     ok = runner.invoke(main, base + ["health-check", "--output", "json"], catch_exceptions=False)
+    assert ok.exit_code == 0, ok.output
     data = json.loads(ok.output)
-    missing = data["status"] == WARN
-    assert ok.exit_code == 0
+    assert data["status"] == WARN
     strict = runner.invoke(
         main, base + ["health-check", "--strict", "--no-canary"], catch_exceptions=False
     )
-    assert strict.exit_code == (1 if missing else 0)
+    assert strict.exit_code == 1, strict.output
     assert "health " in strict.output and "STATUS" in strict.output
+    assert f"{prefix}transactions" in strict.output
 
 
 @pytest.mark.kafka
-def test_dagster_job_reports_table_numbers_checks_and_alerts(kafka_bootstrap, tmp_path):
+def test_dagster_job_reports_table_numbers_checks_and_alerts(
+    kafka_bootstrap, tmp_path, unique_name
+):
     from ecap_ops.orchestration import health, topics
     from ecap_ops.orchestration.alerts import AlertsResource
     from ecap_ops.orchestration.resources import KafkaResource
 
+    # The catalog's topics under names no other test uses: missing, so a warning.
     catalog = load_catalog(env="dev")
+    catalog = dataclasses.replace(
+        catalog,
+        topics=tuple(dataclasses.replace(t, name=f"{unique_name}-{t.key}") for t in catalog.topics),
+    )
     jsonl = tmp_path / "alerts.jsonl"
     resources = {
         "kafka": KafkaResource(bootstrap_servers=kafka_bootstrap),
@@ -309,17 +320,17 @@ def test_dagster_job_reports_table_numbers_checks_and_alerts(kafka_bootstrap, tm
     names = {
         (e.event_specific_data.asset_key.path[-1], e.event_specific_data.check_name) for e in evals
     }
-    assert ("transactions", "availability") in names and ("transactions", "replication") in names
-    # Shared broker: the shipped catalog's topics may be missing (WARN) -> an incident event
-    # to notify; OK -> none. The job records its events for the notification sensor (one
-    # delivery path) and sends nothing itself.
+    tx = f"{unique_name}-transactions"
+    assert (tx, "availability") in names and (tx, "replication") in names
+    # The missing topics are a warning, so an incident event to notify. The job records its
+    # events for the notification sensor (one delivery path) and sends nothing itself.
+    assert out["status"] == WARN
     events = incident_events(result)
     assert not jsonl.exists()
-    if out["status"] == OK:
-        assert events == []
-    else:
-        alert = to_alert(events[-1])
-        assert alert.source == "health_check" and alert.fields["status"] == out["status"]
+    assert events, "a warning opened no incident"
+    alert = to_alert(events[-1])
+    assert alert.source == "health_check" and alert.fields["status"] == WARN
+    assert tx in json.dumps(alert.fields) + alert.text
 
 
 def incident_events(result) -> list:

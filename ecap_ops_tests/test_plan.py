@@ -32,12 +32,13 @@ def cluster(*topics, brokers=1):
     )
 
 
-def in_sync_cluster(**changes):
+def in_sync_cluster(*others, **changes):
+    """The catalog's topics as declared (`changes` replaces some by name), then `others`."""
     topics = []
     for spec in CATALOG.topics:
         t = topic(spec.name, spec.partitions, spec.replication_factor, spec.configs)
         topics.append(changes.get(spec.name, t))
-    return cluster(*topics)
+    return cluster(*topics, *others)
 
 
 def test_empty_cluster_creates_every_topic_in_catalog_order():
@@ -176,14 +177,17 @@ def test_cleanup_policy_order_is_not_drift():
 
 
 def test_unmanaged_topics_are_reported_never_deleted():
-    plan = make_plan(
-        CATALOG,
-        in_sync_cluster()
-        if False
-        else cluster(topic("legacy"), topic("__consumer_offsets", internal=True)),
-    )
+    others = (topic("legacy"), topic("__consumer_offsets", internal=True))
+    # Beside the declared topics as declared: reported, and nothing to do.
+    plan = make_plan(CATALOG, in_sync_cluster(*others))
     assert plan.unmanaged == ("legacy",)
-    assert all(a.kind is ActionKind.CREATE_TOPIC for a in plan.actions)
+    assert list(plan.actions) == []
+    # Beside none of them: the declared topics are created, the others left alone.
+    plan = make_plan(CATALOG, cluster(*others))
+    assert plan.unmanaged == ("legacy",)
+    assert [(a.kind, a.topic) for a in plan.actions] == [
+        (ActionKind.CREATE_TOPIC, name) for name in CATALOG.names()
+    ]
 
 
 def test_fingerprint_changes_with_the_observed_state():
