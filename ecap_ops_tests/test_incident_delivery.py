@@ -5,6 +5,8 @@ the run key `<incident id>:<event>`.
 - A health incident opened and resolved reaches a loopback webhook, once per event; a
   retried sensor evaluation (its cursor not saved) and a re-recorded event notify nothing
   more: Dagster's run key refuses the second run, not this test's bookkeeping.
+- A consumer-lag incident opened by the daemon's ticks of consumer_lag_sensor reaches the
+  webhook once; a retried tick requests the same run key and Dagster refuses it.
 - A failed DR drill produces exactly one alert: its own incident's, not a second one from
   run_failure_alert_sensor, which still alerts on other failed runs.
 """
@@ -219,5 +221,102 @@ def test_a_failed_dr_drill_produces_exactly_one_alert(kafka_bootstrap, tmp_path)
             (notify,) = daemon.runs("notify_dr_drill")
             assert notify.status == dg.DagsterRunStatus.SUCCESS
             assert notify.tags["dagster/run_key"].endswith(":open")
+    finally:
+        receiver.close()
+
+
+LAG_LOCATION = """
+    import dataclasses
+    import os
+
+    import dagster as dg
+    from ecap_ops.catalog import load_catalog
+    from ecap_ops.catalog.model import LagThresholds
+    from ecap_ops.core.lag import EvalConfig
+    from ecap_ops.orchestration.alerts import alerts_resource_from_env
+    from ecap_ops.orchestration.lag import build_lag_sensor, notify_consumer_lag
+    from ecap_ops.orchestration.resources import kafka_resource_from_env
+
+    # More than 10 records behind is over the warning level; no reminder within the test.
+    catalog = dataclasses.replace(
+        load_catalog(),
+        lag_defaults=LagThresholds(
+            warn_seconds=600, crit_seconds=1200, warn_msgs=10, stall_after_seconds=600
+        ),
+    )
+    sensor = build_lag_sensor(
+        catalog,
+        config=EvalConfig(
+            for_ticks=2,
+            debounce_ticks=2,
+            clean_ticks=2,
+            remind_critical_seconds=3600,
+            remind_warning_seconds=3600,
+        ),
+        include=(os.environ["TEST_LAG_GROUP"],),
+        budget_s=10,
+        interval_s=1,
+    )
+    defs = dg.Definitions(
+        jobs=[notify_consumer_lag],
+        sensors=[sensor],
+        resources={"alerts": alerts_resource_from_env(), "kafka": kafka_resource_from_env()},
+    )
+"""
+
+
+@pytest.mark.kafka
+def test_a_lag_incident_reaches_the_webhook_once_through_the_daemon(
+    kafka_bootstrap, unique_name, tmp_path
+):
+    """A group with no members 55 records behind: the daemon's ticks of consumer_lag_sensor
+    open one incident, its run posts it to the webhook, and a retried tick (its cursor not
+    saved) requests the same run key, which Dagster refuses."""
+    from kafka import KafkaProducer
+
+    from ecap_ops_tests.helpers import consume_and_commit
+    from ecap_ops_tests.test_lag_scenarios import _make_topic
+
+    group = unique_name + "-g"
+    _make_topic(kafka_bootstrap, unique_name)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for i in range(60):
+        producer.send(unique_name, f"order-{i}".encode())
+    producer.flush(timeout=30)
+    producer.close()
+    assert consume_and_commit(kafka_bootstrap, unique_name, group, 5) == 5
+
+    receiver = Receiver()
+    try:
+        location = _location(tmp_path, LAG_LOCATION)
+        env = _env(
+            receiver, tmp_path, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, TEST_LAG_GROUP=group
+        )
+        with sensor_daemon(location, env) as daemon:
+            daemon.iterate(wait_s=0)  # the first tick: a lag, not yet an incident
+            assert receiver.received == []
+            before = None
+            for _ in range(20):  # the incident opens after its debounce ticks
+                cursor = daemon.cursor("consumer_lag_sensor")
+                daemon.iterate()
+                if receiver.received:
+                    before = cursor  # the cursor this opening tick started from
+                    break
+            assert len(receiver.received) == 1, receiver.texts()
+            text = receiver.received[0]["text"]
+            assert "consumer lag opened" in text and group in text and unique_name in text
+            assert "55 msgs" in text
+            (run,) = daemon.runs("notify_consumer_lag")
+            assert run.status == dg.DagsterRunStatus.SUCCESS
+            key = run.tags["dagster/run_key"]
+            assert key.startswith("lag:") and key.endswith(":open")
+            assert f"http://dagster.test/runs/{run.run_id}" in text
+
+            # The same tick again, as if its cursor had not been saved: it opens the same
+            # incident and requests the same run key; Dagster creates no second run.
+            daemon.set_cursor("consumer_lag_sensor", before)
+            daemon.iterate()
+            assert len(receiver.received) == 1, receiver.texts()
+            assert [r.tags["dagster/run_key"] for r in daemon.runs("notify_consumer_lag")] == [key]
     finally:
         receiver.close()
