@@ -85,8 +85,11 @@ def isolated_catalog(directory: Path, env: str = "e2e") -> tuple[Path, str, str]
     data = yaml.safe_load(default_catalog_path().read_text())
     prefix = f"e2e{uuid.uuid4().hex[:6]}."
     environments = data.setdefault("environments", {})
-    environments[env] = {**(environments.get(env) or {}), "replication_factor": 1}
-    environments[env]["name_prefix"] = prefix
+    environments[env] = {
+        **(environments.get(env) or {}),
+        "replication_factor": 1,
+        "name_prefix": prefix,
+    }
     # The session's broker runs no authorizer: a catalog declaring access would make every
     # production health verdict CRIT for that alone (test_access_health.py covers it).
     for section in ("principals", "acls", "users", "quotas", "access"):
